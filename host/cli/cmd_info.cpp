@@ -1,0 +1,68 @@
+// gmmdiff info: the build configuration, backends, devices and precisions available.
+#include <omp.h>
+
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "gmmdiff/backend.hpp"
+
+namespace gmmdiff::cli {
+namespace {
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+Runner setup(CLI::App& sub) {
+  auto as_json = std::make_shared<bool>(false);
+  sub.add_flag("--json", *as_json, "Print the same as JSON");
+  return [as_json]() {
+    nlohmann::json j;
+    j["version"] = GMMDIFF_VERSION;
+    j["cuda_compiled"] = cuda_compiled();
+    j["cuda_runtime"] = cuda_runtime_version();
+    j["cpu"] = {{"model", cpu_model()}, {"threads", omp_get_max_threads()}, {"blas", "OpenBLAS (OpenMP build)"}};
+    j["precisions"] = {"fp32", "fp64"};
+    nlohmann::json devs = nlohmann::json::array();
+    for (const auto& d : cuda_devices())
+      devs.push_back({{"name", d.name},
+                      {"total_bytes", d.total_bytes},
+                      {"free_bytes", d.free_bytes},
+                      {"compute_capability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)},
+                      {"sm_count", d.sm_count}});
+    j["cuda_devices"] = devs;
+    std::vector<std::string> backends{"cpu"};
+    if (!devs.empty()) backends.push_back("cuda");
+    j["backends"] = backends;
+    j["auto_backend"] = devs.empty() ? "cpu" : "cuda";
+    if (*as_json) {
+      std::cout << j.dump(2) << "\n";
+      return 0;
+    }
+    std::cout << "gmmdiff " << GMMDIFF_VERSION << "\n"
+              << "  CUDA backend:  " << (cuda_compiled() ? "compiled" : "not compiled");
+    if (cuda_compiled()) std::cout << " (" << cuda_runtime_version() << ")";
+    std::cout << "\n  CPU backend:   " << cpu_model() << ", " << omp_get_max_threads()
+              << " OpenMP threads, OpenBLAS\n"
+              << "  precisions:    fp32 (default), fp64 on every backend\n"
+              << "  CUDA devices:  " << (devs.empty() ? "none found" : "") << "\n";
+    for (const auto& d : devs)
+      std::cout << "    " << d["name"].get<std::string>() << ", " << (d["total_bytes"].get<std::size_t>() >> 20)
+                << " MiB (" << (d["free_bytes"].get<std::size_t>() >> 20) << " MiB free), sm_"
+                << d["compute_capability"].get<std::string>() << ", " << d["sm_count"].get<int>() << " SMs\n";
+    std::cout << "  backends:      " << (devs.empty() ? "cpu" : "cpu, cuda") << " (auto = "
+              << j["auto_backend"].get<std::string>() << ")\n";
+    return 0;
+  };
+}
+
+const Registrar reg("info", "Build configuration, backends, devices found, precision support", 90, setup);
+
+}  // namespace
+}  // namespace gmmdiff::cli

@@ -1,0 +1,91 @@
+// gmmdiff CLI: options shared by the subcommands.
+#include "common.hpp"
+
+#include <sstream>
+
+#include "gmmdiff/error.hpp"
+
+namespace gmmdiff::cli {
+
+void ModelArgs::add(CLI::App& app, bool required) {
+  auto* m = app.add_option("--model", model_file, "Model JSON file (weights, means | means_npy, sd | var_diag)");
+  auto* p = app.add_option("--preset", preset, "Built-in family: gaussian, two-point, random-sphere, simplex");
+  m->excludes(p);
+  app.add_option("--d", d, "Dimension (presets)")->check(CLI::Range(1, 1 << 30));
+  app.add_option("--K", K, "Number of components (presets; 0: the family's default)")->check(CLI::NonNegativeNumber);
+  app.add_option("--radius", radius, "Radius of the means (presets)");
+  app.add_option("--sd", sd, "Component sd: one value or K values (presets)")->delimiter(',');
+  app.add_option("--weights", weights, "Component weights, K values (presets; default uniform)")->delimiter(',');
+  app.add_option("--model-seed", model_seed, "Seed of random-sphere means (default: --seed)")
+      ->each([this](const std::string&) { model_seed_set = true; });
+  app.add_flag("--normalize-weights", normalize_weights, "Accept weights that do not sum to 1 and rescale them");
+  (void)required;
+}
+
+Mixture ModelArgs::build(uint64_t default_seed) const {
+  ModelOptions mo;
+  mo.normalize_weights = normalize_weights;
+  if (!model_file.empty()) return load_model_json(model_file, mo);
+  GMMDIFF_EXPECTS(!preset.empty(), "give a target: --model FILE or --preset NAME (gaussian, two-point, "
+                                   "random-sphere, simplex)");
+  PresetParams p;
+  p.name = preset;
+  p.d = d;
+  p.K = K;
+  p.radius = radius;
+  if (!sd.empty()) p.sd = sd;
+  p.weights = weights;
+  p.seed = model_seed_set ? model_seed : default_seed;
+  return make_preset(p, mo);
+}
+
+void ScheduleArgs::add(CLI::App& app) {
+  app.add_option("--T", p.T, "Number of steps T (>= 1)")->capture_default_str();
+  app.add_option("--schedule", p.name, "lcw (default), li-yan, linear, cosine, file")->capture_default_str();
+  app.add_option("--c0", p.c0, "lcw/li-yan: abar_T = T^-c0 (default 2)");
+  app.add_option("--c1", p.c1, "lcw/li-yan: step constant (default 10)");
+  app.add_option("--schedule-file", p.file, "--schedule file: JSON {\"alpha\"|\"abar\": [...]}, .npy or text");
+  app.add_option("--schedule-kind", p.file_kind, "alpha | abar, for .npy/text schedule files");
+}
+
+void SamplerArgs::add(CLI::App& app) {
+  app.add_option("--n", o.n, "Number of particles")->capture_default_str();
+  app.add_option("--sampler", sampler, "ddpm | ddim")->capture_default_str();
+  app.add_option("--variance", variance, "ddpm noise: beta | posterior | inside")->capture_default_str();
+  app.add_option("--stop", o.stop, "Output Y_1 (1, Theorem 1) or Y_0 (0)")->capture_default_str();
+  app.add_option("--seed", o.seed, "Seed: the particles are a pure function of it")->capture_default_str();
+  app.add_option("--precision", precision, "fp32 | fp64")->capture_default_str();
+  app.add_option("--chunk", o.chunk, "Particles per chunk (0: as many as memory allows; rounded up to 256)");
+  app.add_option("--score-error", score_error, "none | bias | scale | weights | means | gaussian")->capture_default_str();
+  app.add_option("--eps", o.score_error.eps, "Score-error size (see docs/cli.md)");
+  app.add_option("--eps-samples", o.eps_samples, "Monte Carlo size per step for the realised eps_score")
+      ->capture_default_str();
+  app.add_option("--backend", backend, "cpu | cuda | auto")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads (0: all)");
+}
+
+SampleOptions SamplerArgs::build() const {
+  SampleOptions s = o;
+  s.sampler = parse_sampler(sampler);
+  s.variance = parse_variance(variance);
+  s.precision = parse_precision(precision);
+  s.score_error.kind = parse_score_error(score_error);
+  GMMDIFF_EXPECTS(s.eps_samples >= 1, "--eps-samples = ", s.eps_samples, " (need >= 1)");
+  return s;
+}
+
+std::vector<int> parse_int_list(const std::string& s, const char* what) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    if (tok.empty()) continue;
+    char* end = nullptr;
+    const long v = std::strtol(tok.c_str(), &end, 10);
+    GMMDIFF_EXPECTS(end && *end == '\0', what, ": '", tok, "' is not an integer");
+    out.push_back(static_cast<int>(v));
+  }
+  return out;
+}
+
+}  // namespace gmmdiff::cli

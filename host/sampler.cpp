@@ -1,0 +1,320 @@
+// gmmdiff: the host driver. It computes each step's coefficients in double (THEORY.md), and
+// steps one chunk of particles at a time through the backend, handing finished chunks to a sink.
+#include "gmmdiff/sampler.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <mutex>
+#include <sstream>
+
+#include "gmmdiff/detail/philox.hpp"
+#include "gmmdiff/detail/step_math.hpp"
+#include "gmmdiff/error.hpp"
+
+namespace gmmdiff {
+
+namespace {
+
+std::function<void(uint64_t, uint64_t)>& progress_cb() {
+  static std::function<void(uint64_t, uint64_t)> cb;
+  return cb;
+}
+
+// Unit vector from Philox stream kStreamAux; `purpose` keeps different uses apart.
+std::vector<double> aux_unit_vector(int d, uint64_t seed, uint64_t purpose) {
+  std::vector<double> u(d);
+  double n2 = 0;
+  for (int b = 0; 4 * b < d; ++b) {
+    double z[4];
+    detail::philox_normal4<double>(seed, kStreamAux, purpose, 0, static_cast<uint32_t>(b), z);
+    for (int c = 0; c < 4 && 4 * b + c < d; ++c) {
+      u[4 * b + c] = z[c];
+      n2 += z[c] * z[c];
+    }
+  }
+  for (double& x : u) x /= std::sqrt(n2);
+  return u;
+}
+
+constexpr uint64_t kAuxBias = 3000;          // bias direction
+constexpr uint64_t kAuxPerturbWeights = 4000;  // + 0: the log-weight perturbation normals
+constexpr uint64_t kAuxPerturbMeans = 5000;  // + k: component k's mean displacement
+constexpr int kMaxEpsSteps = 256;            // steps at which eps_score is evaluated (evenly spaced)
+
+// 1 - alpha_t without cancellation: (abar_{t-1} - abar_t) / abar_{t-1}.
+double one_minus_alpha(const Schedule& s, int t) {
+  return (s.one_minus_abar[t] - s.one_minus_abar[t - 1]) / s.abar[t - 1];
+}
+
+}  // namespace
+
+void set_progress_callback(std::function<void(uint64_t, uint64_t)> cb) { progress_cb() = std::move(cb); }
+
+std::vector<double> bias_direction(int d, uint64_t seed) { return aux_unit_vector(d, seed, kAuxBias); }
+
+Mixture score_model(const Mixture& target, const ScoreError& err, uint64_t seed) {
+  Mixture m = target;
+  if (err.kind == ScoreErrorKind::Weights) {
+    // log pi'_k = log pi_k + eps g_k, g_k ~ N(0, 1), renormalised.
+    double sum = 0;
+    for (int k = 0; k < m.K; ++k) {
+      const double g = detail::philox_normal<double>(seed, kStreamAux, kAuxPerturbWeights, 0, static_cast<uint32_t>(k));
+      m.weights[k] = target.weights[k] * std::exp(err.eps * g);
+      sum += m.weights[k];
+    }
+    for (double& w : m.weights) w /= sum;
+  } else if (err.kind == ScoreErrorKind::Means) {
+    // mu'_k = mu_k + eps u_k, u_k a random unit vector: every mean moves by exactly eps.
+    for (int k = 0; k < m.K; ++k) {
+      const std::vector<double> u = aux_unit_vector(m.d, seed, kAuxPerturbMeans + static_cast<uint64_t>(k));
+      for (int j = 0; j < m.d; ++j) m.means[std::size_t(k) * m.d + j] += err.eps * u[j];
+    }
+  }
+  return m;
+}
+
+StepCoeffs step_coeffs(const Mixture& m, const Schedule& s, int t, const SampleOptions& opt,
+                       const std::vector<double>& bias_unit) {
+  GMMDIFF_EXPECTS(t >= 1 && t <= s.T, "step ", t, " outside 1..", s.T);
+  StepCoeffs c;
+  c.t = t;
+  const int K = m.K, d = m.d;
+  const double abar = s.abar[t], oma = s.one_minus_abar[t], sa = std::sqrt(abar);
+  c.diagonal = m.cov == Covariance::Diagonal;
+  c.P.resize(std::size_t(K) * d);
+  c.Q.resize(c.diagonal ? std::size_t(K) * d : std::size_t(K));
+  c.bias.resize(K);
+  bool uniform = !c.diagonal;
+  for (int k = 0; k < K; ++k) {
+    const double* mu = m.mean(k);
+    double logdet = 0, quad = 0;
+    for (int j = 0; j < d; ++j) {
+      const double v = abar * m.var(k, j) + oma;
+      c.P[std::size_t(k) * d + j] = sa * mu[j] / v;
+      if (c.diagonal) c.Q[std::size_t(k) * d + j] = 1.0 / v;
+      if (c.diagonal || j == 0) logdet += c.diagonal ? std::log(v) : d * std::log(v);
+      quad += mu[j] * mu[j] / v;
+    }
+    if (!c.diagonal) c.Q[k] = 1.0 / (abar * m.var(k, 0) + oma);
+    if (!c.diagonal && c.Q[k] != c.Q[0]) uniform = false;
+    c.bias[k] = std::log(m.weights[k]) - 0.5 * logdet - 0.5 * abar * quad;
+  }
+  c.uniform_q = uniform;
+  const double oma_t = one_minus_alpha(s, t), alpha = s.alpha[t];
+  c.kappa = opt.sampler == SamplerKind::DDPM ? oma_t : 0.5 * oma_t;
+  c.inv_sqrt_alpha = 1.0 / std::sqrt(alpha);
+  double var = 0;
+  if (opt.sampler == SamplerKind::DDPM) {
+    switch (opt.variance) {
+      case Variance::Beta: var = oma_t; break;
+      case Variance::Posterior: var = oma > 0 ? s.one_minus_abar[t - 1] / oma * oma_t : 0.0; break;
+      case Variance::Inside: var = oma_t / alpha; break;
+    }
+  }
+  c.sigma = std::sqrt(var);
+  switch (opt.score_error.kind) {
+    case ScoreErrorKind::Scale: c.score_scale = 1.0 + opt.score_error.eps; break;
+    case ScoreErrorKind::Bias:
+      c.bias_dir.resize(d);
+      for (int j = 0; j < d; ++j) c.bias_dir[j] = opt.score_error.eps * bias_unit[j];
+      break;
+    case ScoreErrorKind::Gaussian: c.noise_sd = opt.score_error.eps / std::sqrt(double(d)); break;
+    default: break;
+  }
+  return c;
+}
+
+double measure_eps_score(const Mixture& target, const Schedule& s, const SampleOptions& opt) {
+  const ScoreError& err = opt.score_error;
+  if (err.kind == ScoreErrorKind::None || opt.eps_samples <= 0) return 0.0;
+  const int first_t = opt.stop + 1, steps = s.T - opt.stop;
+  if (steps <= 0) return 0.0;
+  const Mixture sm = score_model(target, err, opt.seed);
+  const std::vector<double> bias_unit = err.kind == ScoreErrorKind::Bias ? bias_direction(target.d, opt.seed)
+                                                                         : std::vector<double>();
+  std::vector<int> ts;
+  const int evals = std::min(steps, kMaxEpsSteps);
+  for (int e = 0; e < evals; ++e)
+    ts.push_back(first_t + static_cast<int>((static_cast<long long>(e) * steps) / evals));
+  std::vector<double> cum(target.K);
+  double c = 0;
+  for (int k = 0; k < target.K; ++k) cum[k] = (c += target.weights[k]);
+  cum[target.K - 1] = 1.0;
+  const int d = target.d, m = opt.eps_samples;
+  double total = 0;
+#pragma omp parallel reduction(+ : total)
+  {
+    std::vector<double> x(d), s_true(d), s_err(d);
+#pragma omp for schedule(dynamic, 1) collapse(2)
+    for (int ti = 0; ti < static_cast<int>(ts.size()); ++ti)
+      for (int i = 0; i < m; ++i) {
+        const int t = ts[ti];
+        const uint32_t st = static_cast<uint32_t>(3 * t);
+        const int k = detail::pick_component(
+            detail::philox_uniform(opt.seed, kStreamForward, i, st, detail::kTargetComponentBlock), cum.data(),
+            target.K);
+        const double sa = std::sqrt(s.abar[t]), sw = std::sqrt(s.one_minus_abar[t]);
+        for (int b = 0; 4 * b < d; ++b) {
+          double z0[4], w[4];
+          detail::philox_normal4<double>(opt.seed, kStreamForward, i, st + 1, static_cast<uint32_t>(b), z0);
+          detail::philox_normal4<double>(opt.seed, kStreamForward, i, st + 2, static_cast<uint32_t>(b), w);
+          for (int cc = 0; cc < 4 && 4 * b + cc < d; ++cc) {
+            const int j = 4 * b + cc;
+            x[j] = sa * (target.mean(k)[j] + std::sqrt(target.var(k, j)) * z0[cc]) + sw * w[cc];
+          }
+        }
+        exact_score(target, s.abar[t], x.data(), s_true.data());
+        double e2 = 0;
+        switch (err.kind) {
+          case ScoreErrorKind::Scale:
+            for (int j = 0; j < d; ++j) e2 += err.eps * err.eps * s_true[j] * s_true[j];
+            break;
+          case ScoreErrorKind::Bias:
+            for (int j = 0; j < d; ++j) e2 += err.eps * err.eps * bias_unit[j] * bias_unit[j];
+            break;
+          case ScoreErrorKind::Gaussian: {
+            const double sd = err.eps / std::sqrt(double(d));
+            for (int j = 0; j < d; ++j) {
+              const double xi = detail::philox_normal<double>(opt.seed, kStreamScoreNoise, i, static_cast<uint32_t>(t), j);
+              e2 += sd * sd * xi * xi;
+            }
+            break;
+          }
+          default:
+            exact_score(sm, s.abar[t], x.data(), s_err.data());
+            for (int j = 0; j < d; ++j) e2 += (s_err[j] - s_true[j]) * (s_err[j] - s_true[j]);
+        }
+        total += e2;
+      }
+  }
+  return std::sqrt(total / (double(m) * ts.size()));
+}
+
+std::size_t choose_chunk_rows(const Backend& be, const RunShape& shape, uint64_t n, std::size_t requested) {
+  GMMDIFF_EXPECTS(n >= 1, "--n = ", n, " (need at least one particle)");
+  const std::size_t max_rows = be.max_chunk_rows(shape);
+  if (max_rows == 0)
+    throw ResourceError("a chunk of " + std::to_string(kChunkAlign) + " particles of d = " + std::to_string(shape.d) +
+                        " with K = " + std::to_string(shape.K) + " (" + to_string(shape.precision) +
+                        ") does not fit in the memory of the " + be.name() + " backend");
+  std::size_t rows = requested > 0 ? (requested + kChunkAlign - 1) / kChunkAlign * kChunkAlign : max_rows;
+  if (requested > 0 && rows > max_rows)
+    throw ResourceError("--chunk " + std::to_string(requested) + " does not fit in the memory of the " + be.name() +
+                        " backend (at most " + std::to_string(max_rows) + " rows of d = " + std::to_string(shape.d) +
+                        ")");
+  if (rows >= n) rows = static_cast<std::size_t>(n);
+  return rows;
+}
+
+std::string RunSummary::one_line() const {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "gmmdiff: n=%llu d=%d K=%d T=%d %s %s on %s (%s): %.3f s, %.3g elt-steps/s, %zu chunk%s of %zu, "
+                "eps_score=%.4g%s",
+                static_cast<unsigned long long>(n), d, K, T, sampler.c_str(), precision.c_str(), backend.c_str(),
+                device.c_str(), seconds, elt_steps_per_s, chunks, chunks == 1 ? "" : "s", chunk_rows, eps_score,
+                score_error == ScoreErrorKind::None ? " (exact score)" : " (realised, measured)");
+  return buf;
+}
+
+namespace {
+
+void check_options(const Mixture& target, const Schedule& s, const SampleOptions& opt) {
+  GMMDIFF_EXPECTS(opt.n >= 1, "--n = ", opt.n, " (need at least one particle)");
+  GMMDIFF_EXPECTS(opt.n < (uint64_t(1) << 48), "--n = ", opt.n, " (at most 2^48 particles)");
+  GMMDIFF_EXPECTS(opt.stop == 0 || opt.stop == 1, "--stop = ", opt.stop, " (allowed: 0 or 1)");
+  GMMDIFF_EXPECTS(s.T >= 1, "T = ", s.T, " (need T >= 1)");
+  GMMDIFF_EXPECTS(std::isfinite(opt.score_error.eps) && opt.score_error.eps >= 0, "--eps = ", opt.score_error.eps,
+                  " (need a finite eps >= 0)");
+  for (int t : opt.snapshot_steps)
+    GMMDIFF_EXPECTS(t >= opt.stop && t <= s.T, "--snapshot ", t, " is outside ", opt.stop, "..", s.T);
+  (void)target;
+}
+
+}  // namespace
+
+RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOptions& opt, Backend& be,
+                       ChunkSink& sink) {
+  check_options(target, s, opt);
+  RunShape shape;
+  shape.d = target.d;
+  shape.K = target.K;
+  shape.cov = target.cov;
+  shape.precision = opt.precision;
+  shape.seed = opt.seed;
+  shape.chunk_rows = choose_chunk_rows(be, shape, opt.n, opt.chunk);
+
+  RunSummary sum;
+  sum.n = opt.n;
+  sum.d = target.d;
+  sum.K = target.K;
+  sum.T = s.T;
+  sum.sampler = opt.sampler == SamplerKind::DDPM ? std::string("ddpm/") + to_string(opt.variance) : "ddim";
+  sum.precision = to_string(opt.precision);
+  sum.score_error = opt.score_error.kind;
+  sum.backend = be.name();
+  sum.device = be.device_name();
+  sum.chunk_rows = shape.chunk_rows;
+  sum.steps = s.T - opt.stop;
+  sum.chunks = static_cast<std::size_t>((opt.n + shape.chunk_rows - 1) / shape.chunk_rows);
+
+  const auto e0 = std::chrono::steady_clock::now();
+  sum.eps_score = measure_eps_score(target, s, opt);
+  sum.eps_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
+
+  const Mixture sm = score_model(target, opt.score_error, opt.seed);
+  const std::vector<double> bias_unit =
+      opt.score_error.kind == ScoreErrorKind::Bias ? bias_direction(target.d, opt.seed) : std::vector<double>();
+  // Coefficients are the same for every chunk: compute them once when they are small.
+  constexpr double kCoeffCacheBytes = 256.0 * (1 << 20);
+  const bool cache = double(sum.steps) * double(target.K) * target.d * 16.0 <= kCoeffCacheBytes;
+  std::vector<StepCoeffs> cached;
+  if (cache)
+    for (int t = s.T; t > opt.stop; --t) cached.push_back(step_coeffs(sm, s, t, opt, bias_unit));
+  auto coeffs = [&](int t) { return cache ? cached[s.T - t] : step_coeffs(sm, s, t, opt, bias_unit); };
+  auto is_snapshot = [&](int t) {
+    return std::find(opt.snapshot_steps.begin(), opt.snapshot_steps.end(), t) != opt.snapshot_steps.end();
+  };
+
+  be.begin(shape, target);
+  const uint64_t total_units = opt.n * static_cast<uint64_t>(std::max(sum.steps, 1));
+  uint64_t done_units = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (uint64_t first = 0; first < opt.n; first += shape.chunk_rows) {
+    const std::size_t rows = static_cast<std::size_t>(std::min<uint64_t>(shape.chunk_rows, opt.n - first));
+    be.init_chunk(first, rows);
+    if (is_snapshot(s.T)) sink.on_snapshot(be, s.T);
+    for (int t = s.T; t > opt.stop; --t) {
+      be.step(coeffs(t));
+      if (is_snapshot(t - 1)) sink.on_snapshot(be, t - 1);
+      done_units += rows;
+      if (progress_cb()) progress_cb()(done_units, total_units);
+    }
+    if (opt.check_finite && be.count_nonfinite_rows() > 0) {
+      // Replay the chunk (deterministic) with a check after every step to name the first bad step.
+      be.init_chunk(first, rows);
+      int bad_t = s.T;
+      for (int t = s.T; t > opt.stop; --t) {
+        be.step(coeffs(t));
+        if (be.count_nonfinite_rows() > 0) {
+          bad_t = t;
+          break;
+        }
+      }
+      throw Error("a particle became NaN or Inf at step t = " + std::to_string(bad_t) + " (particles " +
+                  std::to_string(first) + ".." + std::to_string(first + rows - 1) +
+                  "); nothing was written. Try --precision fp64 or a schedule with smaller steps");
+    }
+    sink.on_chunk(be);
+  }
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  sum.elt_steps_per_s =
+      sum.seconds > 0 ? double(opt.n) * target.d * std::max(sum.steps, 0) / sum.seconds : 0.0;
+  return sum;
+}
+
+}  // namespace gmmdiff

@@ -1,0 +1,53 @@
+// gmmdiff: parsers and names of the shared enums.
+#include "gmmdiff/types.hpp"
+
+#include "gmmdiff/error.hpp"
+
+namespace gmmdiff {
+
+Precision parse_precision(const std::string& s) {
+  if (s == "fp32" || s == "float32") return Precision::FP32;
+  if (s == "fp64" || s == "float64") return Precision::FP64;
+  throw Error("unknown precision '" + s + "' (allowed: fp32, fp64)");
+}
+SamplerKind parse_sampler(const std::string& s) {
+  if (s == "ddpm") return SamplerKind::DDPM;
+  if (s == "ddim") return SamplerKind::DDIM;
+  throw Error("unknown sampler '" + s + "' (allowed: ddpm, ddim)");
+}
+Variance parse_variance(const std::string& s) {
+  if (s == "beta") return Variance::Beta;
+  if (s == "posterior") return Variance::Posterior;
+  if (s == "inside") return Variance::Inside;
+  throw Error("unknown variance '" + s + "' (allowed: beta, posterior, inside)");
+}
+ScoreErrorKind parse_score_error(const std::string& s) {
+  if (s == "none") return ScoreErrorKind::None;
+  if (s == "bias") return ScoreErrorKind::Bias;
+  if (s == "scale") return ScoreErrorKind::Scale;
+  if (s == "weights") return ScoreErrorKind::Weights;
+  if (s == "means") return ScoreErrorKind::Means;
+  if (s == "gaussian") return ScoreErrorKind::Gaussian;
+  throw Error("unknown score error '" + s + "' (allowed: none, bias, scale, weights, means, gaussian)");
+}
+const char* to_string(Precision p) { return p == Precision::FP32 ? "fp32" : "fp64"; }
+const char* to_string(SamplerKind s) { return s == SamplerKind::DDPM ? "ddpm" : "ddim"; }
+const char* to_string(Variance v) {
+  switch (v) {
+    case Variance::Beta: return "beta";
+    case Variance::Posterior: return "posterior";
+    default: return "inside";
+  }
+}
+const char* to_string(ScoreErrorKind k) {
+  switch (k) {
+    case ScoreErrorKind::None: return "none";
+    case ScoreErrorKind::Bias: return "bias";
+    case ScoreErrorKind::Scale: return "scale";
+    case ScoreErrorKind::Weights: return "weights";
+    case ScoreErrorKind::Means: return "means";
+    default: return "gaussian";
+  }
+}
+
+}  // namespace gmmdiff

@@ -1,0 +1,142 @@
+// gmmdiff: the interface both backends implement. Host-only types: no CUDA here.
+//
+// A backend owns one chunk of particles at a time (rows x d, in the run's precision), in its own
+// memory (host for cpu, device for cuda). The host driver (sampler.hpp) fills a chunk, steps it
+// through the schedule with coefficients it computes in double, and hands the chunk to a sink,
+// which either copies it to the host or bins statistics of it where it lies.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gmmdiff/model.hpp"
+#include "gmmdiff/types.hpp"
+
+namespace gmmdiff {
+
+/// What a run needs to size and set up a backend.
+struct RunShape {
+  int d = 0;
+  int K = 0;
+  Covariance cov = Covariance::Isotropic;
+  Precision precision = Precision::FP32;
+  uint64_t seed = 0;
+  std::size_t chunk_rows = 0;  ///< capacity: the largest chunk the run will use
+};
+
+/// Coefficients of one reverse step t, computed by the host driver in double (THEORY.md):
+/// V_kj = abar_t C_kj + 1 - abar_t,
+/// logit_k(y) = bias_k + sum_j P_kj y_j - 1/2 sum_j Q_kj y_j^2,
+/// score_j(y) = sum_k w_k (P_kj - Q_kj y_j),
+/// y' = inv_sqrt_alpha * (y + kappa * (score_scale * score + bias_dir)) + sigma * z
+///      [+ the score-error noise noise_sd * xi inside the kappa bracket].
+struct StepCoeffs {
+  int t = 0;                   ///< the step, T..1: also the Philox counter of its noise
+  bool diagonal = false;       ///< Q is [K, d] (diagonal) or [K] (isotropic: Q_kj = Q_k)
+  bool uniform_q = false;      ///< all Q equal: the y^2 term is the same for all k and is skipped
+  std::vector<double> P;       ///< [K, d]: sqrt(abar_t) mu_k / V_k
+  std::vector<double> Q;       ///< [K, d] or [K]: 1 / V_k
+  std::vector<double> bias;    ///< [K]: log pi_k - 1/2 sum_j log V_kj - abar_t/2 sum_j mu_kj^2 / V_kj
+  double kappa = 0;            ///< 1 - alpha_t (ddpm) or (1 - alpha_t)/2 (ddim)
+  double inv_sqrt_alpha = 1;   ///< 1 / sqrt(alpha_t)
+  double sigma = 0;            ///< noise sd of the step (0 for ddim)
+  double score_scale = 1;      ///< score error `scale`: (1 + eps)
+  std::vector<double> bias_dir;  ///< [d] or empty: score error `bias` (eps * unit direction)
+  double noise_sd = 0;         ///< score error `gaussian`: sd per coordinate of the added noise
+};
+
+/// Statistics to bin over a chunk (built by the TV module, tv.hpp).
+/// Values: v = 0..m-1 are projections <y, u_v> on the rows of `directions`; when `radial` is set,
+/// value m is |y - center|^2. Each value v has bin edges edges[v] (B_v + 1 entries, increasing,
+/// edges[v][0] = -inf and edges[v][B_v] = +inf allowed); x falls in bin b when
+/// edges[b] <= x < edges[b+1]. pairs lists 2-D histograms on (value a, value b), counted into
+/// B_a x B_b cells, row-major in a.
+struct HistogramSpec {
+  int d = 0;
+  std::vector<double> directions;  ///< [m, d]
+  bool radial = false;
+  std::vector<double> center;      ///< [d] when radial
+  std::vector<std::vector<double>> edges;     ///< [m + radial][B_v + 1]
+  std::vector<std::pair<int, int>> pairs;     ///< 2-D histograms on value indices
+  int num_values() const { return static_cast<int>(edges.size()); }
+};
+
+/// Counts accumulated over chunks. A row with any non-finite coordinate is counted in
+/// `nonfinite_rows` and in no histogram.
+struct HistogramCounts {
+  std::vector<std::vector<uint64_t>> one_d;  ///< [values][B_v]
+  std::vector<std::vector<uint64_t>> two_d;  ///< [pairs][B_a * B_b]
+  uint64_t rows = 0;           ///< all rows seen
+  uint64_t nonfinite_rows = 0;
+  /// Zeroed counts shaped for spec.
+  static HistogramCounts zeros(const HistogramSpec& spec);
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  virtual std::string name() const = 0;         ///< "cpu" | "cuda"
+  virtual std::string device_name() const = 0;  ///< e.g. "2 threads" or "NVIDIA H100 80GB HBM3"
+  /// Largest chunk (rows) that fits this backend's memory for a run of this shape
+  /// (0: not even one row fits).
+  virtual std::size_t max_chunk_rows(const RunShape& shape) const = 0;
+
+  /// Allocates for shape (chunk_rows set) and uploads nothing yet. Called once per run.
+  virtual void begin(const RunShape& shape, const Mixture& target) = 0;
+  /// Y_T ~ N(0, I) for particles first .. first + rows - 1 (Philox stream kStreamInit).
+  virtual void init_chunk(uint64_t first, std::size_t rows) = 0;
+  /// Exact samples of the target given to begin() for particles first..first+rows-1
+  /// (Philox stream kStreamTarget): used for reference histograms and noise floors.
+  virtual void fill_target(uint64_t first, std::size_t rows) = 0;
+  /// Copies rows x d values (row-major) from host memory into the chunk, converting from double.
+  virtual void upload_chunk(const double* host, uint64_t first, std::size_t rows) = 0;
+  /// One reverse step on the whole chunk.
+  virtual void step(const StepCoeffs& c) = 0;
+  /// Copies the chunk to host memory in the run's precision (rows x d, row-major).
+  virtual void download(void* host) const = 0;
+  /// Rows of the current chunk that hold a NaN or Inf.
+  virtual uint64_t count_nonfinite_rows() const = 0;
+  /// Bins the statistics of spec over the current chunk into counts (accumulating).
+  virtual void accumulate_histograms(const HistogramSpec& spec, HistogramCounts& counts) = 0;
+
+  std::size_t rows() const { return rows_; }
+  uint64_t first() const { return first_; }
+
+ protected:
+  std::size_t rows_ = 0;
+  uint64_t first_ = 0;
+};
+
+/// Philox streams: randomness is a pure function of (seed, stream, particle, step, coordinate).
+enum PhiloxStream : uint32_t {
+  kStreamInit = 0,        ///< Y_T
+  kStreamStep = 1,        ///< z of step t
+  kStreamScoreNoise = 2,  ///< score-error noise of step t
+  kStreamTarget = 3,      ///< exact target samples X_0
+  kStreamForward = 4,     ///< forward noise W of X_t (eps_score measurement)
+  kStreamAux = 5,         ///< directions, random means, bias direction (particle = purpose id)
+};
+
+/// Backend names: "cpu", "cuda", "auto" (cuda when a device is present, else cpu).
+/// threads: CPU threads (0: OpenMP's default). Throws on an unknown name or cuda without a device.
+std::unique_ptr<Backend> make_backend(const std::string& name, int threads = 0);
+
+/// What this build and machine offer, for `gmmdiff info`.
+struct DeviceInfo {
+  std::string name;
+  std::size_t total_bytes = 0;
+  std::size_t free_bytes = 0;
+  int cc_major = 0, cc_minor = 0;
+  int sm_count = 0;
+};
+bool cuda_compiled();                   ///< built with the CUDA backend
+std::vector<DeviceInfo> cuda_devices(); ///< empty without a driver or device
+std::string cuda_runtime_version();     ///< "" when not compiled
+
+}  // namespace gmmdiff

@@ -1,0 +1,87 @@
+// gmmdiff: the host driver that steps the reverse schedule (THEORY.md, Samplers and Score error).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gmmdiff/backend.hpp"
+#include "gmmdiff/model.hpp"
+#include "gmmdiff/schedule.hpp"
+#include "gmmdiff/types.hpp"
+
+namespace gmmdiff {
+
+struct ScoreError {
+  ScoreErrorKind kind = ScoreErrorKind::None;
+  double eps = 0.0;
+};
+
+struct SampleOptions {
+  uint64_t n = 1000;
+  SamplerKind sampler = SamplerKind::DDPM;
+  Variance variance = Variance::Beta;
+  int stop = 1;  ///< output Y_1 (1, Theorem 1 of 2504.05300) or Y_0 (0)
+  uint64_t seed = 0;
+  Precision precision = Precision::FP32;
+  std::size_t chunk = 0;  ///< rows per chunk; 0: as many as memory allows (see max_chunk_rows)
+  ScoreError score_error;
+  std::vector<int> snapshot_steps;  ///< steps t whose Y_t the sink also receives
+  int eps_samples = 1024;  ///< Monte Carlo size per step for the realised eps_score
+  bool check_finite = true;  ///< stop with an error naming the step when a particle turns non-finite
+};
+
+/// Receives each finished chunk while it still lies in the backend.
+class ChunkSink {
+ public:
+  virtual ~ChunkSink() = default;
+  /// The chunk holds Y_stop for particles be.first() .. be.first() + be.rows() - 1.
+  virtual void on_chunk(Backend& be) = 0;
+  /// The chunk holds Y_t for a requested snapshot step t.
+  virtual void on_snapshot(Backend& /*be*/, int /*t*/) {}
+};
+
+struct RunSummary {
+  uint64_t n = 0;
+  int d = 0, K = 0, T = 0;
+  std::string sampler;          ///< e.g. "ddpm/beta" or "ddim"
+  std::string precision;        ///< "fp32" | "fp64"
+  ScoreErrorKind score_error = ScoreErrorKind::None;
+  double seconds = 0;           ///< sampling time (excludes the eps_score measurement)
+  double elt_steps_per_s = 0;   ///< n * d * steps / seconds
+  int steps = 0;                ///< reverse steps taken per particle
+  double eps_score = 0;         ///< realised sqrt((1/T) sum_t E|s_t(X_t) - s*_t(X_t)|^2)
+  double eps_seconds = 0;       ///< time spent measuring eps_score
+  std::string backend, device;
+  std::size_t chunk_rows = 0;
+  std::size_t chunks = 0;
+  std::string one_line() const;  ///< the summary printed on stderr
+};
+
+/// Chunk size a run of n particles uses on be (opt.chunk if set, else memory-bounded; a
+/// multiple of kChunkAlign unless it covers all of n).
+std::size_t choose_chunk_rows(const Backend& be, const RunShape& shape, uint64_t n, std::size_t requested);
+constexpr std::size_t kChunkAlign = 256;
+
+/// The coefficients of step t for model m (already perturbed if the score error says so).
+StepCoeffs step_coeffs(const Mixture& m, const Schedule& s, int t, const SampleOptions& opt,
+                       const std::vector<double>& bias_unit);
+
+/// The mixture whose exact score is used (the target itself, or the perturbed one for the
+/// `weights` and `means` score errors: deterministic in seed and eps).
+Mixture score_model(const Mixture& target, const ScoreError& err, uint64_t seed);
+/// Unit bias direction of the `bias` score error (from seed).
+std::vector<double> bias_direction(int d, uint64_t seed);
+
+/// Realised eps_score by Monte Carlo over exact forward samples X_t, t = stop+1..T (double, CPU).
+double measure_eps_score(const Mixture& target, const Schedule& s, const SampleOptions& opt);
+
+/// Runs the sampler over all n particles, chunk by chunk, handing each chunk to sink.
+RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOptions& opt,
+                       Backend& be, ChunkSink& sink);
+
+/// Progress callback for long runs, called after each step of each chunk with
+/// (particle-steps done, particle-steps in all); empty: none. Process-wide.
+void set_progress_callback(std::function<void(uint64_t, uint64_t)> cb);
+
+}  // namespace gmmdiff
