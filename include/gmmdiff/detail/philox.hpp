@@ -5,6 +5,8 @@
 // Counter layout: c0 = coordinate block (coordinate / 4), c1 = step t, c2 = particle bits 0..31,
 // c3 = particle bits 32..47 | stream << 16.  Key = the 64-bit seed.
 #pragma once
+#include <math.h>
+
 #include <cstdint>
 
 #include "gmmdiff/detail/hd.hpp"
