@@ -1,0 +1,815 @@
+// Tests of the TV module (host/tv.cpp, host/tv_stats.cpp, host/cpu_histogram.cpp, the `tv`
+// command): statistics, bins, exact target masses against quadrature, the figures against
+// closed-form binned TVs of K = 1 targets, the bootstrap's calibration, and bad input.
+#include "gmmdiff/tv.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli_util.hpp"
+#include "gmmdiff/error.hpp"
+#include "gmmdiff/model.hpp"
+#include "special_functions.hpp"
+
+namespace gmmdiff {
+namespace {
+
+using LD = long double;
+
+constexpr double kMassQuadratureTol = 1e-11;   // exact bin masses against long double quadrature
+constexpr double kEqualMassRelTol = 3e-3;      // bins hold 1/B to within this fraction of 1/B
+constexpr double kOrthoTol = 1e-12;            // orthonormality of directions
+constexpr double kEigenResidualTol = 1e-9;     // |M^T M u - s^2 u| / s_1^2 for exact low rank
+constexpr double kNullFloorBand = 0.5;         // an exact sample's tv lies within floor * (1 +- this)
+constexpr double kMinCoverage = 0.85;          // nominal 95% CI; simulations give 0.88-0.97
+constexpr double kMaxNullResolvedRate = 0.08;  // nominal 2.5% (one-sided test of the null)
+
+// ---- helpers --------------------------------------------------------------------------------
+
+Mixture isotropic(int d, const std::vector<std::vector<double>>& means, const std::vector<double>& sd,
+                  const std::vector<double>& weights) {
+  Mixture m;
+  m.K = static_cast<int>(means.size());
+  m.d = d;
+  for (const auto& mu : means) m.means.insert(m.means.end(), mu.begin(), mu.end());
+  m.sd = sd;
+  m.weights = weights;
+  validate(m);
+  return m;
+}
+
+/// n exact draws from a mixture (std::mt19937_64: deterministic for a given standard library).
+std::vector<double> draw(const Mixture& m, uint64_t n, uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<double> N01;
+  std::discrete_distribution<int> pick(m.weights.begin(), m.weights.end());
+  std::vector<double> y(n * m.d);
+  for (uint64_t i = 0; i < n; ++i) {
+    const int k = pick(g);
+    for (int j = 0; j < m.d; ++j) y[i * m.d + j] = m.mean(k)[j] + std::sqrt(m.var(k, j)) * N01(g);
+  }
+  return y;
+}
+
+void gauss_legendre(int n, std::vector<LD>& x, std::vector<LD>& w) {
+  x.resize(n);
+  w.resize(n);
+  const LD pi = 3.141592653589793238462643383279502884L;
+  for (int i = 0; i < n; ++i) {
+    LD z = std::cos(pi * (i + 0.75L) / (n + 0.5L)), dp = 1;
+    for (int it = 0; it < 100; ++it) {
+      LD p1 = 1, p2 = 0;
+      for (int j = 1; j <= n; ++j) {
+        const LD p3 = p2;
+        p2 = p1;
+        p1 = ((2 * j - 1) * z * p2 - (j - 1) * p3) / j;
+      }
+      dp = n * (z * p1 - p2) / (z * z - 1);
+      const LD z1 = z;
+      z = z1 - p1 / dp;
+      if (std::fabs(z - z1) < 1e-19L) break;
+    }
+    x[i] = z;
+    w[i] = 2 / ((1 - z * z) * dp * dp);
+  }
+}
+
+LD integrate(const std::function<LD(LD)>& f, LD lo, LD hi, int panels) {
+  static std::vector<LD> X, W;
+  if (X.empty()) gauss_legendre(20, X, W);
+  const LD h = (hi - lo) / panels;
+  LD s = 0;
+  for (int p = 0; p < panels; ++p) {
+    const LD c = lo + (p + 0.5L) * h;
+    for (int i = 0; i < 20; ++i) s += W[i] * f(c + h / 2 * X[i]);
+  }
+  return s * h / 2;
+}
+
+/// Binned TV between masses P (sample law) and p (target).
+double binned_tv(const std::vector<double>& P, const std::vector<double>& p) {
+  double t = 0;
+  for (std::size_t b = 0; b < p.size(); ++b) t += std::fabs(P[b] - p[b]);
+  return 0.5 * t;
+}
+
+/// Masses of N(mean, sd^2) in the bins of edges.
+std::vector<double> normal_masses(const std::vector<double>& e, double mean, double sd) {
+  std::vector<double> P(e.size() - 1);
+  for (std::size_t b = 0; b + 1 < e.size(); ++b)
+    P[b] = special::normal_interval((e[b] - mean) / sd, (e[b + 1] - mean) / sd);
+  return P;
+}
+
+/// Masses of v * chi'^2(k, lambda) in the bins of edges.
+std::vector<double> scaled_ncx2_masses(const std::vector<double>& e, double v, double k, double lambda) {
+  std::vector<double> P(e.size() - 1);
+  for (std::size_t b = 0; b + 1 < e.size(); ++b) {
+    const double hi = std::isinf(e[b + 1]) ? 1.0 : special::ncx2_cdf(e[b + 1] / v, k, lambda);
+    const double lo = e[b] <= 0 ? 0.0 : special::ncx2_cdf(e[b] / v, k, lambda);
+    P[b] = hi - lo;
+  }
+  return P;
+}
+
+std::string temp_path(const std::string& name) {
+  return testing::TempDir() + "/tv_" + std::to_string(::getpid()) + "_" + name;
+}
+
+/// A float64 .npy of the given shape (rows may be 0), written directly.
+void write_npy_raw(const std::string& path, const std::vector<double>& data, uint64_t rows, uint64_t cols) {
+  std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (" + std::to_string(rows) + ", " +
+                       std::to_string(cols) + "), }";
+  const std::size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header.push_back('\n');
+  std::ofstream f(path, std::ios::binary);
+  f.write("\x93NUMPY\x01\x00", 8);
+  const uint16_t hl = static_cast<uint16_t>(header.size());
+  f.write(reinterpret_cast<const char*>(&hl), 2);
+  f.write(header.data(), header.size());
+  f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(rows * cols * sizeof(double)));
+}
+
+// ---- statistics -----------------------------------------------------------------------------
+
+TEST(TvStats, ParsesTheGrammar) {
+  const auto r = tv_detail::parse_stats("means, means:2,means2d,random:32,axes,axes:3,file:a:b.npy,radial,radial:0");
+  ASSERT_EQ(r.size(), 9u);
+  EXPECT_EQ(r[0].kind, tv_detail::StatRequest::Means);
+  EXPECT_EQ(r[0].count, 0);
+  EXPECT_EQ(r[1].count, 2);
+  EXPECT_EQ(r[2].kind, tv_detail::StatRequest::Means2d);
+  EXPECT_EQ(r[3].kind, tv_detail::StatRequest::Random);
+  EXPECT_EQ(r[3].count, 32);
+  EXPECT_EQ(r[5].count, 3);
+  EXPECT_EQ(r[6].path, "a:b.npy");
+  EXPECT_FALSE(r[7].origin);
+  EXPECT_TRUE(r[8].origin);
+}
+
+TEST(TvStats, BadTokensGiveOneLineListingWhatIsAllowed) {
+  for (const std::string bad : {"foo", "means:x", "random", "random:0", "axes:-1", "radial:1", "means,,radial",
+                                "file:", "means2d:3"}) {
+    SCOPED_TRACE("spec = " + bad);
+    try {
+      tv_detail::parse_stats(bad);
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      const std::string w = e.what();
+      EXPECT_EQ(w.find('\n'), std::string::npos);
+      EXPECT_NE(w.find("allowed: means[:r], means2d, random:M, axes[:m], file:PATH.npy, radial[:0]"),
+                std::string::npos)
+          << w;
+    }
+  }
+}
+
+TEST(TvStats, PrincipalDirectionsOfLowRankMeans) {
+  // K = 5 means in a 3-D subspace of R^40: rank 3, directions orthonormal, in the span, and
+  // eigenvectors of M^T M whose eigenvalues carry all of |M|_F^2.
+  const int d = 40, K = 5;
+  std::mt19937_64 g(11);
+  std::normal_distribution<double> N01;
+  std::vector<double> basis(3 * d), coef(K * 3);
+  for (double& x : basis) x = N01(g);
+  for (double& x : coef) x = 3 * N01(g);
+  Mixture m;
+  m.K = K;
+  m.d = d;
+  m.means.assign(K * d, 0.0);
+  for (int k = 0; k < K; ++k)
+    for (int a = 0; a < 3; ++a)
+      for (int j = 0; j < d; ++j) m.means[k * d + j] += coef[k * 3 + a] * basis[a * d + j];
+  m.sd = {1.0};
+  m.weights.assign(K, 1.0 / K);
+  validate(m);
+  const tv_detail::Principal pr = tv_detail::principal_directions(m, 4);
+  EXPECT_EQ(pr.rank, 3);
+  ASSERT_EQ(pr.dirs.size(), 3u * d);
+  double frob = 0, sum_s2 = 0;
+  for (double x : m.means) frob += x * x;
+  for (int a = 0; a < 3; ++a) {
+    sum_s2 += pr.singular[a] * pr.singular[a];
+    if (a > 0) {
+      EXPECT_GE(pr.singular[a - 1], pr.singular[a]);
+    }
+    const double* u = pr.dirs.data() + a * d;
+    for (int b = 0; b <= a; ++b) {
+      double dot = 0;
+      for (int j = 0; j < d; ++j) dot += u[j] * pr.dirs[b * d + j];
+      EXPECT_NEAR(dot, a == b ? 1.0 : 0.0, kOrthoTol) << "a = " << a << ", b = " << b;
+    }
+    // Eigen-equation: M^T (M u) = s^2 u.
+    std::vector<double> Mu(K, 0.0), res(d, 0.0);
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < d; ++j) Mu[k] += m.means[k * d + j] * u[j];
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < d; ++j) res[j] += m.means[k * d + j] * Mu[k];
+    double r2 = 0;
+    for (int j = 0; j < d; ++j) r2 += std::pow(res[j] - pr.singular[a] * pr.singular[a] * u[j], 2);
+    EXPECT_LE(std::sqrt(r2), kEigenResidualTol * pr.singular[0] * pr.singular[0]) << "direction " << a;
+  }
+  EXPECT_NEAR(sum_s2 / frob, 1.0, 1e-12);
+}
+
+TEST(TvStats, PrincipalDirectionsOfLargeFullRankMeansAreFast) {
+  const int d = 2000, K = 2000;
+  PresetParams p;
+  p.name = "random-sphere";
+  p.d = d;
+  p.K = K;
+  p.radius = 5;
+  const Mixture m = make_preset(p);
+  const auto t0 = std::chrono::steady_clock::now();
+  const tv_detail::Principal pr = tv_detail::principal_directions(m, 4);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  SCOPED_TRACE(testing::Message() << "K = d = " << d << ", " << pr.iterations << " iterations, " << s << " s");
+  EXPECT_LT(s, 10.0);
+  EXPECT_GE(pr.rank, 4);
+  ASSERT_EQ(pr.dirs.size(), 4u * d);
+  for (int a = 0; a < 4; ++a)
+    for (int b = 0; b <= a; ++b) {
+      double dot = 0;
+      for (int j = 0; j < d; ++j) dot += pr.dirs[a * d + j] * pr.dirs[b * d + j];
+      EXPECT_NEAR(dot, a == b ? 1.0 : 0.0, kOrthoTol);
+    }
+}
+
+TEST(TvStats, RandomDirectionsAreUnitAndSeeded) {
+  const auto a = tv_detail::random_directions(7, 3, 5), b = tv_detail::random_directions(7, 3, 5),
+             c = tv_detail::random_directions(7, 3, 6);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  for (int i = 0; i < 3; ++i) {
+    double n2 = 0;
+    for (int j = 0; j < 7; ++j) n2 += a[i * 7 + j] * a[i * 7 + j];
+    EXPECT_NEAR(n2, 1.0, kOrthoTol);
+  }
+}
+
+TEST(TvPlan, BinsFromSampleSize) {
+  const Mixture m = isotropic(2, {{1, 0}}, {1.0}, {1.0});
+  TvOptions o;
+  o.stats = "axes:1,means2d";
+  struct Case {
+    uint64_t n;
+    int b1, b2;
+  };
+  for (const Case c : {Case{10, 8, 4}, Case{1000000, 100, 10}, Case{123456, 50, 8}, Case{uint64_t(1e12), 1000, 64}}) {
+    SCOPED_TRACE(testing::Message() << "n = " << c.n);
+    TvPlan plan(m, o, c.n);
+    EXPECT_EQ(plan.bins_1d(), c.b1);
+    EXPECT_EQ(plan.bins_2d_axis(), c.b2);
+    EXPECT_EQ(plan.spec().edges[0].size(), static_cast<std::size_t>(c.b1 + 1));
+    EXPECT_EQ(plan.stats()[1].target_mass.size(), static_cast<std::size_t>(c.b2 * c.b2));
+  }
+  o.bins = 30;
+  TvPlan plan(m, o, 100);
+  EXPECT_EQ(plan.bins_1d(), 30);
+  EXPECT_EQ(plan.bins_2d_axis(), 6);
+}
+
+TEST(TvPlan, EdgesHoldEqualTargetMass) {
+  const Mixture m = isotropic(3, {{2, 0, 1}, {-1, 0.5, 0}}, {0.5, 1.5}, {0.3, 0.7});
+  TvOptions o;
+  o.stats = "means,random:2,radial";
+  TvPlan plan(m, o, 100000);
+  for (const auto& s : plan.stats()) {
+    SCOPED_TRACE(s.name);
+    const double B = static_cast<double>(s.target_mass.size());
+    double total = 0;
+    for (double p : s.target_mass) {
+      EXPECT_NEAR(p * B, 1.0, kEqualMassRelTol);
+      total += p;
+    }
+    EXPECT_NEAR(total, 1.0, 1e-13);
+    const auto& e = plan.spec().edges[s.a];
+    EXPECT_TRUE(std::isinf(e.front()) && e.front() < 0 && std::isinf(e.back()));
+    for (std::size_t i = 1; i < e.size(); ++i) EXPECT_LT(e[i - 1], e[i]);
+  }
+}
+
+TEST(TvPlan, ProjectionMassesMatchQuadrature) {
+  const Mixture m = isotropic(2, {{2, 0}, {-1, 0.5}}, {0.5, 1.5}, {0.3, 0.7});
+  TvOptions o;
+  o.stats = "means,random:2";
+  o.bins = 16;
+  TvPlan plan(m, o, 1000);
+  for (const auto& s : plan.stats()) {
+    SCOPED_TRACE(s.name);
+    const double* u = plan.spec().directions.data() + s.a * 2;
+    std::vector<double> mk(2), sk(2);
+    for (int k = 0; k < 2; ++k) {
+      mk[k] = u[0] * m.mean(k)[0] + u[1] * m.mean(k)[1];
+      sk[k] = m.sd[k];
+    }
+    auto pdf = [&](LD x) {
+      LD f = 0;
+      for (int k = 0; k < 2; ++k)
+        f += m.weights[k] * std::exp(-(x - mk[k]) * (x - mk[k]) / (2 * sk[k] * sk[k])) / (sk[k] * std::sqrt(2 * M_PIl));
+      return f;
+    };
+    const auto& e = plan.spec().edges[s.a];
+    for (std::size_t b = 0; b + 1 < e.size(); ++b) {
+      const LD lo = std::isinf(e[b]) ? -40.0L : e[b], hi = std::isinf(e[b + 1]) ? 40.0L : e[b + 1];
+      const LD ref = integrate(pdf, lo, hi, 400);
+      EXPECT_NEAR(s.target_mass[b], static_cast<double>(ref), kMassQuadratureTol) << "bin " << b;
+    }
+  }
+}
+
+TEST(TvPlan, RadialMassesMatchQuadrature) {
+  // |x - c|^2 / s_k^2 ~ chi'^2(d, |mu_k - c|^2 / s_k^2); the reference CDF conditions on the
+  // coordinate along mu_k - c: (Z + sqrt(lambda))^2 + chi^2_{d-1}, integrated in long double.
+  const int d = 5;
+  const Mixture m = isotropic(d, {{2, 0, 1, 0, 0}, {-1, 0.5, 0, 0, 3}}, {0.7, 1.3}, {0.4, 0.6});
+  TvOptions o;
+  o.stats = "radial";
+  o.bins = 12;
+  TvPlan plan(m, o, 1000);
+  const auto& s = plan.stats()[0];
+  ASSERT_TRUE(s.exact);
+  const auto& c = plan.spec().center;
+  const auto& e = plan.spec().edges[s.a];
+  auto cdf_ref = [&](double x) {
+    LD F = 0;
+    for (int k = 0; k < 2; ++k) {
+      double lam = 0;
+      for (int j = 0; j < d; ++j) lam += std::pow(m.mean(k)[j] - c[j], 2);
+      lam /= m.sd[k] * m.sd[k];
+      const LD t = x / (m.sd[k] * m.sd[k]), sl = std::sqrt(static_cast<LD>(lam));
+      const LD cst = 1 / std::sqrt(2 * M_PIl);
+      F += m.weights[k] * integrate(
+                              [&](LD v) {
+                                return cst * (std::exp(-(v - sl) * (v - sl) / 2) + std::exp(-(v + sl) * (v + sl) / 2)) *
+                                       static_cast<LD>(special::gamma_p((d - 1) / 2.0, static_cast<double>((t - v * v) / 2)));
+                              },
+                              0, std::sqrt(t), 400);
+    }
+    return F;
+  };
+  LD prev = 0;
+  for (std::size_t b = 0; b + 1 < e.size(); ++b) {
+    const LD next = std::isinf(e[b + 1]) ? 1.0L : cdf_ref(e[b + 1]);
+    EXPECT_NEAR(s.target_mass[b], static_cast<double>(next - prev), kMassQuadratureTol) << "bin " << b;
+    prev = next;
+  }
+}
+
+TEST(TvPlan, PairMassesAreProductsPerComponent) {
+  const Mixture m = isotropic(3, {{2, 0, 0}, {-1, 0.5, 0}, {0, 1, 1}}, {0.5, 1.5, 1.0}, {0.3, 0.3, 0.4});
+  TvOptions o;
+  o.stats = "means2d";
+  TvPlan plan(m, o, 1000000);
+  const auto& s = plan.stats()[0];
+  ASSERT_EQ(s.dims, 2);
+  ASSERT_TRUE(s.exact);
+  const auto& ea = plan.spec().edges[s.a];
+  const auto& eb = plan.spec().edges[s.b];
+  const double* ua = plan.spec().directions.data() + s.a * 3;
+  const double* ub = plan.spec().directions.data() + s.b * 3;
+  const int Ba = static_cast<int>(ea.size()) - 1, Bb = static_cast<int>(eb.size()) - 1;
+  for (int i = 0; i < Ba; ++i)
+    for (int j = 0; j < Bb; ++j) {
+      double ref = 0;
+      for (int k = 0; k < 3; ++k) {
+        double ma = 0, mb = 0;
+        for (int t = 0; t < 3; ++t) {
+          ma += ua[t] * m.mean(k)[t];
+          mb += ub[t] * m.mean(k)[t];
+        }
+        ref += m.weights[k] * normal_masses(ea, ma, m.sd[k])[i] * normal_masses(eb, mb, m.sd[k])[j];
+      }
+      EXPECT_NEAR(s.target_mass[i * Bb + j], ref, 1e-15) << "cell " << i << ", " << j;
+    }
+}
+
+TEST(TvPlan, RankZeroMeansAreSkippedOrRefused) {
+  const Mixture m = isotropic(3, {{0, 0, 0}, {0, 0, 0}}, {1.0, 2.0}, {0.5, 0.5});
+  TvOptions o;
+  o.stats = "means,means2d,radial";
+  TvPlan plan(m, o, 1000);
+  ASSERT_EQ(plan.stats().size(), 1u);
+  EXPECT_EQ(plan.stats()[0].name, "radial");
+  EXPECT_EQ(plan.notes().size(), 2u);
+  o.stats = "means";
+  EXPECT_THROW(TvPlan(m, o, 1000), Error);
+}
+
+TEST(TvPlan, BadOptionsAreRefused) {
+  const Mixture m = isotropic(2, {{1, 0}}, {1.0}, {1.0});
+  auto plan_with = [&](const std::string& stats, int bins, int boot, uint64_t n) {
+    TvOptions o;
+    o.stats = stats;
+    o.bins = bins;
+    o.bootstrap = boot;
+    TvPlan p(m, o, n);
+  };
+  EXPECT_THROW(plan_with("axes", 1, 200, 100), Error);
+  EXPECT_THROW(plan_with("axes", 0, 5, 100), Error);
+  EXPECT_THROW(plan_with("axes:3", 0, 200, 100), Error);
+  EXPECT_THROW(plan_with("radial,radial:0", 0, 200, 100), Error);
+  EXPECT_THROW(plan_with("axes", 0, 200, 0), Error);
+  EXPECT_NO_THROW(plan_with("radial,radial", 0, 200, 100));
+}
+
+// ---- the CPU histograms ---------------------------------------------------------------------
+
+TEST(TvHistogram, CpuMatchesDirectBinningInBothPrecisions) {
+  const int d = 5;
+  const Mixture m = isotropic(d, {{2, 0, 1, 0, 0}, {-1, 0.5, 0, 0, 3}}, {0.7, 1.3}, {0.4, 0.6});
+  TvOptions o;
+  o.stats = "means,means2d,random:2,radial";
+  const uint64_t n = 3000;
+  TvPlan plan(m, o, n);
+  const HistogramSpec& spec = plan.spec();
+  std::vector<double> y = draw(m, n, 3);
+  y[7 * d + 2] = NAN;
+  y[100 * d] = INFINITY;
+  for (Precision prec : {Precision::FP64, Precision::FP32}) {
+    // Direct: the values from the data as the backend holds them (float for FP32).
+    HistogramCounts ref = HistogramCounts::zeros(spec);
+    const int mdirs = static_cast<int>(spec.directions.size() / d);
+    for (uint64_t i = 0; i < n; ++i) {
+      std::vector<double> row(d);
+      bool finite = true;
+      for (int j = 0; j < d; ++j) {
+        row[j] = prec == Precision::FP32 ? static_cast<double>(static_cast<float>(y[i * d + j])) : y[i * d + j];
+        finite = finite && std::isfinite(row[j]);
+      }
+      ++ref.rows;
+      if (!finite) {
+        ++ref.nonfinite_rows;
+        continue;
+      }
+      std::vector<int> bins(spec.num_values());
+      for (int v = 0; v < spec.num_values(); ++v) {
+        double x = 0;
+        for (int j = 0; j < d; ++j)
+          x += v < mdirs ? row[j] * spec.directions[v * d + j] : std::pow(row[j] - spec.center[j], 2);
+        const auto& e = spec.edges[v];
+        bins[v] = static_cast<int>(std::upper_bound(e.begin() + 1, e.end() - 1, x) - (e.begin() + 1));
+        ++ref.one_d[v][bins[v]];
+      }
+      for (std::size_t p = 0; p < spec.pairs.size(); ++p)
+        ++ref.two_d[p][bins[spec.pairs[p].first] * (spec.edges[spec.pairs[p].second].size() - 1) +
+                       bins[spec.pairs[p].second]];
+    }
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(testing::Message() << "precision " << to_string(prec) << ", threads " << threads);
+      auto be = make_backend("cpu", threads);
+      RunShape shape;
+      shape.d = d;
+      shape.K = m.K;
+      shape.precision = prec;
+      shape.chunk_rows = 1024;
+      be->begin(shape, m);
+      HistogramCounts c = HistogramCounts::zeros(spec);
+      for (uint64_t first = 0; first < n; first += 1024) {
+        const std::size_t rows = std::min<uint64_t>(1024, n - first);
+        be->upload_chunk(y.data() + first * d, first, rows);
+        be->accumulate_histograms(spec, c);
+      }
+      EXPECT_EQ(c.rows, n);
+      EXPECT_EQ(c.nonfinite_rows, 2u);
+      EXPECT_EQ(c.one_d, ref.one_d);
+      EXPECT_EQ(c.two_d, ref.two_d);
+    }
+  }
+}
+
+// ---- figures against closed forms -------------------------------------------------------------
+
+TEST(TvClosedForm, GaussianSampleAgainstGaussianTargetCiContainsExactBinnedTv) {
+  // Sample Y ~ N(m, v I) exactly; target X_0 ~ N(mu, s^2 I) (K = 1). Projections and the radial
+  // statistic have closed-form laws under both, so the binned TV is exact for the plan's edges.
+  // 12 checks of a 95% interval (4 statistics x 3 sizes; simulated coverage 0.90-0.97 each):
+  // at most one may miss, and only by less than half the interval's width.
+  const int d = 3;
+  const std::vector<double> mu = {1.0, 0.0, 0.0}, ym = {1.08, 0.05, 0.0};
+  const double s = 1.0, v = 1.1 * 1.1;
+  const Mixture target = isotropic(d, {mu}, {s}, {1.0});
+  Mixture law = isotropic(d, {ym}, {std::sqrt(v)}, {1.0});
+  TvOptions o;
+  o.stats = "means,axes:2,radial";
+  o.seed = 7;
+  auto be = make_backend("cpu", 0);
+  int checks = 0, misses = 0;
+  for (uint64_t n : {uint64_t(10000), uint64_t(100000), uint64_t(1000000)}) {
+    const std::vector<double> y = draw(law, n, 100 + n);
+    const TvReport rep = tv_of_sample(target, y.data(), n, o, *be);
+    const TvPlan plan(target, o, n);
+    ASSERT_EQ(rep.stats.size(), plan.stats().size());
+    for (std::size_t i = 0; i < rep.stats.size(); ++i) {
+      const auto& ps = plan.stats()[i];
+      const auto& r = rep.stats[i];
+      const auto& e = plan.spec().edges[ps.a];
+      std::vector<double> P;
+      if (ps.name == "radial") {
+        double lam = 0;  // centre = mu (K = 1)
+        for (int j = 0; j < d; ++j) lam += (ym[j] - mu[j]) * (ym[j] - mu[j]);
+        P = scaled_ncx2_masses(e, v, d, lam / v);
+      } else {
+        const double* u = plan.spec().directions.data() + ps.a * d;
+        double mean = 0;
+        for (int j = 0; j < d; ++j) mean += u[j] * ym[j];
+        P = normal_masses(e, mean, std::sqrt(v));
+      }
+      const double tau = binned_tv(P, ps.target_mass);
+      SCOPED_TRACE(testing::Message() << "n = " << n << ", stat " << r.name << ", bins " << r.bins << ": exact binned TV "
+                                      << tau << ", tv " << r.tv << ", tv_corrected " << r.tv_corrected << ", floor "
+                                      << r.floor << ", CI [" << r.ci_lo << ", " << r.ci_hi << "]");
+      ++checks;
+      const double width = r.ci_hi - r.ci_lo;
+      if (tau < r.ci_lo || tau > r.ci_hi) {
+        ++misses;
+        EXPECT_LT(std::max(r.ci_lo - tau, tau - r.ci_hi), 0.5 * width) << "a miss by more than half the width";
+      }
+      EXPECT_TRUE(r.exact_target);
+      EXPECT_TRUE(r.resolved);  // tau is 4-20 floors here
+      EXPECT_NEAR(r.tv_corrected, tau, width);
+    }
+  }
+  EXPECT_LE(misses, 1) << "of " << checks << " checks";
+}
+
+TEST(TvClosedForm, ExactSampleAgainstItselfStaysWithinTheFloor) {
+  const Mixture m = isotropic(4, {{2, 0, 1, 0}, {-1, 0.5, 0, 1}, {0, -2, 0, 0}}, {0.7, 1.3, 1.0}, {0.3, 0.3, 0.4});
+  TvOptions o;
+  o.stats = "means,means2d,random:3,axes:2,radial";
+  o.seed = 3;
+  const uint64_t n = 200000;
+  const std::vector<double> y = draw(m, n, 99);
+  auto be = make_backend("cpu", 0);
+  const TvReport rep = tv_of_sample(m, y.data(), n, o, *be);
+  int resolved = 0;
+  for (const auto& r : rep.stats) {
+    SCOPED_TRACE(testing::Message() << r.name << ": tv " << r.tv << ", floor " << r.floor << ", CI [" << r.ci_lo
+                                    << ", " << r.ci_hi << "], tv_corrected " << r.tv_corrected);
+    EXPECT_NEAR(r.tv / r.floor, 1.0, kNullFloorBand);
+    EXPECT_LT(r.tv_corrected, r.floor);
+    EXPECT_TRUE(r.exact_target);
+    resolved += r.resolved;
+  }
+  EXPECT_LE(resolved, 1) << "of " << rep.stats.size() << " statistics (nominal rate 2.5% each)";
+  EXPECT_EQ(rep.nonfinite, 0u);
+  EXPECT_EQ(rep.n, n);
+}
+
+TEST(TvClosedForm, TwoShiftedGaussians) {
+  // X_0 ~ N((2, 0), I), Y ~ N((2 + delta, 0), I): the projection on e_1 has TV 2 Phi(delta/2) - 1,
+  // binned TV a little below; the orthogonal axis has TV 0.
+  const double delta = 0.1;
+  const Mixture target = isotropic(2, {{2, 0}}, {1.0}, {1.0});
+  const Mixture law = isotropic(2, {{2 + delta, 0}}, {1.0}, {1.0});
+  TvOptions o;
+  o.stats = "axes:2";
+  const uint64_t n = 400000;
+  const std::vector<double> y = draw(law, n, 5);
+  auto be = make_backend("cpu", 0);
+  const TvReport rep = tv_of_sample(target, y.data(), n, o, *be);
+  const TvPlan plan(target, o, n);
+  const double continuous = 2 * special::normal_cdf(delta / 2) - 1;
+  const double tau = binned_tv(normal_masses(plan.spec().edges[0], 2 + delta, 1.0), plan.stats()[0].target_mass);
+  const StatResult& a0 = rep.stats[0];
+  const StatResult& a1 = rep.stats[1];
+  SCOPED_TRACE(testing::Message() << "continuous TV " << continuous << ", binned " << tau << "; axis[0] tv " << a0.tv
+                                  << " CI [" << a0.ci_lo << ", " << a0.ci_hi << "]; axis[1] tv " << a1.tv << " CI ["
+                                  << a1.ci_lo << ", " << a1.ci_hi << "]");
+  EXPECT_LE(tau, continuous);
+  EXPECT_GE(tau, 0.95 * continuous);
+  EXPECT_LE(a0.ci_lo, tau);
+  EXPECT_GE(a0.ci_hi, tau);
+  EXPECT_TRUE(a0.resolved);
+  EXPECT_EQ(rep.best, 0u);
+  EXPECT_EQ(a1.ci_lo, 0.0);
+  EXPECT_FALSE(a1.resolved);
+}
+
+// ---- calibration of the bootstrap -------------------------------------------------------------
+
+void multinomial(std::mt19937_64& g, uint64_t n, const std::vector<double>& p, std::vector<uint64_t>& out) {
+  out.assign(p.size(), 0);
+  double rest = 1;
+  uint64_t left = n;
+  for (std::size_t b = 0; b + 1 < p.size() && left > 0; ++b) {
+    const double q = std::clamp(p[b] / rest, 0.0, 1.0);
+    const uint64_t x = q >= 1 ? left : std::binomial_distribution<long long>(left, q)(g);
+    out[b] = x;
+    left -= x;
+    rest -= p[b];
+  }
+  out.back() += left;
+}
+
+TEST(TvBootstrap, CoverageAndFalseResolutionRate) {
+  const int B = 30, reps = 150;
+  const uint64_t n = 20000;
+  std::vector<double> p(B), pattern(B);
+  double z = 0, spread = 0;
+  for (int b = 0; b < B; ++b) z += (p[b] = 1 + 0.5 * std::cos(1.3 * b));
+  for (int b = 0; b < B; ++b) {
+    p[b] /= z;
+    pattern[b] = std::sin(2 * M_PI * (b + 0.5) / B) * p[b];
+    spread += std::fabs(pattern[b]);
+  }
+  for (uint64_t m : {uint64_t(0), uint64_t(20000)}) {
+    double floor = 0;
+    for (int b = 0; b < B; ++b)
+      floor += m == 0 ? special::binomial_mad(n, p[b]) / n
+                      : std::sqrt(2 / M_PI) * std::sqrt(p[b] * (1 - p[b]) * (1.0 / n + 1.0 / m));
+    floor /= 2;
+    for (double ratio : {0.0, 5.0}) {
+      std::vector<double> P(B);
+      for (int b = 0; b < B; ++b) P[b] = p[b] + ratio * floor / (0.5 * spread) * pattern[b];
+      const double tau = binned_tv(P, p);
+      std::mt19937_64 g(1234 + m + static_cast<uint64_t>(ratio));
+      int covered = 0, resolved = 0;
+      double mean_bc = 0;
+      for (int r = 0; r < reps; ++r) {
+        std::vector<uint64_t> c, rc;
+        multinomial(g, n, P, c);
+        std::vector<double> target = p;
+        if (m > 0) {
+          multinomial(g, m, p, rc);
+          for (int b = 0; b < B; ++b) target[b] = rc[b] / static_cast<double>(m);
+        }
+        const StatResult f = tv_detail::histogram_figures(c, target, m, 200, 1000 + r);
+        covered += f.ci_lo <= tau && tau <= f.ci_hi;
+        resolved += f.resolved;
+        mean_bc += f.tv_corrected / reps;
+      }
+      SCOPED_TRACE(testing::Message() << "reference n " << m << ", true binned TV " << tau << " (" << ratio
+                                      << " floors): coverage " << covered / double(reps) << ", resolved "
+                                      << resolved / double(reps) << ", mean tv_corrected " << mean_bc);
+      EXPECT_GE(covered, kMinCoverage * reps);
+      if (ratio == 0) {
+        EXPECT_LE(resolved, kMaxNullResolvedRate * reps);
+        EXPECT_LT(mean_bc, 0.5 * floor);
+      } else {
+        EXPECT_EQ(resolved, reps);
+        EXPECT_NEAR(mean_bc / tau, 1.0, 0.05);
+      }
+    }
+  }
+}
+
+// ---- non-finite rows, reference samples, reports ----------------------------------------------
+
+TEST(TvSample, NonFiniteRowsAreCountedAndExcluded) {
+  const Mixture m = isotropic(2, {{1, 0}, {-1, 0}}, {1.0, 1.0}, {0.5, 0.5});
+  TvOptions o;
+  o.stats = "means,radial";
+  o.bins = 20;
+  const uint64_t n = 5000;
+  std::vector<double> y = draw(m, n, 8), clean;
+  const std::vector<uint64_t> bad_rows = {0, 17, 4999};
+  y[0] = NAN;
+  y[17 * 2 + 1] = -INFINITY;
+  y[4999 * 2] = INFINITY;
+  for (uint64_t i = 0; i < n; ++i)
+    if (std::find(bad_rows.begin(), bad_rows.end(), i) == bad_rows.end()) clean.insert(clean.end(), &y[2 * i], &y[2 * i + 2]);
+  auto be = make_backend("cpu", 0);
+  const TvReport with = tv_of_sample(m, y.data(), n, o, *be);
+  const TvReport without = tv_of_sample(m, clean.data(), n - 3, o, *be);
+  EXPECT_EQ(with.n, n);
+  EXPECT_EQ(with.nonfinite, 3u);
+  ASSERT_EQ(with.stats.size(), without.stats.size());
+  for (std::size_t i = 0; i < with.stats.size(); ++i) {
+    SCOPED_TRACE(with.stats[i].name);
+    EXPECT_EQ(with.stats[i].tv, without.stats[i].tv);
+    EXPECT_EQ(with.stats[i].floor, without.stats[i].floor);
+  }
+  std::vector<double> all_bad(4, NAN);
+  EXPECT_THROW(tv_of_sample(m, all_bad.data(), 2, o, *be), Error);
+  EXPECT_THROW(tv_of_sample(m, y.data(), 0, o, *be), Error);
+}
+
+TEST(TvSample, DiagonalTargetUsesAFlaggedReferenceSample) {
+  Mixture m;
+  m.K = 2;
+  m.d = 3;
+  m.cov = Covariance::Diagonal;
+  m.means = {1, 1, 0, -1, 0.5, 1};
+  m.var_diag = {0.5, 2.0, 1.0, 1.0, 1.0, 3.0};
+  m.weights = {0.4, 0.6};
+  validate(m);
+  TvOptions o;
+  o.stats = "means,means2d,radial";
+  o.reference_n = 60000;
+  const uint64_t n = 40000;
+  TvPlan plan(m, o, n);
+  for (const auto& s : plan.stats()) {
+    SCOPED_TRACE(s.name);
+    EXPECT_EQ(s.exact, s.dims == 1 && s.name != "radial");  // projections are exact 1-D GMMs
+  }
+  HistogramCounts zeros = HistogramCounts::zeros(plan.spec());
+  zeros.rows = 1;
+  EXPECT_THROW(plan.evaluate(zeros), Error);  // the reference has not been drawn
+  const std::vector<double> y = draw(m, n, 21);
+  auto be = make_backend("cpu", 0);
+  const TvReport rep = tv_of_sample(m, y.data(), n, o, *be);
+  for (const auto& r : rep.stats) {
+    SCOPED_TRACE(testing::Message() << r.name << ": tv " << r.tv << ", floor " << r.floor << ", CI [" << r.ci_lo
+                                    << ", " << r.ci_hi << "]");
+    if (r.exact_target) {
+      EXPECT_EQ(r.reference_n, 0u);
+    } else {
+      EXPECT_EQ(r.reference_n, 60000u);
+    }
+    EXPECT_NEAR(r.tv / r.floor, 1.0, kNullFloorBand);
+    EXPECT_FALSE(r.resolved);
+  }
+  // A diagonal model whose components are isotropic in fact keeps the exact radial law.
+  Mixture iso = m;
+  iso.var_diag = {2, 2, 2, 0.5, 0.5, 0.5};
+  o.stats = "radial";
+  EXPECT_TRUE(TvPlan(iso, o, n).stats()[0].exact);
+}
+
+TEST(TvSample, BestIsTheLargestCorrectedTv) {
+  const Mixture target = isotropic(2, {{2, 0}}, {1.0}, {1.0});
+  const Mixture law = isotropic(2, {{2, 0}}, {1.3}, {1.0});  // a variance error: seen by every stat
+  TvOptions o;
+  o.stats = "axes:2,radial";
+  const uint64_t n = 50000;
+  const std::vector<double> y = draw(law, n, 4);
+  auto be = make_backend("cpu", 0);
+  const TvReport rep = tv_of_sample(target, y.data(), n, o, *be);
+  for (const auto& r : rep.stats) EXPECT_LE(r.tv_corrected, rep.max().tv_corrected) << r.name;
+}
+
+// ---- the command ------------------------------------------------------------------------------
+
+TEST(TvCli, ReportsATableAndWritesJson) {
+  const Mixture m = isotropic(2, {{2, 0}}, {1.0}, {1.0});
+  const std::string y = temp_path("ok.npy"), js = temp_path("ok.json");
+  write_npy_raw(y, draw(m, 20000, 1), 20000, 2);
+  const auto r = test::run_cli("tv '" + y + "' --preset gaussian --d 2 --stat means,axes,radial --json '" + js + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("means[0]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("max: "), std::string::npos) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(test::slurp(js));
+  EXPECT_EQ(j["n"], 20000);
+  EXPECT_EQ(j["stats"].size(), 4u);
+  EXPECT_TRUE(j["max"].contains("ci95"));
+  EXPECT_FALSE(test::exists(js + ".tmp." + std::to_string(::getpid())));
+}
+
+TEST(TvCli, NanRowsAreCountedAndReported) {
+  const Mixture m = isotropic(2, {{2, 0}}, {1.0}, {1.0});
+  std::vector<double> data = draw(m, 3000, 2);
+  data[10] = NAN;
+  data[2 * 500 + 1] = NAN;
+  const std::string y = temp_path("nan.npy"), js = temp_path("nan.json");
+  write_npy_raw(y, data, 3000, 2);
+  const auto r = test::run_cli("tv '" + y + "' --preset gaussian --d 2 --stat axes --json '" + js + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("non-finite rows: 2 of 3000"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("2 of 3000 rows hold NaN or Inf"), std::string::npos) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(test::slurp(js));
+  EXPECT_EQ(j["nonfinite"], 2);
+  EXPECT_EQ(j["finite"], 2998);
+}
+
+TEST(TvCli, BadInputIsOneLineNonZeroExitAndNothingWritten) {
+  const Mixture m3 = isotropic(3, {{2, 0, 0}}, {1.0}, {1.0});
+  const std::string d3 = temp_path("d3.npy"), empty = temp_path("empty.npy");
+  write_npy_raw(d3, draw(m3, 100, 1), 100, 3);
+  write_npy_raw(empty, {}, 0, 2);
+  struct Case {
+    std::string args, needle;
+  };
+  const std::vector<Case> cases = {
+      {"'" + d3 + "' --preset gaussian --d 2", "the sample has d = 3 columns but the model has d = 2"},
+      {"'" + empty + "' --preset gaussian --d 2", "empty sample (0 rows)"},
+      {"'" + d3 + "' --preset gaussian --d 3 --stat bogus", "unknown statistic 'bogus'"},
+      {"'" + temp_path("missing.npy") + "' --preset gaussian --d 2", "missing.npy"},
+      {"'" + d3 + "' --preset gaussian --d 3 --bins 1", "--bins 1"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.args);
+    const std::string js = temp_path("bad.json");
+    std::remove(js.c_str());
+    const auto r = test::run_cli("tv " + c.args + " --json '" + js + "'");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_FALSE(test::exists(js));
+  }
+}
+
+}  // namespace
+}  // namespace gmmdiff
