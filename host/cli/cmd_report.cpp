@@ -1,0 +1,83 @@
+// gmmdiff report: the tables, fitted slopes and plots of a sweep's output directory
+// (docs/sweeps.md).
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "command.hpp"
+#include "gmmdiff/error.hpp"
+#include "gmmdiff/report.hpp"
+
+namespace gmmdiff::cli {
+
+namespace {
+
+/// tools/plot_sweep.py: $GMMDIFF_PLOT_SCRIPT, else the source tree's, else the installed one.
+std::string plot_script() {
+  if (const char* e = std::getenv("GMMDIFF_PLOT_SCRIPT"); e && *e) return e;
+  for (const char* p : {GMMDIFF_PLOT_SCRIPT_SOURCE, GMMDIFF_PLOT_SCRIPT_INSTALLED})
+    if (std::filesystem::exists(p)) return p;
+  return "";
+}
+
+}  // namespace
+
+void finish_report(const std::string& dir, bool plots, bool print_slopes, const ReportOptions& opt) {
+  namespace fs = std::filesystem;
+  const Report r = write_report(dir, opt);
+  for (const auto& n : r.notes) std::cerr << "gmmdiff report: note: " << n << "\n";
+  std::string plot_msg;
+  if (plots) {
+    // Old plots of this directory would mislead if this run draws fewer of them.
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+      if (e.path().extension() == ".png" && e.path().filename().string().rfind("tv_vs_", 0) == 0)
+        fs::remove(e.path(), ec);
+    plot_msg = run_plot_script(plot_script(), dir);
+    if (!plot_msg.empty()) std::cerr << "gmmdiff report: " << plot_msg << "\n";
+  }
+  if (print_slopes) std::cout << slope_table(r) << "\n";
+  std::cout << verdict_table(r);
+  std::cout << "report: " << (fs::path(dir) / "report.md").string() << ", " << (fs::path(dir) / "report.json").string()
+            << ", " << (fs::path(dir) / "results.csv").string();
+  if (plots && plot_msg.empty()) {
+    std::error_code ec;
+    std::vector<std::string> pngs;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+      if (e.path().extension() == ".png") pngs.push_back(e.path().filename().string());
+    std::sort(pngs.begin(), pngs.end());
+    for (const auto& p : pngs) std::cout << ", " << p;
+  }
+  std::cout << std::endl;
+}
+
+namespace {
+
+Runner setup(CLI::App& sub) {
+  auto dir = std::make_shared<std::string>();
+  auto no_plots = std::make_shared<bool>(false);
+  auto opt = std::make_shared<ReportOptions>();
+  sub.add_option("dir", *dir, "A sweep's output directory (holding results.jsonl)")->required();
+  sub.add_flag("--no-plots", *no_plots, "Tables only (no PNG plots)");
+  sub.add_option("--level", opt->level,
+                 "Confidence level of the fitted slopes' intervals (points keep their 95% intervals)")
+      ->capture_default_str();
+  sub.add_option("--growth-tol", opt->growth_tol,
+                 "gamma of the verdict: growth exponents of TV/f below it count as bounded")
+      ->capture_default_str();
+  return [=]() -> int {
+    if (!(opt->level > 0 && opt->level < 1)) throw Error("--level must lie in (0, 1)");
+    if (!(opt->growth_tol > 0)) throw Error("--growth-tol must be positive");
+    if (!std::filesystem::is_directory(*dir)) throw Error(*dir + ": not a directory");
+    finish_report(*dir, !*no_plots, true, *opt);
+    return kOk;
+  };
+}
+
+const Registrar reg("report", "Tables, fitted slopes with CIs, the verdict and PNG plots of a sweep's results", 45,
+                    setup);
+
+}  // namespace
+}  // namespace gmmdiff::cli

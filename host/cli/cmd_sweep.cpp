@@ -1,0 +1,144 @@
+// gmmdiff sweep: run a sweep file (or the embedded default), resumably, printing one line per
+// finished run, then the report and the verdict table (docs/sweeps.md).
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <set>
+
+#include "command.hpp"
+#include "gmmdiff/backend.hpp"
+#include "gmmdiff/error.hpp"
+#include "gmmdiff/report.hpp"
+#include "gmmdiff/sweep.hpp"
+#include "progress.hpp"
+
+namespace gmmdiff::cli {
+
+/// cmd_report.cpp: writes report.md/json, results.csv and the plots of dir; prints a summary.
+void finish_report(const std::string& dir, bool plots, bool print_slopes, const ReportOptions& opt);
+
+namespace {
+
+struct SweepArgs {
+  std::string file, out, backend;
+  int threads = 0;
+  bool print_default = false, dry_run = false, no_report = false, no_plots = false;
+};
+
+/// The backend kind the default sweep is sized for.
+std::string default_kind(const std::string& backend) {
+  if (backend == "cpu" || backend == "cuda") return backend;
+  return cuda_compiled() && !cuda_devices().empty() ? "cuda" : "cpu";
+}
+
+/// The default sweep's JSON: sized for, and run on, the backend kind (its "backend" names it, so
+/// that `gmmdiff sweep` and `gmmdiff sweep --backend cpu` on a CPU-only machine are one sweep).
+std::string default_text(const SweepArgs& a) { return default_sweep_json(default_kind(a.backend)); }
+
+std::string fmt(double x, const char* f = "%.3g") {
+  if (std::isnan(x)) return "nan";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, f, x);
+  return buf;
+}
+
+std::string row_line(const SweepRow& r, std::size_t i, std::size_t total) {
+  char head[32];
+  std::snprintf(head, sizeof head, "[%*zu/%zu] ", static_cast<int>(std::to_string(total).size()), i, total);
+  std::string s = head + r.p.label();
+  if (!r.error.empty()) return s + "  FAILED: " + r.error;
+  const StatResult& f = r.figure();
+  s += "  TV " + fmt(f.tv_corrected, "%.4f") + " [" + fmt(f.ci_lo, "%.4f") + ", " + fmt(f.ci_hi, "%.4f") + "] (" +
+       f.name + (f.resolved ? "" : ", unresolved") + ")  floor " + fmt(f.floor, "%.4f");
+  s += "  eps_score " + fmt(r.eps_score, "%.3g") + "  " + fmt(r.wall_seconds, r.wall_seconds < 10 ? "%.2f" : "%.1f") +
+       " s";
+  if (r.nonfinite) s += "  nonfinite " + std::to_string(r.nonfinite);
+  return s;
+}
+
+Runner setup(CLI::App& sub) {
+  auto a = std::make_shared<SweepArgs>();
+  sub.add_option("file", a->file, "Sweep file (JSON, docs/sweeps.md); none: the embedded default");
+  sub.add_option("--out,-o", a->out,
+                 "Output directory (default: runs/<sweep name>, runs/default-<backend> for the default)");
+  sub.add_option("--backend", a->backend,
+                 "Embedded default only: size it for and run it on cpu | cuda | auto (a file sets \"backend\")");
+  sub.add_option("--threads", a->threads, "CPU threads (0: all); results do not depend on it");
+  sub.add_flag("--print-default", a->print_default, "Print the embedded default sweep (to copy and edit) and exit");
+  sub.add_flag("--dry-run", a->dry_run, "List the runs (and which are done in --out) without running them");
+  sub.add_flag("--no-report", a->no_report, "Do not write the report and plots at the end");
+  sub.add_flag("--no-plots", a->no_plots, "Write the report's tables but no PNG plots");
+  return [a]() -> int {
+    if (!a->backend.empty() && a->backend != "auto" && a->backend != "cpu" && a->backend != "cuda")
+      throw Error("--backend \"" + a->backend + "\" (allowed: auto, cpu, cuda)");
+    if (a->print_default) {
+      if (!a->file.empty()) throw Error("--print-default takes no sweep file");
+      std::cout << default_text(*a) << "\n";
+      return kOk;
+    }
+    SweepSpec spec;
+    std::string out = a->out;
+    if (a->file.empty()) {
+      const std::string kind = default_kind(a->backend);
+      spec = parse_sweep(default_text(*a), "default sweep (" + kind + ")", ".");
+      if (out.empty()) out = "runs/default-" + kind;
+    } else {
+      if (!a->backend.empty())
+        throw Error("--backend applies to the embedded default; set \"backend\" in " + a->file + " instead");
+      spec = load_sweep_file(a->file);
+      if (out.empty()) out = "runs/" + spec.name;
+    }
+
+    if (a->dry_run) {
+      std::size_t done = 0;
+      std::vector<SweepRow> have;
+      try {
+        have = read_results(out + "/results.jsonl");
+      } catch (const Error&) {
+      }
+      std::set<std::string> keys;
+      for (const auto& r : have) keys.insert(r.key);
+      for (std::size_t i = 0; i < spec.runs.size(); ++i) {
+        const bool d = keys.count(spec.runs[i].key()) > 0;
+        done += d;
+        std::cout << spec.runs[i].key() << "  " << (d ? "done " : "to do") << "  " << spec.runs[i].label() << "\n";
+      }
+      std::cout << spec.runs.size() << " runs (" << done << " done in " << out << ")\n";
+      return kOk;
+    }
+
+    std::unique_ptr<Progress> progress;
+    SweepCallbacks cb;
+    cb.on_note = [](const std::string& s) { std::cerr << "gmmdiff sweep: " << s << "\n"; };
+    cb.on_start = [&](const RunParams& p, std::size_t i, std::size_t total) {
+      progress =
+          std::make_unique<Progress>("[" + std::to_string(i + 1) + "/" + std::to_string(total) + "] " + p.label());
+      progress->update(0, 1);
+    };
+    cb.on_progress = [&](uint64_t done, uint64_t total) {
+      if (progress) progress->update(done, total);
+    };
+    cb.on_row = [&](const SweepRow& r, std::size_t i, std::size_t total) {
+      progress.reset();  // clears the progress line before the row is printed
+      std::cout << row_line(r, i, total) << std::endl;
+    };
+    SweepRunOptions ro;
+    ro.out_dir = out;
+    ro.threads = a->threads;
+    const SweepOutcome o = run_sweep(spec, ro, cb);
+    progress.reset();
+    std::cerr << "gmmdiff sweep: " << o.ran << " runs done now, " << o.done_before << " before; results in " << out
+              << "/results.jsonl\n";
+    if (!a->no_report) finish_report(out, !a->no_plots, false, ReportOptions{});
+    return kOk;
+  };
+}
+
+const Registrar reg("sweep",
+                    "Run a sweep of T x d x K x eps x sampler x seed (or the embedded default, \"is DDPM "
+                    "dimension-free on mixtures?\"): resumable, one JSONL row per run, then the report",
+                    40, setup);
+
+}  // namespace
+}  // namespace gmmdiff::cli

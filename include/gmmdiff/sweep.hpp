@@ -1,0 +1,207 @@
+// gmmdiff: sweeps that check convergence bounds (THEORY.md, The bound to verify; docs/sweeps.md).
+//
+// A sweep file (JSON) gives every parameter as a scalar or a list; the runs are the Cartesian
+// product in a fixed order (family, sd, radius, model_seed, d, K, score_error, eps, sampler,
+// variance, schedule, stop, precision, n, T, seed), optionally a union of several "grids" that
+// override the top-level axes. Each run has a stable key (a hash of its canonical parameters).
+// Results go to an output directory, one JSON line per finished run, so that a killed sweep
+// resumes without lost or duplicated rows.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gmmdiff/tv.hpp"
+#include "gmmdiff/types.hpp"
+
+namespace gmmdiff {
+
+/// K as written in a sweep: an integer, or a linear expression in d: "d", "d+1", "4d", "2d-1".
+struct KSpec {
+  int mult = 0;      ///< coefficient of d
+  int add = 0;       ///< constant
+  std::string text;  ///< canonical text ("8", "d", "4d", "d+1")
+  int resolve(int d) const { return mult * d + add; }
+  /// Parses "8", "d", "d+1", "4d", "4*d", "2d-1"; throws gmmdiff::Error naming `where`.
+  static KSpec parse(const std::string& s, const std::string& where);
+  static KSpec constant(int k);
+};
+
+/// All that determines one run's result (chunk size and thread count do not, by design).
+struct RunParams {
+  // target
+  std::string family;      ///< label: the preset name or "model:<file stem>"
+  std::string preset;      ///< gaussian | two-point | random-sphere | simplex; "" for a model file
+  std::string model_file;  ///< absolute path of a model JSON ("" for presets)
+  std::string model_hash;  ///< FNV-1a of the model file's bytes (a changed file is a new run)
+  int d = 2;
+  int K = 2;               ///< resolved
+  std::string K_spec;      ///< as written ("d", "4d", "2"): what groups across d keep fixed
+  bool full_rank = false;  ///< the family asked for K >= d
+  double radius = 2.0;
+  double sd = 1.0;
+  uint64_t model_seed = 0;  ///< random-sphere means
+  // score error
+  ScoreErrorKind score_error = ScoreErrorKind::None;
+  double eps = 0.0;
+  // sampler and schedule
+  SamplerKind sampler = SamplerKind::DDPM;
+  Variance variance = Variance::Beta;
+  std::string schedule = "lcw";
+  double c0 = 2.0, c1 = 10.0;
+  std::string schedule_file;  ///< absolute, for schedule "file"
+  int T = 64;
+  int stop = 1;
+  Precision precision = Precision::FP32;
+  uint64_t n = 10000;
+  uint64_t seed = 0;
+  int eps_samples = 1024;
+  std::string backend = "auto";  ///< as written in the sweep (the row records the one used)
+  TvOptions tv;                  ///< tv.seed is the run seed
+
+  /// "T=64;d=8;..." every field above in a fixed order with round-trip number formatting.
+  std::string canonical() const;
+  /// 16 hex digits: FNV-1a 64 of canonical().
+  std::string key() const;
+  /// One-line description for tables and progress: "T=64 d=8 K=8 random-sphere sd=1 ...".
+  std::string label() const;
+};
+
+/// A parsed, validated and expanded sweep.
+struct SweepSpec {
+  std::string name;  ///< "name" in the file (or the file's stem)
+  std::string description;
+  std::string source;           ///< the sweep's JSON, normalised (keys sorted): copied to spec.json
+  std::size_t chunk = 0;        ///< rows per chunk (0: automatic); does not change results
+  std::vector<RunParams> runs;  ///< deduplicated by key, in the product's order
+};
+
+/// The keys a sweep file may hold at the top level (and, except "name", "description",
+/// "grids" and "chunk", inside each grid).
+const std::vector<std::string>& sweep_keys();
+
+/// Parses and validates a sweep given as JSON text. Relative model and schedule files are taken
+/// relative to base_dir. Throws gmmdiff::Error with one line naming `origin`, the key and what is
+/// allowed. Model files are loaded (and validated) here, so that a bad file stops the sweep before
+/// anything is written.
+SweepSpec parse_sweep(const std::string& json_text, const std::string& origin, const std::string& base_dir = ".");
+/// Reads and parses a sweep file.
+SweepSpec load_sweep_file(const std::string& path);
+
+/// The embedded default sweep for a backend kind ("cpu" or "cuda"): "is DDPM dimension-free on
+/// mixtures?", sized to run in a few minutes on 2 CPU cores, or at full scale on one GPU.
+std::string default_sweep_json(const std::string& backend_kind);
+
+/// One finished run: its parameters and every figure, as one JSON line of results.jsonl.
+struct SweepRow {
+  std::string key;
+  std::string sweep;
+  std::size_t index = 0;  ///< position of the run in the expanded sweep
+  RunParams p;
+  std::vector<StatResult> stats;
+  std::size_t best = 0;  ///< TvReport::best: the statistic with the largest tv_corrected
+  uint64_t nonfinite = 0;
+  double eps_score = 0;  ///< realised (RunSummary::eps_score)
+  double seconds = 0;    ///< sampling time
+  double eps_seconds = 0;
+  double wall_seconds = 0;  ///< the whole run: reference, sampling, TV
+  double elt_steps_per_s = 0;
+  int steps = 0;
+  std::size_t chunks = 0;
+  std::string backend, device, version, finished_at;
+
+  std::vector<std::string> notes;  ///< TvReport::notes (statistics skipped and why)
+  std::string error;               ///< non-empty: the run failed (e.g. non-finite particles); no figures
+
+  /// The statistic that gives the run's figure: the largest bias-corrected TV among the resolved
+  /// statistics, or among all of them when none is resolved.
+  std::size_t figure_index() const;
+  const StatResult& figure() const { return stats.at(figure_index()); }
+  double tv() const { return stats.empty() ? 0.0 : figure().tv_corrected; }
+};
+
+/// One line of results.jsonl (no trailing newline) and back. parse_row throws gmmdiff::Error.
+std::string row_to_json(const SweepRow& r);
+SweepRow parse_row(const std::string& line);
+/// The CSV header and one line per row (the max statistic's figures; all parameters).
+std::string rows_to_csv(const std::vector<SweepRow>& rows);
+
+// ---- the output directory: <out>/spec.json, results.jsonl, results.csv, lock ----
+
+/// An exclusive, non-blocking flock(2) on <dir>/lock for the object's lifetime. A second
+/// holder gets gmmdiff::Error ("another gmmdiff sweep is writing DIR (pid P)").
+class DirLock {
+ public:
+  explicit DirLock(const std::string& dir);
+  ~DirLock();
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+/// results.jsonl: one complete line per finished run, appended with O_APPEND, one write(2) and
+/// fsync(2). Opening it drops a trailing partial line (a kill -9 during the write) by truncating
+/// to the last newline, and reads the rows already present.
+class ResultsLog {
+ public:
+  explicit ResultsLog(const std::string& path);
+  ~ResultsLog();
+  ResultsLog(const ResultsLog&) = delete;
+  ResultsLog& operator=(const ResultsLog&) = delete;
+
+  bool has(const std::string& key) const;
+  /// Appends one row (a JSON line without newline); throws on a duplicate key or I/O error.
+  void append(const SweepRow& row);
+  const std::vector<SweepRow>& rows() const { return rows_; }
+  /// Bytes of a partial last line removed on opening (0 when the file ended cleanly).
+  std::size_t dropped_bytes() const { return dropped_; }
+  /// Rows whose key appeared more than once (kept once, first wins).
+  std::size_t duplicates() const { return duplicates_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::vector<SweepRow> rows_;
+  std::vector<std::string> keys_;  // sorted
+  std::size_t dropped_ = 0, duplicates_ = 0;
+};
+
+/// Reads the rows of a results.jsonl without modifying it (a partial last line is ignored).
+std::vector<SweepRow> read_results(const std::string& path);
+
+/// How run_sweep reports what it does (all optional; the library itself prints nothing).
+struct SweepCallbacks {
+  /// A run finished and its row is on disk. i: runs finished so far (resumed ones included).
+  std::function<void(const SweepRow& row, std::size_t i, std::size_t total)> on_row;
+  /// A run starts (for progress).
+  std::function<void(const RunParams& p, std::size_t i, std::size_t total)> on_start;
+  /// Progress within the current run (particle-steps done, in all).
+  std::function<void(uint64_t done, uint64_t total)> on_progress;
+  /// A note for stderr ("resuming: 12 of 40 runs done", "dropped a partial line").
+  std::function<void(const std::string&)> on_note;
+};
+
+struct SweepRunOptions {
+  std::string out_dir;
+  int threads = 0;  ///< CPU threads (0: OpenMP's default)
+};
+
+/// What run_sweep did.
+struct SweepOutcome {
+  std::size_t total = 0, done_before = 0, ran = 0;
+  std::vector<SweepRow> rows;  ///< all rows of the sweep, in run order
+};
+
+/// Runs every run of spec whose key is not yet in <out>/results.jsonl. Creates out_dir, checks
+/// or writes spec.json (a different sweep in the same directory is an error), holds the lock,
+/// and regenerates results.csv (atomically) after each row.
+SweepOutcome run_sweep(const SweepSpec& spec, const SweepRunOptions& opt, const SweepCallbacks& cb = {});
+
+/// Runs one run and returns its row (no files). Backends are cached by name across calls.
+SweepRow run_one(const RunParams& p, std::size_t chunk, int threads,
+                 const std::function<void(uint64_t, uint64_t)>& on_progress = {});
+
+}  // namespace gmmdiff
