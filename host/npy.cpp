@@ -113,9 +113,10 @@ NpyArray read_npy(const std::string& path) {
   }
   struct stat st {};
   GMMDIFF_EXPECTS(::stat(path.c_str(), &st) == 0, path, ": cannot stat");
-  const uint64_t need = h.data_offset + count * isz;
-  GMMDIFF_EXPECTS(static_cast<uint64_t>(st.st_size) >= need, path, ": truncated .npy (", st.st_size,
-                  " bytes, the header promises ", need, ")");
+  const uint64_t need = h.data_offset + count * isz;  // wraps around (need < data_offset) past 2^64
+  GMMDIFF_EXPECTS(need >= h.data_offset && static_cast<uint64_t>(st.st_size) >= need, path, ": truncated .npy (",
+                  st.st_size, " bytes, the header promises ",
+                  need >= h.data_offset ? std::to_string(need) : "over 2^64", ")");
   File f(std::fopen(path.c_str(), "rb"));
   GMMDIFF_EXPECTS(f.f && std::fseek(f.f, static_cast<long>(h.data_offset), SEEK_SET) == 0, path,
                   ": cannot read");

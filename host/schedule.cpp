@@ -131,6 +131,8 @@ std::vector<double> read_values(const ScheduleParams& p, std::string& kind) {
       j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {
       throw Error(path + ": malformed JSON at byte " + std::to_string(e.byte));
+    } catch (const nlohmann::json::exception&) {  // out_of_range.406: a number such as 1e999
+      throw Error(path + ": a number in the schedule JSON does not fit in a double");
     }
     GMMDIFF_EXPECTS(j.size() == 1 && (j.contains("alpha") || j.contains("abar")), path,
                     ": a schedule JSON holds exactly one key, 'alpha' or 'abar'");

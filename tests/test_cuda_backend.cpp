@@ -276,6 +276,12 @@ struct RunCase {
   std::size_t cuda_chunk;  // 0: all particles in one chunk
 };
 
+// Readable parameters in test listings (instead of GoogleTest's byte dump).
+void PrintTo(const RunCase& c, std::ostream* os) {
+  *os << c.model << "/" << to_string(c.precision) << "/" << to_string(c.sampler) << "/" << to_string(c.error)
+      << "/chunk" << c.cuda_chunk;
+}
+
 std::string describe(const RunCase& c, const SampleOptions& o, const Schedule& s) {
   std::ostringstream os;
   os << "model " << c.model << " d " << kD << " K " << kK << " precision " << to_string(c.precision) << " sampler "

@@ -12,7 +12,7 @@ using namespace gmmdiff;
 
 namespace {
 constexpr double kRecursionRelTol = 1e-13;  // double rounding over a few operations
-constexpr double kOneMinusAbarAbsTol = 1e-15;
+constexpr double kOneMinusAbarAbsTol = 1e-14;  // a few ulps of 1 after T products
 
 Schedule sched(const std::string& name, int T, double c0 = 2, double c1 = 10) {
   ScheduleParams p;
