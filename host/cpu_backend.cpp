@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -259,6 +260,50 @@ uint64_t CpuBackend::count_nonfinite_rows() const {
   if (shape_.precision == Precision::FP32) count(y32_.data());
   else count(y64_.data());
   return bad;
+}
+
+}  // namespace gmmdiff
+
+// ---- measurement (gmmdiff bench) ----
+namespace gmmdiff {
+
+double CpuBackend::copy_bandwidth(std::size_t bytes) {
+  constexpr int kRepeats = 5;
+  const std::size_t n = std::max<std::size_t>(bytes / sizeof(double), 1 << 20);
+  std::vector<double> a(n, 1.0), b(n, 0.0);
+  double best = 1e300;
+  for (int r = 0; r < kRepeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads_)
+    {
+      const std::size_t T = static_cast<std::size_t>(omp_get_num_threads()), id = static_cast<std::size_t>(omp_get_thread_num());
+      const std::size_t lo = n * id / T, hi = n * (id + 1) / T;
+      std::memcpy(b.data() + lo, a.data() + lo, (hi - lo) * sizeof(double));
+    }
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    a[r] = b[n - 1 - r];  // keep the copies observable
+  }
+  return 2.0 * n * sizeof(double) / best;
+}
+
+double CpuBackend::flop_limit(Precision p) {
+  // The achievable rate of a large OpenBLAS GEMM on all threads, measured now.
+  constexpr int kN = 1536, kRepeats = 3;
+  openblas_set_num_threads(threads_);
+  double best = 1e300;
+  auto run = [&](auto zero) {
+    using Real = decltype(zero);
+    std::vector<Real> A(std::size_t(kN) * kN, Real(0.5)), B(A), C(A.size());
+    for (int r = 0; r < kRepeats; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      gemm(false, kN, kN, kN, A.data(), kN, B.data(), kN, C.data(), kN);
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  };
+  if (p == Precision::FP32) run(0.0f);
+  else run(0.0);
+  openblas_set_num_threads(1);
+  return 2.0 * kN * double(kN) * kN / best;
 }
 
 }  // namespace gmmdiff

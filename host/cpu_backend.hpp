@@ -25,6 +25,9 @@ class CpuBackend final : public Backend {
   void download(void* host) const override;
   uint64_t count_nonfinite_rows() const override;
   void accumulate_histograms(const HistogramSpec& spec, HistogramCounts& counts) override;
+  std::string step_path() const override { return "cpu-blas"; }
+  double copy_bandwidth(std::size_t bytes) override;
+  double flop_limit(Precision p) override;
 
   int threads() const { return threads_; }
   const RunShape& shape() const { return shape_; }

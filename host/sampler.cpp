@@ -213,10 +213,10 @@ std::size_t choose_chunk_rows(const Backend& be, const RunShape& shape, uint64_t
 std::string RunSummary::one_line() const {
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "gmmdiff: n=%llu d=%d K=%d T=%d %s %s on %s (%s): %.3f s, %.3g elt-steps/s, %zu chunk%s of %zu, "
+                "gmmdiff: n=%llu d=%d K=%d T=%d %s %s on %s (%s, path %s): %.3f s, %.3g elt-steps/s, %zu chunk%s of %zu, "
                 "eps_score=%.4g%s",
                 static_cast<unsigned long long>(n), d, K, T, sampler.c_str(), precision.c_str(), backend.c_str(),
-                device.c_str(), seconds, elt_steps_per_s, chunks, chunks == 1 ? "" : "s", chunk_rows, eps_score,
+                device.c_str(), path.c_str(), seconds, elt_steps_per_s, chunks, chunks == 1 ? "" : "s", chunk_rows, eps_score,
                 score_error == ScoreErrorKind::None ? " (exact score)" : " (realised, measured)");
   return buf;
 }
@@ -311,7 +311,9 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
     }
     sink.on_chunk(be);
   }
+  be.synchronize();
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  sum.path = be.step_path();
   sum.elt_steps_per_s =
       sum.seconds > 0 ? double(opt.n) * target.d * std::max(sum.steps, 0) / sum.seconds : 0.0;
   return sum;

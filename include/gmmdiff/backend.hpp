@@ -6,6 +6,7 @@
 // which either copies it to the host or bins statistics of it where it lies.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -104,6 +105,24 @@ class Backend {
   virtual uint64_t count_nonfinite_rows() const = 0;
   /// Bins the statistics of spec over the current chunk into counts (accumulating).
   virtual void accumulate_histograms(const HistogramSpec& spec, HistogramCounts& counts) = 0;
+
+  // ---- step paths and measurement (used by the run summary and `gmmdiff bench`) ----
+  /// Chooses how step() computes: "auto" (the backend picks from K, d and precision),
+  /// "products" (GEMMs + per-particle kernels), "fused" (one pass per step, small K).
+  /// Throws gmmdiff::Error for a path this backend does not have.
+  virtual void set_step_path(const std::string& path);
+  /// The path the last step() took, e.g. "cpu-blas", "cpu-fused", "cuda-gemm", "cuda-fused".
+  virtual std::string step_path() const { return name(); }
+  /// Blocks until the work queued on this backend is done (GPU); no-op on the CPU.
+  virtual void synchronize() {}
+  /// Seconds `work` takes on this backend (CUDA: events around it; CPU: a steady clock).
+  virtual double time_seconds(const std::function<void()>& work);
+  /// Copy bandwidth of this backend's memory in bytes per second (read + write counted), measured
+  /// now with buffers of about `bytes` each.
+  virtual double copy_bandwidth(std::size_t bytes);
+  /// The FLOP-rate limit in FLOP/s for precision p: the device's peak where it is known
+  /// (GPU: SMs x clock x FMA units), else measured now (CPU: a large OpenBLAS GEMM).
+  virtual double flop_limit(Precision p);
 
   std::size_t rows() const { return rows_; }
   uint64_t first() const { return first_; }

@@ -53,6 +53,7 @@ struct RunSummary {
   double eps_score = 0;         ///< realised sqrt((1/T) sum_t E|s_t(X_t) - s*_t(X_t)|^2)
   double eps_seconds = 0;       ///< time spent measuring eps_score
   std::string backend, device;
+  std::string path;             ///< the step path the backend took (Backend::step_path)
   std::size_t chunk_rows = 0;
   std::size_t chunks = 0;
   std::string one_line() const;  ///< the summary printed on stderr
