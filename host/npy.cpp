@@ -162,12 +162,15 @@ std::string make_header(uint64_t rows, uint64_t cols, bool fp64, bool one_d) {
 
 NpyWriter::NpyWriter(const std::string& path, uint64_t rows, uint64_t cols, bool fp64)
     : path_(path), tmp_(temp_name_for(path)), rows_(rows), cols_(cols), fp64_(fp64) {
+  register_temp(tmp_);
   f_ = std::fopen(tmp_.c_str(), "wb");
+  if (!f_) unregister_temp(tmp_);
   GMMDIFF_EXPECTS(f_, path, ": cannot write (", std::strerror(errno), ")");
   const std::string h = make_header(rows, cols, fp64, false);
   if (std::fwrite(h.data(), 1, h.size(), f_) != h.size()) {
     std::fclose(f_);
     std::remove(tmp_.c_str());
+    unregister_temp(tmp_);
     throw Error(path + ": write failed");
   }
 }
@@ -175,6 +178,7 @@ NpyWriter::NpyWriter(const std::string& path, uint64_t rows, uint64_t cols, bool
 NpyWriter::~NpyWriter() {
   if (f_) std::fclose(f_);
   if (!committed_) std::remove(tmp_.c_str());
+  unregister_temp(tmp_);
 }
 
 void NpyWriter::append(const void* data, uint64_t rows) {

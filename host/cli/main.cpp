@@ -8,6 +8,7 @@
 #include <map>
 #include <new>
 
+#include "atomic_file.hpp"
 #include "command.hpp"
 #include "gmmdiff/error.hpp"
 
@@ -24,6 +25,7 @@ bool progress_enabled() { return ::isatty(2) && std::getenv("CI") == nullptr; }
 
 int main(int argc, char** argv) {
   using namespace gmmdiff::cli;
+  gmmdiff::install_cleanup_on_signals();  // Ctrl-C / SIGTERM leave only complete files
   CLI::App app{"gmmdiff " GMMDIFF_VERSION
                ": sample Gaussian mixtures with DDPM/DDIM and the exact score, on CPU or CUDA, and check "
                "published convergence bounds by measuring total variation."};
