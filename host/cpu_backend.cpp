@@ -97,7 +97,8 @@ void CpuBackend::begin(const RunShape& shape, const Mixture& target) {
   } catch (const std::bad_alloc&) {
     throw ResourceError("cpu backend: cannot allocate a chunk of " + std::to_string(shape.chunk_rows) + " x " +
                         std::to_string(shape.d) + " values (" +
-                        std::to_string(n * bytes_of(shape.precision) >> 20) + " MiB)");
+                        std::to_string(n * bytes_of(shape.precision) >> 20) + " MiB asked, " +
+                        std::to_string(mem_available_bytes() >> 20) + " MiB available)");
   }
   rows_ = 0;
   first_ = 0;

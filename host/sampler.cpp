@@ -280,7 +280,19 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
     return std::find(opt.snapshot_steps.begin(), opt.snapshot_steps.end(), t) != opt.snapshot_steps.end();
   };
 
-  be.begin(shape, target);
+  // An allocation that fails becomes smaller chunks (results do not depend on the chunk size),
+  // unless the user fixed --chunk.
+  for (;;) {
+    try {
+      be.begin(shape, target);
+      break;
+    } catch (const ResourceError&) {
+      if (opt.chunk != 0 || shape.chunk_rows <= kChunkAlign) throw;
+      shape.chunk_rows = std::max(kChunkAlign, shape.chunk_rows / 2 / kChunkAlign * kChunkAlign);
+    }
+  }
+  sum.chunk_rows = shape.chunk_rows;
+  sum.chunks = static_cast<std::size_t>((opt.n + shape.chunk_rows - 1) / shape.chunk_rows);
   const uint64_t total_units = opt.n * static_cast<uint64_t>(std::max(sum.steps, 1));
   uint64_t done_units = 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -305,7 +317,7 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
           break;
         }
       }
-      throw Error("a particle became NaN or Inf at step t = " + std::to_string(bad_t) + " (particles " +
+      throw NumericalError("a particle became NaN or Inf at step t = " + std::to_string(bad_t) + " (particles " +
                   std::to_string(first) + ".." + std::to_string(first + rows - 1) +
                   "); nothing was written. Try --precision fp64 or a schedule with smaller steps");
     }

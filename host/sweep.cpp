@@ -1154,10 +1154,8 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, int threads,
     ProgressGuard guard(on_progress);
     try {
       s = run_sampler(target, schedule, opt, be, sink);
-    } catch (const ResourceError&) {
-      throw;
-    } catch (const Error& e) {
-      // The run itself failed (e.g. particles turned non-finite): record it, keep the sweep going.
+    } catch (const NumericalError& e) {
+      // The run itself diverged (particles turned non-finite): record it, keep the sweep going.
       row.error = e.what();
     }
   }

@@ -21,6 +21,13 @@ class ResourceError : public Error {
   explicit ResourceError(const std::string& msg) : Error(msg) {}
 };
 
+/// Raised when the arithmetic itself fails (a particle turned NaN/Inf): the input was valid, the
+/// run diverged. Sweeps record it as a failed run and go on.
+class NumericalError : public Error {
+ public:
+  explicit NumericalError(const std::string& msg) : Error(msg) {}
+};
+
 namespace detail {
 template <typename... Args>
 std::string cat(Args&&... args) {
