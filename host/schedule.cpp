@@ -161,6 +161,7 @@ Schedule from_file(const ScheduleParams& p) {
   std::string kind;
   std::vector<double> v = read_values(p, kind);
   GMMDIFF_EXPECTS(!v.empty(), p.file, ": the schedule is empty (need T >= 1 values)");
+  GMMDIFF_EXPECTS(v.size() <= static_cast<std::size_t>(kMaxSteps), p.file, ": ", v.size(), " values (at most ", kMaxSteps, ")");
   GMMDIFF_EXPECTS(kind == "alpha" || kind == "abar", "--schedule-kind must be alpha or abar, not '", kind, "'");
   for (std::size_t i = 0; i < v.size(); ++i)
     GMMDIFF_EXPECTS(std::isfinite(v[i]) && v[i] > 0 && v[i] <= 1, p.file, ": ", kind, "[", i + 1,
@@ -197,7 +198,7 @@ Schedule make_schedule(const ScheduleParams& p) {
   if (p.name == "file") {
     s = from_file(p);
   } else {
-    GMMDIFF_EXPECTS(p.T >= 1, "--T = ", p.T, " (need T >= 1)");
+    GMMDIFF_EXPECTS(p.T >= 1 && p.T <= kMaxSteps, "--T = ", p.T, " (need 1 <= T <= ", kMaxSteps, ")");
     GMMDIFF_EXPECTS(std::isfinite(p.c0) && p.c0 > 0, "--c0 = ", p.c0, " (need c0 > 0)");
     GMMDIFF_EXPECTS(std::isfinite(p.c1) && p.c1 > 0, "--c1 = ", p.c1, " (need c1 > 0)");
     if (p.name == "lcw") s = lcw(p.T, p.c0, p.c1);

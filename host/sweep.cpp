@@ -521,7 +521,7 @@ SweepSpec parse_sweep(const std::string& text, const std::string& origin, const 
       model_seeds.push_back(static_cast<uint64_t>(as_int(c, v, "model_seed", 0, int64_t(1) << 53)));
     for (const json& v : items(c, get_or(a, "n", json(10000)), "n"))
       ns.push_back(static_cast<uint64_t>(as_int(c, v, "n", 16, int64_t(1) << 40)));
-    const json& sv = get_or(a, "seeds", json(1));
+    const json sv = get_or(a, "seeds", json(1));  // a copy: get_or may return a temporary
     if (sv.is_array()) {
       for (const json& v : items(c, sv, "seeds"))
         seeds.push_back(static_cast<uint64_t>(as_int(c, v, "seeds", 0, int64_t(1) << 53)));
@@ -532,7 +532,7 @@ SweepSpec parse_sweep(const std::string& text, const std::string& origin, const 
     std::vector<int> ds, Ts, stops;
     for (const json& v : items(c, get_or(a, "d", json(2)), "d"))
       ds.push_back(static_cast<int>(as_int(c, v, "d", 1, 1 << 20)));
-    for (const json& v : items(c, a["T"], "T")) Ts.push_back(static_cast<int>(as_int(c, v, "T", 1, 100000000)));
+    for (const json& v : items(c, a["T"], "T")) Ts.push_back(static_cast<int>(as_int(c, v, "T", 1, kMaxSteps)));
     for (const json& v : items(c, get_or(a, "stop", json(1)), "stop"))
       stops.push_back(static_cast<int>(as_int(c, v, "stop", 0, 1)));
     std::vector<KSpec> Ks;
@@ -758,6 +758,14 @@ template <typename T>
 T jget(const json& j, const char* k) {
   auto it = j.find(k);
   if (it == j.end()) throw Error(std::string("missing \"") + k + "\"");
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // get<int>() on 1e300 would be an undefined float-to-int conversion.
+    if (!it->is_number()) throw Error(std::string("\"") + k + "\" is not a number");
+    const double v = it->get<double>();
+    if (!(v >= double(std::numeric_limits<T>::min()) && v <= double(std::numeric_limits<T>::max())) ||
+        v != std::floor(v))
+      throw Error(std::string("\"") + k + "\" is not an integer in range");
+  }
   return it->get<T>();
 }
 

@@ -14,6 +14,9 @@ struct Schedule {
   std::vector<double> one_minus_abar;  ///< [T + 1]
 };
 
+/// The largest T accepted (the schedule alone then takes 240 MB).
+constexpr int kMaxSteps = 10000000;
+
 struct ScheduleParams {
   std::string name = "lcw";  ///< lcw | li-yan | linear | cosine | file
   int T = 1000;

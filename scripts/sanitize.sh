@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The test suite under AddressSanitizer + UndefinedBehaviorSanitizer (docs/reliability.md,
+# "Fuzzing and sanitizers"):
+#   scripts/sanitize.sh [ctest args...]     e.g. scripts/sanitize.sh -R FuzzRegression
+# Configures a separate build (build-asan: CUDA off, RelWithDebInfo, -DGMMDIFF_SANITIZE=
+# address,undefined, which the top-level CMakeLists.txt turns into -fsanitize=... with
+# -fno-sanitize-recover=all), builds the library, the CLI and the tests, and runs ctest. Any ASan
+# report, leak or UBSan report fails the test in which it happens. Compiler: CXX, or g++.
+# Environment: GMMDIFF_ASAN_BUILD_DIR (build-asan), GMMDIFF_ASAN_BUILD_TYPE (RelWithDebInfo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+BUILD=${GMMDIFF_ASAN_BUILD_DIR:-build-asan}
+# RelWithDebInfo: line numbers in the reports at a speed the sampler tests can live with
+# (Debug, -O0, makes them several times slower under ASan).
+TYPE=${GMMDIFF_ASAN_BUILD_TYPE:-RelWithDebInfo}
+
+# What the build needs from Debian's archive (as scripts/setup.sh, without its Release build).
+PKGS=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libopenblas-openmp-dev libomp-dev)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "sanitize: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="$TYPE" -DGMMDIFF_CUDA=OFF \
+      -DGMMDIFF_SANITIZE=address,undefined -DGMMDIFF_TESTS=ON -DGMMDIFF_BENCH=OFF >/dev/null
+cmake --build "$BUILD" -j "$(nproc)"
+
+# detect_leaks: a leak is a failure too. strict_string_checks/detect_stack_use_after_return: more
+# checking at little cost. The suppressions files say why each entry is there.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+cd "$BUILD"
+ctest --output-on-failure -j "$(nproc)" --timeout 1800 "$@"
