@@ -6,16 +6,22 @@
 //   G -> W (posterior weights), s2   posterior_weights_kernel (thread per row)
 //   S1 = W P; Diagonal: S2 = W Q     cuBLAS gemm (S2 reuses Ysq)     [rows, d]
 //   Y <- update(Y, S1, S2 | s2, noise) update_kernel (thread per row x 4 coordinates)
-// Napkin maths for later tuning: 4 K d FLOP per particle (6 K d Diagonal), and these unfused
-// passes move about (6 d + 4 K) Real per particle where a fused step would move 2 d.
+// Napkin maths: 4 K d FLOP per particle (6 K d Diagonal), and these unfused passes move about
+// (6 d + 4 K) Real per particle where the fused step (fused_step.hpp) moves 2 d per launch.
+// docs/cuda.md compares the two paths and says how "auto" chooses.
 #include "cuda/cuda_backend.hpp"
 
 #include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <iterator>
+#include <limits>
 
 #include "cuda/cuda_error.hpp"
+#include "cuda/cuda_event.hpp"
+#include "cuda/fused_step.hpp"
 #include "cuda/gemm.hpp"
 #include "cuda/histogram_kernels.hpp"
 #include "cuda/step_kernels.hpp"
@@ -99,7 +105,11 @@ std::size_t CudaBackend::fixed_bytes(const RunShape& shape) {
   const std::size_t params = (2 * kd + static_cast<std::size_t>(shape.K) + shape.d) *
                              real_bytes(shape.precision);   // P, Q, bias, bias_dir
   const std::size_t target = (2 * kd + shape.K) * sizeof(double);  // means, sd, cum
-  return params + target + kHistogramWorkspaceBytes + kReserveBytes;
+  // Fused path: one batch of packed coefficients (at least one step) and its scalars.
+  const FusedLayout L = make_fused_layout(shape.K, shape.d, shape.cov == Covariance::Diagonal);
+  const std::size_t fused = std::max(kFusedCoeffBatchBytes, L.stride * real_bytes(shape.precision)) +
+                            (std::size_t{1} << 20);
+  return params + target + fused + kHistogramWorkspaceBytes + kReserveBytes;
 }
 
 std::size_t CudaBackend::max_chunk_rows(const RunShape& shape) const {
@@ -138,6 +148,7 @@ void CudaBackend::begin(const RunShape& shape, const Mixture& target) {
   ws32_.release();
   ws64_.release();
   shape_ = shape;
+  resolve_path();  // a path this shape cannot take fails here, before any allocation
 
   // Target for fill_target, in double (its K may differ from the score model's shape.K).
   const int Kt = target.K, d = target.d;
@@ -247,8 +258,7 @@ void CudaBackend::upload_converted(const std::vector<double>& src, DeviceBuffer<
                                cudaMemcpyHostToDevice, stream_.get()));
 }
 
-void CudaBackend::step(const StepCoeffs& c) {
-  check_begun("step");
+void CudaBackend::check_coeffs(const StepCoeffs& c) const {
   const std::size_t K = static_cast<std::size_t>(shape_.K), d = static_cast<std::size_t>(shape_.d);
   GMMDIFF_EXPECTS(c.diagonal == (shape_.cov == Covariance::Diagonal),
                   "cuda backend: step coefficients are ", c.diagonal ? "diagonal" : "isotropic",
@@ -262,9 +272,64 @@ void CudaBackend::step(const StepCoeffs& c) {
   GMMDIFF_EXPECTS(c.bias_dir.empty() || c.bias_dir.size() == d, "cuda backend: step bias_dir has ",
                   c.bias_dir.size(), " values, expected 0 or d = ", d);
   GMMDIFF_EXPECTS(c.t >= 0, "cuda backend: step t = ", c.t, " is negative");
+}
+
+void CudaBackend::step(const StepCoeffs& c) {
+  check_begun("step");
+  check_coeffs(c);
+  last_path_ = path_name();
   if (rows_ == 0) return;
-  if (shape_.precision == Precision::FP32) step_impl<float>(c);
-  else step_impl<double>(c);
+  const bool fp32 = shape_.precision == Precision::FP32;
+  if (path_ == StepPath::Fused) {
+    if (fp32) fused_impl<float>(&c, 1);
+    else fused_impl<double>(&c, 1);
+  } else {
+    if (fp32) step_impl<float>(c);
+    else step_impl<double>(c);
+  }
+}
+
+bool CudaBackend::step_many(const StepCoeffs* steps, std::size_t count) {
+  check_begun("step_many");
+  if (path_ != StepPath::Fused) return false;
+  GMMDIFF_EXPECTS(steps != nullptr || count == 0, "cuda backend: step_many from a null pointer");
+  for (std::size_t i = 0; i < count; ++i) check_coeffs(steps[i]);
+  last_path_ = path_name();
+  if (rows_ == 0 || count == 0) return true;
+  if (shape_.precision == Precision::FP32) fused_impl<float>(steps, count);
+  else fused_impl<double>(steps, count);
+  return true;
+}
+
+template <typename Real>
+void CudaBackend::fused_impl(const StepCoeffs* steps, std::size_t count) {
+  auto& w = ws<Real>();
+  cudaStream_t s = stream_.get();
+  const FusedLayout L = make_fused_layout(shape_.K, shape_.d, shape_.cov == Covariance::Diagonal);
+  const std::size_t step_bytes = L.stride * sizeof(Real);
+  const std::size_t batch = std::clamp<std::size_t>(kFusedCoeffBatchBytes / step_bytes, 1,
+                                                    std::min<std::size_t>(count, INT_MAX));
+  if (w.d_fcoeffs.size() < batch * L.stride || w.d_finfo.size() < batch)
+    stream_.synchronize();  // growing frees the old buffers, which queued launches may still read
+  w.d_fcoeffs.reserve(batch * L.stride);
+  w.d_finfo.reserve(batch);
+  for (std::size_t s0 = 0; s0 < count; s0 += batch) {
+    const std::size_t n = std::min(batch, count - s0);
+    // Host vectors reused for the next batch: cudaMemcpyAsync from pageable memory returns once
+    // the source has been staged, and the device buffers are reused in stream order.
+    w.h_fcoeffs.resize(n * L.stride);
+    w.h_finfo.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      pack_fused_step(steps[s0 + i], L, w.h_fcoeffs.data() + i * L.stride);
+      w.h_finfo[i] = make_fused_info<Real>(steps[s0 + i], shape_.seed);
+    }
+    CUDA_CHECK(cudaMemcpyAsync(w.d_fcoeffs.data(), w.h_fcoeffs.data(), n * step_bytes,
+                               cudaMemcpyHostToDevice, s));
+    CUDA_CHECK(cudaMemcpyAsync(w.d_finfo.data(), w.h_finfo.data(), n * sizeof(FusedStepInfo<Real>),
+                               cudaMemcpyHostToDevice, s));
+    launch_fused_steps(w.d_Y.data(), w.d_fcoeffs.data(), w.d_finfo.data(), L, static_cast<int>(n),
+                       rows_, first_, s);
+  }
 }
 
 template <typename Real>
@@ -285,17 +350,18 @@ void CudaBackend::step_impl(const StepCoeffs& c) {
                              : c.uniform_q ? detail::QMode::Uniform
                                            : detail::QMode::Isotropic;
 
-  gemm_abt(h, rows, K, d, w.d_Y.data(), w.d_P.data(), w.d_G.data());  // G1 = Y P^T
+  const GemmMath m = gemm_math_;
+  gemm_abt(h, rows, K, d, w.d_Y.data(), w.d_P.data(), w.d_G.data(), m);  // G1 = Y P^T
   if (mode == detail::QMode::Diagonal) {
     launch_square(w.d_Y.data(), w.d_Ysq.data(), rows * static_cast<std::size_t>(d), s);
-    gemm_abt(h, rows, K, d, w.d_Ysq.data(), w.d_Q.data(), w.d_G2.data());  // G2 = (Y*Y) Q^T
+    gemm_abt(h, rows, K, d, w.d_Ysq.data(), w.d_Q.data(), w.d_G2.data(), m);  // G2 = (Y*Y) Q^T
   }
   launch_posterior_weights(w.d_G.data(), mode == detail::QMode::Diagonal ? w.d_G2.data() : nullptr,
                            w.d_Y.data(), w.d_bias.data(), w.d_Q.data(), w.d_s2.data(), rows, d, K, mode, s);
-  gemm_ab(h, rows, K, d, w.d_G.data(), w.d_P.data(), w.d_S1.data());  // S1 = W P
+  gemm_ab(h, rows, K, d, w.d_G.data(), w.d_P.data(), w.d_S1.data(), m);  // S1 = W P
   const Real* d_S2 = nullptr;
   if (mode == detail::QMode::Diagonal) {
-    gemm_ab(h, rows, K, d, w.d_G.data(), w.d_Q.data(), w.d_Ysq.data());  // S2 = W Q (over Ysq)
+    gemm_ab(h, rows, K, d, w.d_G.data(), w.d_Q.data(), w.d_Ysq.data(), m);  // S2 = W Q (over Ysq)
     d_S2 = w.d_Ysq.data();
   }
 
@@ -467,6 +533,144 @@ void CudaBackend::hist_impl(const HistogramSpec& spec, HistogramCounts& counts) 
     for (std::size_t c = 0; c < cells.size(); ++c) cells[c] += host[at + c];
   }
   counts.nonfinite_rows += host[static_cast<std::size_t>(total)];
+}
+
+// ---- step paths ----
+
+namespace {
+
+const char* const kPathNames[] = {"auto", "products", "fused", "products-tf32", "products-bf16",
+                                  "products-bf16x9"};
+
+}  // namespace
+
+bool CudaBackend::auto_picks_fused(const RunShape& shape) {
+  // Napkin maths (docs/cuda.md), float32, per elt-step: the products path moves about
+  // 4 (6 + 4 K / d) bytes (Y, S1 and the N x K logits/weights several times over) and does 4 K
+  // FLOP at cuBLAS's rate; the fused path moves 8 / S bytes and does about 4 K FLOP plus one
+  // exp and log2(G) shuffles per (particle, k), at perhaps half the FP32 peak (one shared-memory
+  // load per 2 FMA). On an H100 (3.0 TB/s, 67 TFLOP/s) the products path is memory-bound below
+  // K ~ 45 for any d, and its N x K traffic dominates whenever K / d is large: the fused path
+  // wins for K <= 64 at any d it holds, and for any K when d <= 32 (K / d >= 2). Beyond that the
+  // products path's GEMM efficiency wins. Both thresholds are to be measured (docs/cuda.md).
+  if (fused_plan(shape.d).G == 0 || shape.K < 1) return false;
+  const FusedLayout L = make_fused_layout(shape.K, shape.d, shape.cov == Covariance::Diagonal);
+  if (!fused_staged(L, real_bytes(shape.precision))) return false;
+  return shape.K <= kAutoFusedMaxK || shape.d <= kAutoFusedMaxSmallD;
+}
+
+void CudaBackend::set_step_path(const std::string& path) {
+  const bool known = std::find(std::begin(kPathNames), std::end(kPathNames), path) != std::end(kPathNames);
+  GMMDIFF_EXPECTS(known, "--path ", path, ": the cuda backend has auto, products, fused, "
+                  "products-tf32, products-bf16 and products-bf16x9");
+  const std::string previous = path_request_;
+  path_request_ = path;
+  if (!begun_) return;  // resolved by begin()
+  try {
+    resolve_path();
+  } catch (...) {
+    path_request_ = previous;
+    resolve_path();
+    throw;
+  }
+}
+
+void CudaBackend::resolve_path() {
+  const std::string& r = path_request_;
+  gemm_math_ = GemmMath::Exact;
+  if (r == "fused") {
+    GMMDIFF_EXPECTS(fused_plan(shape_.d).G != 0, "--path fused: the cuda backend's fused step holds d <= ",
+                    kFusedMaxD, " coordinates per particle, the run has d = ", shape_.d,
+                    " (use --path auto or products)");
+    path_ = StepPath::Fused;
+  } else if (r == "auto") {
+    path_ = auto_picks_fused(shape_) ? StepPath::Fused : StepPath::Products;
+  } else {
+    path_ = StepPath::Products;
+    if (shape_.precision == Precision::FP32) {  // float64 runs keep exact DGEMMs
+      if (r == "products-tf32") gemm_math_ = GemmMath::TF32;
+      else if (r == "products-bf16") gemm_math_ = GemmMath::BF16;
+      else if (r == "products-bf16x9") gemm_math_ = GemmMath::BF16x9;
+    }
+  }
+  last_path_ = path_name();
+}
+
+std::string CudaBackend::path_name() const {
+  if (path_ == StepPath::Fused) return "cuda-fused";
+  switch (gemm_math_) {
+    case GemmMath::TF32: return "cuda-gemm-tf32";
+    case GemmMath::BF16: return "cuda-gemm-bf16";
+    case GemmMath::BF16x9: return "cuda-gemm-bf16x9";
+    case GemmMath::Exact: break;
+  }
+  return "cuda-gemm";
+}
+
+std::string CudaBackend::step_path() const { return last_path_.empty() ? name() : last_path_; }
+
+// ---- measurement ----
+
+void CudaBackend::synchronize() { stream_.synchronize(); }
+
+double CudaBackend::time_seconds(const std::function<void()>& work) {
+  CudaEvent start, stop;
+  start.record(stream_.get());
+  work();
+  stop.record(stream_.get());
+  return stop.seconds_since(start);
+}
+
+double CudaBackend::copy_bandwidth(std::size_t bytes) {
+  constexpr int kRepeats = 5;
+  const std::size_t n = std::max<std::size_t>(bytes, std::size_t{1} << 20);
+  cudaStream_t s = stream_.get();
+  DeviceBuffer<unsigned char> src(n), dst(n);
+  CUDA_CHECK(cudaMemsetAsync(src.data(), 0x5a, n, s));  // not zeros: real data
+  auto copy = [&] { CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), n, cudaMemcpyDeviceToDevice, s)); };
+  copy();  // warm-up
+  double best = std::numeric_limits<double>::infinity();
+  for (int r = 0; r < kRepeats; ++r) best = std::min(best, time_seconds(copy));
+  stream_.synchronize();  // the buffers are freed next
+  GMMDIFF_EXPECTS(best > 0, "cuda backend: a copy of ", n, " bytes took no measurable time");
+  return 2.0 * static_cast<double>(n) / best;
+}
+
+namespace {
+
+struct FmaLanes {
+  int fp32;
+  int fp64;
+};
+
+// FP32 and FP64 FMA lanes per SM by compute capability (NVIDIA's architecture whitepapers and the
+// CUDA C++ Programming Guide's throughput table). Data-centre parts (6.0, 7.0, 8.0, 9.0, 10.x)
+// have FP64 at half the FP32 rate of their generation; consumer parts at 1/32 to 1/64. Note
+// sm_80 (A100) has 64 FP32 lanes per SM, not 128: only sm_86 and later consumer parts doubled
+// them. Unknown parts get 128 / 2 (a consumer part's ratio): a guess, said so in docs/cuda.md.
+FmaLanes fma_lanes_per_sm(int major, int minor) {
+  switch (major) {
+    case 6: return minor == 0 ? FmaLanes{64, 32} : FmaLanes{128, 4};   // P100 | GP10x
+    case 7: return minor == 5 ? FmaLanes{64, 2} : FmaLanes{64, 32};    // T4 | V100, Xavier
+    case 8: return minor == 0 ? FmaLanes{64, 32} : FmaLanes{128, 2};   // A100 | A10, L4, L40, Orin
+    case 9: return FmaLanes{128, 64};                                   // H100, H200
+    case 10: return FmaLanes{128, 64};                                  // B200, B300
+    default: return FmaLanes{128, 2};                                   // 12.x consumer Blackwell, unknown
+  }
+}
+
+}  // namespace
+
+double CudaBackend::flop_limit(Precision p) {
+  int device = 0, sms = 0, khz = 0, major = 0, minor = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, device));  // peak, kHz
+  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  const FmaLanes lanes = fma_lanes_per_sm(major, minor);
+  const int per_sm = p == Precision::FP32 ? lanes.fp32 : lanes.fp64;
+  return 2.0 * static_cast<double>(sms) * (static_cast<double>(khz) * 1e3) * per_sm;  // FMA = 2 FLOP
 }
 
 }  // namespace gmmdiff::gpu

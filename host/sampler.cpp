@@ -280,6 +280,10 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
     return std::find(opt.snapshot_steps.begin(), opt.snapshot_steps.end(), t) != opt.snapshot_steps.end();
   };
 
+  const bool interior_snapshot = std::any_of(opt.snapshot_steps.begin(), opt.snapshot_steps.end(),
+                                             [&](int t) { return t > opt.stop && t < s.T; });
+  const int many_slice = std::max(16, (sum.steps + 15) / 16);  // about 16 progress updates a chunk
+
   // An allocation that fails becomes smaller chunks (results do not depend on the chunk size),
   // unless the user fixed --chunk.
   for (;;) {
@@ -300,7 +304,20 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
     const std::size_t rows = static_cast<std::size_t>(std::min<uint64_t>(shape.chunk_rows, opt.n - first));
     be.init_chunk(first, rows);
     if (is_snapshot(s.T)) sink.on_snapshot(be, s.T);
-    for (int t = s.T; t > opt.stop; --t) {
+    int t_at = s.T;  // the chunk holds Y_{t_at}
+    // Several steps per backend call (Backend::step_many) when no snapshot falls between them,
+    // in slices that keep the progress callback moving; step() for whatever it declines.
+    if (cache && !interior_snapshot) {
+      while (t_at > opt.stop) {
+        const int n = std::min(t_at - opt.stop, many_slice);
+        if (!be.step_many(&cached[s.T - t_at], static_cast<std::size_t>(n))) break;
+        t_at -= n;
+        if (is_snapshot(t_at)) sink.on_snapshot(be, t_at);
+        done_units += rows * static_cast<uint64_t>(n);
+        if (progress_cb()) progress_cb()(done_units, total_units);
+      }
+    }
+    for (int t = t_at; t > opt.stop; --t) {
       be.step(coeffs(t));
       if (is_snapshot(t - 1)) sink.on_snapshot(be, t - 1);
       done_units += rows;

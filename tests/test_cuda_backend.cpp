@@ -313,11 +313,13 @@ TEST_P(CudaRun, MatchesCpu) {
 
   auto cpu = make_backend("cpu", 2);
   auto gpu = make_backend("cuda");
+  gpu->set_step_path("products");  // the fused path has its own suite (test_cuda_fused.cpp)
   CollectSink cpu_sink(o.n, m.d, c.precision), gpu_sink(o.n, m.d, c.precision);
   o.chunk = 0;
   run_sampler(m, sched, o, *cpu, cpu_sink);
   o.chunk = c.cuda_chunk;
   const RunSummary sum = run_sampler(m, sched, o, *gpu, gpu_sink);
+  EXPECT_EQ(sum.path, "cuda-gemm");
   EXPECT_EQ(sum.chunks, c.cuda_chunk == 0 ? 1u : (o.n + c.cuda_chunk - 1) / c.cuda_chunk);
   EXPECT_EQ(gpu_sink.chunks, sum.chunks);
   expect_rows_close(cpu_sink.y, gpu_sink.y, m.d, tol_for(c.precision));

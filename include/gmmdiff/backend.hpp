@@ -99,6 +99,15 @@ class Backend {
   virtual void upload_chunk(const double* host, uint64_t first, std::size_t rows) = 0;
   /// One reverse step on the whole chunk.
   virtual void step(const StepCoeffs& c) = 0;
+  /// steps[0], ..., steps[count - 1] in that order, with the results of as many step() calls
+  /// (e.g. several steps per kernel launch, the chunk held in registers between them). Returns
+  /// false, having done nothing, when this backend or its current step path has no multi-step
+  /// form; the caller then calls step() for each.
+  virtual bool step_many(const StepCoeffs* steps, std::size_t count) {
+    (void)steps;
+    (void)count;
+    return false;
+  }
   /// Copies the chunk to host memory in the run's precision (rows x d, row-major).
   virtual void download(void* host) const = 0;
   /// Rows of the current chunk that hold a NaN or Inf.
