@@ -102,6 +102,7 @@ void CpuBackend::begin(const RunShape& shape, const Mixture& target) {
   }
   rows_ = 0;
   first_ = 0;
+  last_path_.clear();
 }
 
 template <typename Real>
@@ -232,10 +233,34 @@ void CpuBackend::step_impl(const StepCoeffs& c) {
   }
 }
 
+void CpuBackend::set_step_path(const std::string& path) {
+  GMMDIFF_EXPECTS(path == "auto" || path == "products" || path == "fused", "--path ", path,
+                  ": the cpu backend has auto, products and fused");
+  path_ = path;
+}
+
+bool CpuBackend::use_fused() const {
+  if (path_ == "fused") return true;
+  if (path_ == "products") return false;
+  return double(shape_.K) * shape_.d * bytes_of(shape_.precision) <= double(kFusedMaxCoeffBytes);
+}
+
+std::string CpuBackend::step_path() const {
+  if (!last_path_.empty()) return last_path_;
+  return use_fused() ? "cpu-fused" : "cpu-blas";
+}
+
 void CpuBackend::step(const StepCoeffs& c) {
   GMMDIFF_EXPECTS(c.P.size() == static_cast<std::size_t>(shape_.K) * shape_.d, "cpu backend: step coefficients for K x d = ",
                   c.P.size(), " values, expected ", shape_.K, " x ", shape_.d);
-  shape_.precision == Precision::FP32 ? step_impl<float>(c) : step_impl<double>(c);
+  const bool fp32 = shape_.precision == Precision::FP32;
+  if (use_fused()) {
+    fp32 ? fused_step_impl<float>(c) : fused_step_impl<double>(c);
+    last_path_ = "cpu-fused";
+  } else {
+    fp32 ? step_impl<float>(c) : step_impl<double>(c);
+    last_path_ = "cpu-blas";
+  }
 }
 
 void CpuBackend::download(void* host) const {

@@ -3,6 +3,9 @@
 // are bitwise the same for any thread count and any chunk size (chunks are multiples of the block).
 #pragma once
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "gmmdiff/backend.hpp"
@@ -10,6 +13,28 @@
 namespace gmmdiff {
 
 constexpr std::size_t kCpuBlock = 256;
+
+/// `auto` takes the fused path (host/cpu_fused.cpp) while P, K x d values in the run's precision,
+/// is at most this size, and the BLAS path above it: the fused loops stream P (and its transpose)
+/// from cache for every 4 rows, and fall behind OpenBLAS's blocked GEMMs once they spill out of
+/// L2. Measured on a 2-core AMD EPYC (Zen 4, 1 MiB L2 per core; docs/bench.md, "Which path"):
+/// fused ahead or even up to 1 MiB (fp32 d = 1024, K = 256: 1.17e8 vs 0.90e8 elt-steps/s), behind
+/// from 2 MiB (fp64 d = 1024, K = 256: 0.45e8 vs 0.51e8).
+constexpr std::size_t kFusedMaxCoeffBytes = std::size_t(1) << 20;
+
+/// A 64-byte-aligned scratch buffer that only grows (per-thread scratch of the fused path).
+class AlignedBuffer {
+ public:
+  /// At least `bytes` bytes, 64-byte aligned; contents undefined after a growth.
+  void* reserve(std::size_t bytes);
+
+ private:
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::unique_ptr<void, Free> p_;
+  std::size_t bytes_ = 0;
+};
 
 class CpuBackend final : public Backend {
  public:
@@ -25,7 +50,10 @@ class CpuBackend final : public Backend {
   void download(void* host) const override;
   uint64_t count_nonfinite_rows() const override;
   void accumulate_histograms(const HistogramSpec& spec, HistogramCounts& counts) override;
-  std::string step_path() const override { return "cpu-blas"; }
+  /// "auto" (fused while K d values fit kFusedMaxCoeffBytes, BLAS above), "products" (BLAS), "fused".
+  void set_step_path(const std::string& path) override;
+  /// "cpu-fused" or "cpu-blas": the path the last step took (before any step: the one it will take).
+  std::string step_path() const override;
   double copy_bandwidth(std::size_t bytes) override;
   double flop_limit(Precision p) override;
 
@@ -38,7 +66,9 @@ class CpuBackend final : public Backend {
  private:
   template <typename Real> void init_impl(uint64_t first, std::size_t rows);
   template <typename Real> void target_impl(uint64_t first, std::size_t rows);
-  template <typename Real> void step_impl(const StepCoeffs& c);
+  template <typename Real> void step_impl(const StepCoeffs& c);        // BLAS products (cpu-blas)
+  template <typename Real> void fused_step_impl(const StepCoeffs& c);  // host/cpu_fused.cpp
+  bool use_fused() const;
   template <typename Real> void hist_impl(const HistogramSpec& spec, HistogramCounts& counts);
   template <typename Real> std::vector<Real>& y();
   template <typename Real> const std::vector<Real>& y() const;
@@ -49,6 +79,9 @@ class CpuBackend final : public Backend {
   std::vector<double> target_cum_;  // [K] cumulative weights
   std::vector<float> y32_;
   std::vector<double> y64_;
+  std::string path_ = "auto";          // requested by set_step_path
+  std::string last_path_;              // taken by the last step ("" before the first)
+  std::vector<AlignedBuffer> scratch_;  // fused path: one per thread
 };
 
 }  // namespace gmmdiff

@@ -1,0 +1,119 @@
+// gmmdiff bench: throughput over a grid of n, d, K, precision and step path, each configuration
+// checked against the CPU oracle before it is timed; a table on stdout (one row per
+// configuration as it finishes) and, with --json, the whole report written atomically.
+// docs/bench.md says how to run and read it.
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "atomic_file.hpp"
+#include "command.hpp"
+#include "gmmdiff/bench.hpp"
+#include "gmmdiff/error.hpp"
+
+namespace gmmdiff::cli {
+namespace {
+
+struct BenchState {
+  BenchOptions o;
+  std::string n = "100000", d = "64", K = "8,64", precision = "fp32", path = "auto";
+  std::string json;
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ','))
+    if (!tok.empty()) out.push_back(tok);
+  return out;
+}
+
+/// Positive integers, also written as 1e5 (exact integers only).
+std::vector<uint64_t> parse_counts(const std::string& s, const char* what) {
+  std::vector<uint64_t> out;
+  for (const std::string& tok : split(s)) {
+    char* end = nullptr;
+    const double v = std::strtod(tok.c_str(), &end);
+    GMMDIFF_EXPECTS(end && *end == '\0' && std::isfinite(v) && v >= 1 && v == std::floor(v) && v < 9.0e15, what,
+                    ": '", tok, "' is not a positive integer (e.g. 100000 or 1e5)");
+    out.push_back(static_cast<uint64_t>(v));
+  }
+  GMMDIFF_EXPECTS(!out.empty(), what, ": give at least one value");
+  return out;
+}
+
+std::vector<int> parse_ints(const std::string& s, const char* what) {
+  std::vector<int> out;
+  for (uint64_t v : parse_counts(s, what)) {
+    GMMDIFF_EXPECTS(v <= (uint64_t(1) << 30), what, ": ", v, " is too large (at most 2^30)");
+    out.push_back(static_cast<int>(v));
+  }
+  return out;
+}
+
+Runner setup(CLI::App& sub) {
+  auto st = std::make_shared<BenchState>();
+  sub.add_option("--backend", st->o.backend, "cpu | cuda | auto")->capture_default_str();
+  sub.add_option("--threads", st->o.threads, "CPU threads (0: all)");
+  sub.add_option("--n", st->n, "Particles, a list: 100000,1e6")->capture_default_str();
+  sub.add_option("--d", st->d, "Dimensions, a list")->capture_default_str();
+  sub.add_option("--K", st->K, "Components, a list")->capture_default_str();
+  sub.add_option("--precision", st->precision, "A list of fp32, fp64")->capture_default_str();
+  sub.add_option("--path", st->path, "Step paths, a list of auto, fused, products")->capture_default_str();
+  sub.add_option("--T", st->o.T, "Schedule length: a pass times its T - 1 steps")->capture_default_str();
+  sub.add_option("--repeats", st->o.repeats, "Timed passes (the median is reported)")->capture_default_str();
+  sub.add_option("--warmup", st->o.warmup, "Untimed passes before them")->capture_default_str();
+  sub.add_option("--seed", st->o.seed, "Seed of the model and the particles")->capture_default_str();
+  sub.add_option("--check-rows", st->o.check_rows, "Rows compared with the CPU oracle before timing")
+      ->capture_default_str();
+  sub.add_option("--json", st->json, "Write the report as JSON to this file (atomically)");
+  return [st]() {
+    BenchOptions o = st->o;
+    o.n = parse_counts(st->n, "--n");
+    o.d = parse_ints(st->d, "--d");
+    o.K = parse_ints(st->K, "--K");
+    o.precision.clear();
+    for (const std::string& p : split(st->precision)) o.precision.push_back(parse_precision(p));
+    o.path = split(st->path);
+    bool header = false;
+    const BenchReport rep = run_bench(o, [&](const BenchReport& r, const BenchResult& res) {
+      if (!header) {
+        std::cout << "gmmdiff bench: " << r.backend << " (" << r.device << "; " << r.cpu_model << "), " << r.date
+                  << "\n"
+                  << "  model: random-sphere, radius 2, sd 1, uniform weights; lcw schedule c0 = 2, c1 = 10, T = "
+                  << r.T << "; ddpm; " << r.steps << " steps per pass, median of " << r.repeats << " after "
+                  << r.warmup << " warm-up\n"
+                  << "  GB/s counts 8 bytes per elt-step (fp32), 16 (fp64); GFLOP/s counts exactly 4K FLOP per "
+                     "elt-step\n"
+                  << "  memory limit: copy bandwidth " << r.copy_bandwidth / 1e9 << " GB/s measured now -> "
+                  << r.memory_limit_elt_steps(Precision::FP32) << " elt-steps/s fp32, "
+                  << r.memory_limit_elt_steps(Precision::FP64) << " fp64\n"
+                  << "  FLOP limit: " << (r.flop_limit_fp32 > 0 ? std::to_string(r.flop_limit_fp32 / 1e9) : "-")
+                  << " GFLOP/s fp32, " << (r.flop_limit_fp64 > 0 ? std::to_string(r.flop_limit_fp64 / 1e9) : "-")
+                  << " fp64\n"
+                  << "  check: max |y - y_oracle| over " << o.check_rows
+                  << " rows against the cpu products path in fp64 (a FAILED row is not timed)\n"
+                  << BenchReport::table_header() << "\n";
+        header = true;
+      }
+      std::cout << r.table_row(res) << std::endl;
+    });
+    if (!st->json.empty()) write_file_atomic(st->json, rep.to_json());
+    int failed = 0;
+    for (const BenchResult& r : rep.results) failed += r.ok ? 0 : 1;
+    if (failed > 0) {
+      std::cerr << "gmmdiff: error: " << failed << " of " << rep.results.size()
+                << " configurations FAILED (see the table)\n";
+      return static_cast<int>(kInternal);
+    }
+    return 0;
+  };
+}
+
+const Registrar reg("bench", "Throughput (elt-steps/s, GB/s, GFLOP/s) against the memory and FLOP limits", 60, setup);
+
+}  // namespace
+}  // namespace gmmdiff::cli

@@ -1,0 +1,109 @@
+// gmmdiff: the throughput benchmark behind `gmmdiff bench` (docs/bench.md).
+//
+// A grid over n, d, K, precision and step path. Each configuration is first checked against the
+// CPU oracle (the CPU backend's BLAS "products" path in fp64, same model, seed and steps, on a few
+// hundred rows); a configuration that fails the check is reported FAILED and is not timed. Then
+// the steps are timed with Backend::time_seconds (events on the GPU), after warm-up, and the
+// median of the repeats is reported with both limits beside it:
+//   elt-steps/s   particle-dimension-steps per second, n d steps / seconds;
+//   GB/s          elt-steps/s x 8 bytes (fp32) or 16 (fp64): a fused step reads and writes each
+//                 coordinate once (DESIGN.md, Performance vocabulary), whatever the path moves;
+//   GFLOP/s       elt-steps/s x 4K FLOP: the two products with the K means (logits and score),
+//                 counted as exactly 4K, whatever else a step does;
+//   % of memory   elt-steps/s / (copy bandwidth / bytes per elt-step), the copy bandwidth
+//                 measured once per run on the same backend;
+//   % of FLOP     GFLOP/s / the backend's FLOP limit (Backend::flop_limit).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gmmdiff/types.hpp"
+
+namespace gmmdiff {
+
+/// The model and schedule every configuration uses (the peers in bench/peers/ use the same):
+/// random-sphere means of radius 2, sd 1, uniform weights; the lcw schedule, c0 = 2, c1 = 10;
+/// DDPM with sigma_t^2 = 1 - alpha_t; stop 1, so a pass is the T - 1 steps t = T..2.
+constexpr double kBenchRadius = 2.0;
+constexpr double kBenchC0 = 2.0, kBenchC1 = 10.0;
+
+/// The correctness check accepts max |y_test - y_oracle| <= tol * sqrt(d) (values of order 1-10).
+/// fp32 against the fp64 oracle differs by rounding that grows with d (the logits' sums, and the
+/// largest of more coordinates): measured 1.4e-5 at d = 2, 3.4e-4 at d = 64, 2.2e-3 at d = 1024
+/// (T = 100), about 1e-3 sqrt(d) / 20; a wrong score or noise term is off by 0.01 to 1.
+constexpr double kBenchCheckTolF32 = 1e-3;
+constexpr double kBenchCheckTolF64 = 1e-9;
+inline double bench_check_tolerance(Precision p, int d) {
+  return (p == Precision::FP32 ? kBenchCheckTolF32 : kBenchCheckTolF64) * std::sqrt(double(d > 1 ? d : 1));
+}
+
+/// Bytes and FLOP one elt-step is charged (the conventions above).
+inline double bench_bytes_per_elt_step(Precision p) { return p == Precision::FP32 ? 8.0 : 16.0; }
+inline double bench_flop_per_elt_step(int K) { return 4.0 * K; }
+
+/// One point of the grid.
+struct BenchConfig {
+  uint64_t n = 0;
+  int d = 0, K = 0;
+  Precision precision = Precision::FP32;
+  std::string path = "auto";  ///< requested: auto | products | fused (Backend::set_step_path)
+};
+
+struct BenchOptions {
+  std::string backend = "auto";
+  int threads = 0;                          ///< CPU threads (0: all)
+  std::vector<uint64_t> n = {100000};
+  std::vector<int> d = {64};
+  std::vector<int> K = {8, 64};
+  std::vector<Precision> precision = {Precision::FP32};
+  std::vector<std::string> path = {"auto"};
+  int T = 16;          ///< schedule length: a pass times its T - 1 steps
+  int repeats = 5;     ///< timed passes; the median is reported
+  int warmup = 1;      ///< untimed passes before them
+  uint64_t seed = 0;
+  uint64_t check_rows = 512;               ///< rows of the correctness check (at most n)
+  std::size_t copy_bytes = std::size_t(256) << 20;  ///< buffer size of the copy-bandwidth measurement
+  /// Test-only: sees (and may change) the tested backend's check rows before they are compared
+  /// with the oracle's, e.g. to make one configuration fail on purpose.
+  std::function<void(const BenchConfig&, std::vector<double>&)> check_hook;
+};
+
+struct BenchResult {
+  BenchConfig config;
+  std::string path_taken;   ///< Backend::step_path() after the steps, e.g. "cpu-fused"
+  bool ok = false;          ///< passed the check and was timed
+  std::string failure;      ///< why not (check, non-finite values, resources)
+  uint64_t check_rows = 0;
+  double check_max_abs_diff = 0, check_tolerance = 0;
+  int steps = 0;            ///< per pass (T - 1)
+  std::vector<double> seconds;  ///< each timed pass (empty when not timed)
+  double seconds_median = 0;
+  double elt_steps_per_s = 0, gb_per_s = 0, gflop_per_s = 0;
+  double pct_memory_limit = 0, pct_flop_limit = 0;
+};
+
+struct BenchReport {
+  std::string version, date, host, backend, device, cpu_model;
+  int threads = 0;
+  int T = 0, steps = 0, repeats = 0, warmup = 0;
+  double copy_bandwidth = 0;               ///< bytes/s, read + write counted
+  double flop_limit_fp32 = 0, flop_limit_fp64 = 0;  ///< FLOP/s (0: precision not in the grid)
+  std::vector<BenchResult> results;
+
+  double memory_limit_elt_steps(Precision p) const { return copy_bandwidth / bench_bytes_per_elt_step(p); }
+  /// The whole report as JSON (field names in docs/bench.md).
+  std::string to_json() const;
+  /// The header of the table and one row per result (also what `gmmdiff bench` prints).
+  static std::string table_header();
+  std::string table_row(const BenchResult& r) const;
+};
+
+/// Runs the grid (n x d x K x precision x path, in that nesting). on_result, when set, is called
+/// after each configuration (the CLI prints its row). Throws gmmdiff::Error for bad options
+/// (empty lists, T < 2, a path the backend does not have).
+BenchReport run_bench(const BenchOptions& opt, const std::function<void(const BenchReport&, const BenchResult&)>& on_result = {});
+
+}  // namespace gmmdiff
