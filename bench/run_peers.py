@@ -44,7 +44,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gmmdiff", default=os.path.join(ROOT, "build", "gmmdiff"), help="the gmmdiff binary")
     p.add_argument("--backend", default="auto", help="gmmdiff --backend (cpu | cuda | auto)")
-    p.add_argument("--path", default="auto", help="gmmdiff --path list, e.g. auto or fused,products")
+    p.add_argument("--path", default="auto",
+                   help="gmmdiff --path list, e.g. auto or auto,products; the ratios use the first")
     p.add_argument("--n", type=int_list, default=[100000, 1000000])
     p.add_argument("--d", type=int_list, default=[64])
     p.add_argument("--K", type=int_list, default=[8, 16, 32, 64])
@@ -54,13 +55,17 @@ def main():
     p.add_argument("--peers", default="numpy,torch", help="numpy, torch (eager and compile)")
     p.add_argument("--torch-device", default="auto", help="auto (cuda when available) | cpu | cuda")
     p.add_argument("--python", default=sys.executable, help="Python for the peers (needs NumPy; PyTorch for torch)")
-    p.add_argument("--out", default=None, help="results JSON (default bench/results/<date>-<host>.json)")
+    p.add_argument("--out", default=None,
+                   help="results JSON, or a folder to write <date>-<host>.json in (default bench/results/)")
     p.add_argument("--plot", action="store_true", help="also draw the plots (bench/plot_bench.py) beside --out")
     args = p.parse_args()
 
     host = platform.node() or "host"
     now = datetime.datetime.now(datetime.timezone.utc)
-    out = args.out or os.path.join(HERE, "results", "%s-%s.json" % (now.strftime("%Y-%m-%d"), host))
+    default_name = "%s-%s.json" % (now.strftime("%Y-%m-%d"), host)
+    out = args.out or os.path.join(HERE, "results", default_name)
+    if os.path.isdir(out) or out.endswith("/"):  # a folder (scripts/device.sh passes $OUT)
+        out = os.path.join(out, default_name)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     load_before = os.getloadavg()
     lists = lambda v: ",".join(str(x) for x in v)
@@ -106,10 +111,12 @@ def main():
                             peers.append(rec)
     commands["peers"] = peer_cmds
 
-    # 3. ratios, gmmdiff / peer, per configuration (gmmdiff's path as requested first in --path).
+    # 3. ratios, gmmdiff / peer, per configuration, with gmmdiff on the first path of --path.
+    first_path = args.path.split(",")[0]
+
     def gm_rate(n, d, K):
         for x in gm["results"]:
-            if x["n"] == n and x["d"] == d and x["K"] == K and x["precision"] == "fp32" and x["status"] == "ok":
+            if (x["n"], x["d"], x["K"], x["precision"], x["path"]) == (n, d, K, "fp32", first_path) and x["status"] == "ok":
                 return x["elt_steps_per_s"], x["path_taken"]
         return None, None
 
