@@ -19,23 +19,13 @@ BUILD=${GMMDIFF_FUZZ_BUILD_DIR:-build-fuzz}
 JOBS=${GMMDIFF_FUZZ_JOBS:-$(nproc)}
 
 # ---- clang and its libFuzzer runtime (Debian: clang, libclang-rt-N-dev), OpenMP for clang
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-apt_install() {
-  echo "fuzz: installing $*" >&2
-  $SUDO apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$@" >/dev/null
-}
-have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-command -v clang++ >/dev/null 2>&1 || apt_install clang
+. scripts/lib/packages.sh
+command -v clang++ >/dev/null 2>&1 || install_missing fuzz clang
 LLVM_MAJOR=$(clang++ -dumpversion | cut -d. -f1)
 fuzzer_rt() { echo "$(clang++ -print-resource-dir)/lib/linux/libclang_rt.fuzzer-x86_64.a"; }
-missing=()
-[ -f "$(fuzzer_rt)" ] || missing+=("libclang-rt-${LLVM_MAJOR}-dev")
-for p in cmake ninja-build libomp-dev nlohmann-json3-dev libcli11-dev libopenblas-openmp-dev; do
-  have_pkg "$p" || missing+=("$p")
-done
-[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+rt=()
+[ -f "$(fuzzer_rt)" ] || rt+=("libclang-rt-${LLVM_MAJOR}-dev")
+install_missing fuzz "${rt[@]}" cmake ninja-build libomp-dev nlohmann-json3-dev libcli11-dev libopenblas-openmp-dev
 [ -f "$(fuzzer_rt)" ] || { echo "fuzz: no libFuzzer runtime at $(fuzzer_rt)" >&2; exit 1; }
 
 # ---- build (-O1 -g with assertions on: nlohmann's JSON_ASSERT checks misuse too)

@@ -17,18 +17,9 @@ BUILD=${GMMDIFF_ASAN_BUILD_DIR:-build-asan}
 TYPE=${GMMDIFF_ASAN_BUILD_TYPE:-RelWithDebInfo}
 
 # What the build needs from Debian's archive (as scripts/setup.sh, without its Release build).
-PKGS=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev libopenblas-openmp-dev libomp-dev)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "sanitize: installing ${missing[*]}" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. scripts/lib/packages.sh
+install_missing sanitize cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev \
+    libopenblas-openmp-dev libomp-dev
 
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="$TYPE" -DGMMDIFF_CUDA=OFF \
       -DGMMDIFF_SANITIZE=address,undefined -DGMMDIFF_TESTS=ON -DGMMDIFF_BENCH=OFF >/dev/null
