@@ -16,9 +16,7 @@ using gmmdiff::test::CollectSink;
 namespace {
 constexpr double kMomentSigmas = 5.0;
 
-std::vector<double> run(const Mixture& m, int T, uint64_t n, Precision p, int stop = 1) {
-  ScheduleParams sp;
-  sp.T = T;
+std::vector<double> run(const Mixture& m, const ScheduleParams& sp, uint64_t n, Precision p, int stop = 1) {
   SampleOptions o;
   o.n = n;
   o.precision = p;
@@ -30,8 +28,30 @@ std::vector<double> run(const Mixture& m, int T, uint64_t n, Precision p, int st
   return sink.data;
 }
 
+std::vector<double> run(const Mixture& m, int T, uint64_t n, Precision p, int stop = 1) {
+  ScheduleParams sp;
+  sp.T = T;
+  return run(m, sp, n, p, stop);
+}
+
 void expect_finite(const std::vector<double>& v) {
   for (std::size_t i = 0; i < v.size(); ++i) ASSERT_TRUE(std::isfinite(v[i])) << "value " << i << " = " << v[i];
+}
+
+/// Mean and variance of the first coordinate of a K = 1 run, by the recursion of THEORY.md
+/// ("Exact facts": V_{t-1} = c_t^2 V_t + sigma_t^2, m_{t-1} = c_t m_t + kappa_t sqrt(abar_t) mu / (v_t sqrt(alpha_t))).
+std::pair<double, double> gaussian_closed_form(const Mixture& m, const Schedule& s, int stop, double mu, double sd) {
+  SampleOptions o;
+  o.stop = stop;
+  double mean = 0, var = 1;
+  for (int t = s.T; t > stop; --t) {
+    const StepCoeffs c = step_coeffs(m, s, t, o, {});
+    const double v = s.abar[t] * sd * sd + s.one_minus_abar[t];
+    const double ct = (1 - c.kappa / v) * c.inv_sqrt_alpha;
+    mean = ct * mean + c.kappa * std::sqrt(s.abar[t]) * mu / v * c.inv_sqrt_alpha;
+    var = ct * ct * var + c.sigma * c.sigma;
+  }
+  return {mean, var};
 }
 }  // namespace
 
@@ -55,17 +75,7 @@ TEST(Edges, GaussianWithExtremeMeanAndSdMatchesClosedForm) {
       // closed form (THEORY.md): V_{t-1} = c_t^2 V_t + sigma_t^2, m_{t-1} = c_t m_t + kappa sqrt(abar) mu / (v sqrt(alpha))
       ScheduleParams sp;
       sp.T = T;
-      const Schedule s = make_schedule(sp);
-      double mean = 0, var = 1;
-      SampleOptions o;
-      o.stop = 0;
-      for (int t = T; t >= 1; --t) {
-        const StepCoeffs c = step_coeffs(m, s, t, o, {});
-        const double v = s.abar[t] * sd * sd + s.one_minus_abar[t];
-        const double ct = (1 - c.kappa / v) * c.inv_sqrt_alpha;
-        mean = ct * mean + c.kappa * std::sqrt(s.abar[t]) * 1e4 / v * c.inv_sqrt_alpha;
-        var = ct * ct * var + c.sigma * c.sigma;
-      }
+      const auto [mean, var] = gaussian_closed_form(m, make_schedule(sp), 0, 1e4, sd);
       double em = 0, ev = 0;
       for (uint64_t i = 0; i < n; ++i) em += y[2 * i];
       em /= n;
@@ -140,4 +150,73 @@ TEST(Edges, NonFiniteParticleStopsTheRunNamingTheStep) {
     EXPECT_NE(std::string(e.what()).find("step t = "), std::string::npos) << e.what();
   }
   EXPECT_EQ(sink.chunks, 0);  // nothing reached the sink
+}
+
+
+TEST(Edges, AbarWithin1e16Of1MatchesClosedForm) {
+  // lcw at T = 64 has 1 - abar_1 far below 1e-16, where 1 - abar in double would be 0: the step
+  // t = 1 (stop = 0) divides by v_1 = abar_1 sd^2 + (1 - abar_1). With sd = 1e-3 the last step
+  // contracts the spread by 1e6 and the output must still be the closed-form Gaussian.
+  ScheduleParams sp;
+  sp.T = 64;
+  const Schedule s = make_schedule(sp);
+  ASSERT_LT(s.one_minus_abar[1], 1e-16) << "the schedule no longer reaches the edge this test is about";
+  ASSERT_GT(s.one_minus_abar[1], 0.0);
+  for (double sd : {1e-3, 1.0})
+    for (int stop : {0, 1}) {
+      SCOPED_TRACE(testing::Message() << "sd=" << sd << " stop=" << stop << " 1-abar_1=" << s.one_minus_abar[1]);
+      PresetParams pp;
+      pp.name = "gaussian";
+      pp.d = 2;
+      pp.radius = 3;
+      pp.sd = {sd};
+      const Mixture m = make_preset(pp);
+      const uint64_t n = 20000;
+      const std::vector<double> y = run(m, sp.T, n, Precision::FP64, stop);
+      expect_finite(y);
+      const auto [mean, var] = gaussian_closed_form(m, s, stop, 3.0, sd);
+      double em = 0, ev = 0;
+      for (uint64_t i = 0; i < n; ++i) em += y[2 * i];
+      em /= n;
+      for (uint64_t i = 0; i < n; ++i) ev += (y[2 * i] - em) * (y[2 * i] - em);
+      ev /= n - 1;
+      EXPECT_NEAR(em, mean, kMomentSigmas * std::sqrt(var / n) + 1e-12);
+      EXPECT_NEAR(ev, var, kMomentSigmas * var * std::sqrt(2.0 / n));
+    }
+}
+
+TEST(Edges, MeansAtTheTheoremsRadiusTPowCR) {
+  // Theorem 1 allows max_k |mu_k| <= T^{c_R} when abar_T = T^{-c0} makes sqrt(abar_T) |mu| small,
+  // i.e. c0 > 2 c_R. With T = 256, c_R = 1, |mu| = 256 and c0 = 4 (c1 = 20 keeps c1/c0 > 4):
+  // the particles must end at the two means (sd = 1) in proportion to the weights, none between.
+  // (With the default c0 = 2, sqrt(abar_T) |mu| = 1: N(0, I) is then not close to X_T and the
+  // weights come out 0.34/0.66, not 0.25/0.75; that is the initialisation term, not a bug.)
+  ScheduleParams sp;
+  sp.T = 256;
+  sp.c0 = 4;
+  sp.c1 = 20;
+  const double c_R = 1;
+  const double radius = std::pow(double(sp.T), c_R);
+  for (Precision p : {Precision::FP64, Precision::FP32}) {
+    SCOPED_TRACE(testing::Message() << to_string(p) << " radius=" << radius);
+    PresetParams pp;
+    pp.name = "two-point";
+    pp.d = 4;
+    pp.radius = radius;
+    pp.weights = {0.25, 0.75};
+    const Mixture m = make_preset(pp);
+    const uint64_t n = 8000;
+    const std::vector<double> y = run(m, sp, n, p);
+    expect_finite(y);
+    uint64_t at_plus = 0, stray = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+      const double x = y[4 * i];
+      if (std::fabs(x - radius) < 8) ++at_plus;
+      else if (std::fabs(x + radius) >= 8) ++stray;
+    }
+    EXPECT_EQ(stray, 0u);
+    // means are +radius e_1 (weight 0.25) and -radius e_1 (weight 0.75): a binomial count
+    const double expect = 0.25 * n, sdev = std::sqrt(n * 0.75 * 0.25);
+    EXPECT_NEAR(double(at_plus), expect, kMomentSigmas * sdev);
+  }
 }
