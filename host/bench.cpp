@@ -18,6 +18,7 @@
 #include "gmmdiff/model.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
+#include "gmmdiff/version.hpp"
 
 namespace gmmdiff {
 
@@ -137,9 +138,7 @@ BenchReport run_bench(const BenchOptions& opt,
   oracle.set_step_path("products");
 
   BenchReport rep;
-#if defined(GMMDIFF_VERSION)
-  rep.version = GMMDIFF_VERSION;
-#endif
+  rep.version = version();
   rep.date = utc_now();
   rep.host = host_name();
   rep.backend = be->name();
