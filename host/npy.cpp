@@ -1,13 +1,16 @@
-// gmmdiff: NumPy .npy reading and atomic streaming writing.
+// gmmdiff: NumPy .npy reading (whole, or streamed in rows) and atomic streaming writing.
 // Format: https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
 #include "gmmdiff/npy.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #include "atomic_file.hpp"
 #include "gmmdiff/error.hpp"
@@ -53,28 +56,29 @@ std::size_t itemsize(const std::string& dtype, const std::string& path) {
 
 }  // namespace
 
-NpyHeader read_npy_header(const std::string& path) {
-  File f(std::fopen(path.c_str(), "rb"));
-  GMMDIFF_EXPECTS(f.f, path, ": cannot open (", std::strerror(errno), ")");
+namespace {
+
+// The header from the start of an open file; leaves f at data_offset.
+NpyHeader parse_header(std::FILE* f, const std::string& path) {
   unsigned char pre[10];
-  GMMDIFF_EXPECTS(std::fread(pre, 1, 8, f.f) == 8 && std::memcmp(pre, kMagic, 6) == 0, path,
+  GMMDIFF_EXPECTS(std::fread(pre, 1, 8, f) == 8 && std::memcmp(pre, kMagic, 6) == 0, path,
                   ": not a .npy file (bad magic)");
   const int major = pre[6];
   GMMDIFF_EXPECTS(major >= 1 && major <= 3, path, ": unsupported .npy version ", major);
   uint64_t hlen = 0, pre_len = 0;
   if (major == 1) {
-    GMMDIFF_EXPECTS(std::fread(pre + 8, 1, 2, f.f) == 2, path, ": truncated .npy header");
+    GMMDIFF_EXPECTS(std::fread(pre + 8, 1, 2, f) == 2, path, ": truncated .npy header");
     hlen = pre[8] | (pre[9] << 8);
     pre_len = 10;
   } else {
     unsigned char b[4];
-    GMMDIFF_EXPECTS(std::fread(b, 1, 4, f.f) == 4, path, ": truncated .npy header");
+    GMMDIFF_EXPECTS(std::fread(b, 1, 4, f) == 4, path, ": truncated .npy header");
     hlen = uint64_t(b[0]) | (uint64_t(b[1]) << 8) | (uint64_t(b[2]) << 16) | (uint64_t(b[3]) << 24);
     pre_len = 12;
   }
   GMMDIFF_EXPECTS(hlen <= kMaxHeader, path, ": .npy header of ", hlen, " bytes is implausible");
   std::string h(hlen, '\0');
-  GMMDIFF_EXPECTS(std::fread(&h[0], 1, hlen, f.f) == hlen, path, ": truncated .npy header");
+  GMMDIFF_EXPECTS(std::fread(&h[0], 1, hlen, f) == hlen, path, ": truncated .npy header");
   NpyHeader out;
   out.data_offset = pre_len + hlen;
   std::string descr = dict_value(h, "descr", path);
@@ -101,45 +105,125 @@ NpyHeader read_npy_header(const std::string& path) {
   return out;
 }
 
-NpyArray read_npy(const std::string& path) {
-  const NpyHeader h = read_npy_header(path);
+// The dtypes read_rows converts, indexed by NpyReader::kind_.
+enum Kind { kF4 = 0, kF8 = 1, kI4 = 2, kI8 = 3 };
+int kind_of(const std::string& dtype) {
+  return dtype == "<f4" ? kF4 : dtype == "<f8" ? kF8 : dtype == "<i4" ? kI4 : kI8;
+}
+
+// n little-endian values of type T at src, as double, into dst (the host is little-endian).
+template <typename T>
+void convert(const unsigned char* src, std::size_t n, double* dst) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T x;
+    std::memcpy(&x, src + i * sizeof(T), sizeof(T));
+    dst[i] = static_cast<double>(x);
+  }
+}
+
+}  // namespace
+
+NpyHeader read_npy_header(const std::string& path) {
+  File f(std::fopen(path.c_str(), "rb"));
+  GMMDIFF_EXPECTS(f.f, path, ": cannot open (", std::strerror(errno), ")");
+  return parse_header(f.f, path);
+}
+
+NpyReader::NpyReader(const std::string& path) : path_(path) {
+  File f(std::fopen(path.c_str(), "rb"));
+  GMMDIFF_EXPECTS(f.f, path, ": cannot open (", std::strerror(errno), ")");
+  header_ = parse_header(f.f, path);
+  const NpyHeader& h = header_;
   GMMDIFF_EXPECTS(!h.fortran_order, path, ": Fortran-ordered arrays are not supported (save with C order)");
-  const std::size_t isz = itemsize(h.dtype, path);
+  itemsize_ = itemsize(h.dtype, path);
+  kind_ = kind_of(h.dtype);
   uint64_t count = 1;
   for (uint64_t s : h.shape) {
-    GMMDIFF_EXPECTS(s == 0 || count <= std::numeric_limits<uint64_t>::max() / s / isz, path,
+    GMMDIFF_EXPECTS(s == 0 || count <= std::numeric_limits<uint64_t>::max() / s / itemsize_, path,
                     ": shape too large");
     count *= s;
   }
+  // The size of the open file (not of whatever the path names by now).
   struct stat st {};
-  GMMDIFF_EXPECTS(::stat(path.c_str(), &st) == 0, path, ": cannot stat");
-  const uint64_t need = h.data_offset + count * isz;  // wraps around (need < data_offset) past 2^64
+  GMMDIFF_EXPECTS(::fstat(::fileno(f.f), &st) == 0, path, ": cannot stat");
+  const uint64_t need = h.data_offset + count * itemsize_;  // wraps around (need < data_offset) past 2^64
   GMMDIFF_EXPECTS(need >= h.data_offset && static_cast<uint64_t>(st.st_size) >= need, path, ": truncated .npy (",
                   st.st_size, " bytes, the header promises ",
                   need >= h.data_offset ? std::to_string(need) : "over 2^64", ")");
-  File f(std::fopen(path.c_str(), "rb"));
-  GMMDIFF_EXPECTS(f.f && std::fseek(f.f, static_cast<long>(h.data_offset), SEEK_SET) == 0, path,
-                  ": cannot read");
-  NpyArray a;
-  a.shape = h.shape;
-  a.dtype = h.dtype;
-  a.data.resize(count);
-  constexpr std::size_t kBuf = 1 << 16;
-  std::vector<unsigned char> buf(kBuf * isz);
-  for (uint64_t done = 0; done < count;) {
-    const std::size_t m = static_cast<std::size_t>(std::min<uint64_t>(kBuf, count - done));
-    GMMDIFF_EXPECTS(std::fread(buf.data(), isz, m, f.f) == m, path, ": truncated .npy data");
-    for (std::size_t i = 0; i < m; ++i) {
-      const unsigned char* b = buf.data() + i * isz;
-      double v;
-      if (h.dtype == "<f4") { float x; std::memcpy(&x, b, 4); v = x; }
-      else if (h.dtype == "<f8") { std::memcpy(&v, b, 8); }
-      else if (h.dtype == "<i4") { int32_t x; std::memcpy(&x, b, 4); v = double(x); }
-      else { int64_t x; std::memcpy(&x, b, 8); v = double(x); }
-      a.data[done + i] = v;
-    }
-    done += m;
+  count_ = count;
+  rows_ = h.shape.empty() ? 1 : h.shape[0];
+  // Values per row: the other dimensions. With rows_ > 0 their product divides count_ (no
+  // wrap); a 0-row array was not checked past its 0, so saturate.
+  cols_ = 1;
+  for (std::size_t i = 1; i < h.shape.size(); ++i) {
+    const uint64_t s = h.shape[i];
+    cols_ = (s != 0 && cols_ > std::numeric_limits<uint64_t>::max() / s) ? std::numeric_limits<uint64_t>::max()
+                                                                          : cols_ * s;
   }
+#ifdef POSIX_FADV_SEQUENTIAL
+  (void)::posix_fadvise(::fileno(f.f), 0, 0, POSIX_FADV_SEQUENTIAL);  // a hint: read ahead
+#endif
+  f_ = f.f;  // positioned at data_offset by parse_header
+  f.f = nullptr;
+}
+
+NpyReader::~NpyReader() {
+  if (f_) std::fclose(f_);
+}
+
+uint64_t NpyReader::read_rows(double* dst, uint64_t max_rows) {
+  GMMDIFF_EXPECTS(!failed_, path_, ": read after a failed read");
+  const uint64_t r = std::min(max_rows, rows_left());
+  if (r == 0) return 0;
+  const uint64_t n = r * cols_;  // <= count_: no wrap
+  GMMDIFF_EXPECTS(dst != nullptr || n == 0, path_, ": read_rows into a null buffer");
+  const uint64_t before = rows_read_ * cols_;
+  uint64_t done = 0;
+  auto short_read = [&](std::size_t got) {
+    failed_ = true;
+    const uint64_t at = before + done + got;
+    if (std::ferror(f_))
+      throw Error(detail::cat(path_, ": read error after ", at, " of ", count_, " values (", std::strerror(errno),
+                              ")"));
+    throw Error(detail::cat(path_, ": truncated .npy data (the file ends after ", at, " of ", count_,
+                            " values: it is shorter than its header promises, or shrank while being read)"));
+  };
+  if (kind_ == kF8) {  // the file's bytes are the doubles: straight into dst
+    while (done < n) {
+      const std::size_t m = static_cast<std::size_t>(std::min<uint64_t>(n - done, uint64_t(1) << 24));
+      const std::size_t got = std::fread(dst + done, 8, m, f_);
+      if (got != m) short_read(got);
+      done += m;
+    }
+  } else {
+    if (stage_.empty()) stage_.resize(static_cast<std::size_t>(std::min<uint64_t>(kStageValues, count_)) * itemsize_);
+    const std::size_t cap = stage_.size() / itemsize_;
+    while (done < n) {
+      const std::size_t m = static_cast<std::size_t>(std::min<uint64_t>(n - done, cap));
+      const std::size_t got = std::fread(stage_.data(), itemsize_, m, f_);
+      if (got != m) short_read(got);
+      if (kind_ == kF4) convert<float>(stage_.data(), m, dst + done);
+      else if (kind_ == kI4) convert<int32_t>(stage_.data(), m, dst + done);
+      else convert<int64_t>(stage_.data(), m, dst + done);
+      done += m;
+    }
+  }
+  rows_read_ += r;
+  return r;
+}
+
+NpyArray read_npy(const std::string& path) {
+  NpyReader r(path);
+  NpyArray a;
+  a.shape = r.shape();
+  a.dtype = r.dtype();
+  try {
+    a.data.resize(static_cast<std::size_t>(r.count()));
+  } catch (const std::bad_alloc&) {
+    throw ResourceError(detail::cat(path, ": cannot hold its ", r.count(), " values in memory as double (",
+                                    (r.count() * 8) >> 20, " MiB); large samples are streamed by gmmdiff tv"));
+  }
+  r.read_rows(a.data.data(), r.rows());
   return a;
 }
 

@@ -10,6 +10,7 @@
 
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/model.hpp"
+#include "gmmdiff/npy.hpp"
 #include "gmmdiff/sampler.hpp"
 
 namespace gmmdiff {
@@ -102,9 +103,38 @@ class TvSink : public ChunkSink {
   HistogramCounts counts_;
 };
 
-/// TV of a host sample (rows x d, row-major, double) against the target.
+/// Bytes of doubles in one automatic chunk of a host sample handed to the backend (tv_of_sample,
+/// tv_of_npy).
+constexpr std::size_t kTvChunkBytes = std::size_t(64) << 20;
+
+/// Rows per chunk when a host sample of `rows` rows x shape.d is uploaded to be:
+/// - requested > 0: min(requested, rows), exactly (no rounding: the counts, hence every figure,
+///   do not depend on the chunk); a ResourceError when more than be.max_chunk_rows(shape).
+/// - requested = 0 (automatic): kTvChunkBytes of doubles, at least one row, rounded down to a
+///   multiple of kChunkAlign when that is at least kChunkAlign; at most be.max_chunk_rows(shape)
+///   and at most rows.
+/// ResourceError when not even one row fits the backend.
+std::size_t tv_chunk_rows(const Backend& be, const RunShape& shape, uint64_t rows, std::size_t requested = 0);
+
+/// TV of a host sample (rows x d, row-major, double) against the target. The sample goes to the
+/// backend in chunks of tv_chunk_rows(..., chunk_rows) rows.
 TvReport tv_of_sample(const Mixture& target, const double* y, uint64_t rows, const TvOptions& opt,
-                      Backend& be);
+                      Backend& be, std::size_t chunk_rows = 0);
+
+/// Checks that a .npy sample is an (n, d) array (or (n,) for d = 1) with n > 0 and d = target_d
+/// columns; throws gmmdiff::Error naming the file (the messages of `gmmdiff tv`).
+void check_tv_sample(const NpyReader& sample, int target_d);
+
+/// TV of a .npy sample (float32 or float64, (n, d); a reader at its first row), streamed: each
+/// chunk of tv_chunk_rows(..., chunk_rows) rows is read, converted to double, uploaded and binned
+/// before the next is read, so the memory held for the sample is one chunk of doubles (at most
+/// max(kTvChunkBytes, one row) when automatic) plus the reader's staging buffer
+/// (NpyReader::kStageValues values) and the backend's own chunk, whatever n is. The
+/// report equals tv_of_sample's on the whole array (the same counts, bit for bit) for any chunk
+/// size. Checks the sample with check_tv_sample first; a file that turns out shorter than its
+/// header while being read is an Error (NpyReader::read_rows), never a partial report.
+TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& opt, Backend& be,
+                   std::size_t chunk_rows = 0);
 
 /// Building blocks of the plan (tv_stats.cpp), public for the tests.
 namespace tv_detail {
