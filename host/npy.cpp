@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -244,13 +245,49 @@ std::string make_header(uint64_t rows, uint64_t cols, bool fp64, bool one_d) {
 }
 }  // namespace
 
+namespace {
+std::string gib(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3g GB", bytes / 1e9);
+  return b;
+}
+
+/// Refuses, before anything is written, an output its filesystem cannot hold (an hour-long run
+/// that fails at 90% is worse than one line now). Skipped where statvfs cannot tell.
+void check_room(const std::string& path, const std::string& tmp, uint64_t header, uint64_t rows, uint64_t cols,
+                bool fp64) {
+  const uint64_t width = fp64 ? 8 : 4;
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  if (cols != 0 && rows > (kMax - header) / width / cols)
+    throw ResourceError(detail::cat(path, ": ", rows, " x ", cols, " values take over 2^64 bytes"));
+  const uint64_t need = header + rows * cols * width;
+  const std::size_t slash = tmp.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : tmp.substr(0, slash));
+  struct statvfs sv;
+  if (::statvfs(dir.c_str(), &sv) != 0) return;
+  const long double avail = static_cast<long double>(sv.f_bavail) * static_cast<long double>(sv.f_frsize);
+  if (static_cast<long double>(need) > avail)
+    throw ResourceError(detail::cat(path, ": the output needs ", gib(double(need)), " (", rows, " x ", cols,
+                                    fp64 ? " float64" : " float32", ") but its filesystem has ",
+                                    gib(double(avail)), " free"));
+}
+
+/// A full disk or quota is a resource (exit 3), anything else an error (exit 2).
+[[noreturn]] void throw_io_error(const std::string& what, int e) {
+  const std::string why = detail::cat(what, " (", std::strerror(e), ")");
+  if (e == ENOSPC || e == EDQUOT || e == EFBIG) throw ResourceError(why);
+  throw Error(why);
+}
+}  // namespace
+
 NpyWriter::NpyWriter(const std::string& path, uint64_t rows, uint64_t cols, bool fp64)
     : path_(path), tmp_(temp_name_for(path)), rows_(rows), cols_(cols), fp64_(fp64) {
+  const std::string h = make_header(rows, cols, fp64, false);
+  check_room(path, tmp_, h.size(), rows, cols, fp64);
   register_temp(tmp_);
   f_ = std::fopen(tmp_.c_str(), "wb");
   if (!f_) unregister_temp(tmp_);
   GMMDIFF_EXPECTS(f_, path, ": cannot write (", std::strerror(errno), ")");
-  const std::string h = make_header(rows, cols, fp64, false);
   if (std::fwrite(h.data(), 1, h.size(), f_) != h.size()) {
     std::fclose(f_);
     std::remove(tmp_.c_str());
@@ -269,8 +306,7 @@ void NpyWriter::append(const void* data, uint64_t rows) {
   GMMDIFF_EXPECTS(!committed_ && f_, path_, ": append after commit");
   GMMDIFF_EXPECTS(written_ + rows <= rows_, path_, ": more rows than declared (", written_ + rows, " > ", rows_, ")");
   const std::size_t n = static_cast<std::size_t>(rows * cols_);
-  GMMDIFF_EXPECTS(std::fwrite(data, fp64_ ? 8 : 4, n, f_) == n, path_, ": write failed (",
-                  std::strerror(errno), ")");
+  if (std::fwrite(data, fp64_ ? 8 : 4, n, f_) != n) throw_io_error(path_ + ": write failed", errno);
   written_ += rows;
 }
 
@@ -279,8 +315,8 @@ void NpyWriter::commit() {
   const bool ok = std::fflush(f_) == 0 && ::fsync(::fileno(f_)) == 0;
   const bool closed = std::fclose(f_) == 0;
   f_ = nullptr;
-  GMMDIFF_EXPECTS(ok && closed && std::rename(tmp_.c_str(), path_.c_str()) == 0, path_,
-                  ": could not finish the file (", std::strerror(errno), ")");
+  if (!(ok && closed && std::rename(tmp_.c_str(), path_.c_str()) == 0))
+    throw_io_error(path_ + ": could not finish the file", errno);
   committed_ = true;
 }
 

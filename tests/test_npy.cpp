@@ -296,3 +296,29 @@ TEST(NpyReader, AFileThatShrinksWhileBeingReadIsAnError) {
     EXPECT_NE(error_of([&] { r.read_rows(buf.data(), 1); }).find("read after a failed read"), std::string::npos);
   }
 }
+
+TEST(NpyWriter, AnOutputTheFilesystemCannotHoldIsRefusedBeforeWriting) {
+  // 2^50 float64 values (9 PB) fit no test machine's disk; 2^62 x 2^3 x 8 bytes overflow 2^64.
+  const std::string dir = testing::TempDir() + "/npy_room_" + std::to_string(::getpid());
+  ASSERT_EQ(std::system(("rm -rf '" + dir + "' && mkdir -p '" + dir + "'").c_str()), 0);
+  const std::string p = dir + "/huge.npy";
+  struct Case { uint64_t rows, cols; const char* needle; };
+  for (const Case& c : {Case{uint64_t(1) << 40, 1024, "free"}, Case{uint64_t(1) << 62, 8, "2^64"}}) {
+    SCOPED_TRACE(testing::Message() << c.rows << " x " << c.cols);
+    try {
+      NpyWriter w(p, c.rows, c.cols, true);
+      FAIL() << "expected a ResourceError";
+    } catch (const ResourceError& e) {
+      EXPECT_NE(std::string(e.what()).find(c.needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    }
+  }
+  // nothing was created: neither the file nor its temporary
+  const std::string listing = dir + "/listing.txt";
+  ASSERT_EQ(std::system(("ls -A '" + dir + "' > '" + listing + "'").c_str()), 0);
+  std::ifstream in(listing);
+  std::string name, names;
+  while (in >> name)
+    if (name != "listing.txt") names += name + " ";
+  EXPECT_EQ(names, "");
+}
