@@ -4,7 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <numeric>
@@ -60,7 +63,9 @@ void validate(Mixture& m, const ModelOptions& opt) {
   GMMDIFF_EXPECTS(m.means.size() == static_cast<std::size_t>(m.K) * m.d, "model: means has ",
                   m.means.size(), " values, expected K x d = ", m.K, " x ", m.d);
   check_all_finite(m.weights, "weights");
-  check_all_finite(m.means, "means");
+  for (std::size_t i = 0; i < m.means.size(); ++i)
+    GMMDIFF_EXPECTS(finite(m.means[i]), "model: means[", i / m.d, "][", i % m.d, "] is ", m.means[i],
+                    " (must be finite)");
   for (int k = 0; k < m.K; ++k)
     GMMDIFF_EXPECTS(m.weights[k] > 0, "model: weights[", k, "] = ", m.weights[k],
                     " (weights must be positive)");
@@ -112,7 +117,8 @@ std::vector<double> numbers(const json& j, const std::string& where) {
 
 // Rows x cols from an array of arrays; sets rows/cols.
 std::vector<double> matrix(const json& j, const std::string& where, int& rows, int& cols) {
-  GMMDIFF_EXPECTS(j.is_array() && !j.empty(), where, " must be a non-empty array of rows");
+  GMMDIFF_EXPECTS(j.is_array(), where, " must be an array of rows (K rows of d numbers)");
+  GMMDIFF_EXPECTS(!j.empty(), where, " is empty: no components (need K >= 1 rows)");
   rows = static_cast<int>(j.size());
   cols = -1;
   std::vector<double> out;
@@ -140,11 +146,14 @@ std::vector<double> matrix_npy(const std::string& file, const std::string& where
 }  // namespace
 
 Mixture load_model_json(const std::string& path, const ModelOptions& opt) {
-  std::ifstream in(path);
-  GMMDIFF_EXPECTS(in.good(), path, ": cannot open the model file");
+  GMMDIFF_EXPECTS(!std::filesystem::is_directory(path), path, ": is a directory, not a model file");
+  std::ifstream in(path, std::ios::binary);
+  GMMDIFF_EXPECTS(in.good(), path, ": cannot open the model file (", std::strerror(errno), ")");
+  std::stringstream text;
+  text << in.rdbuf();  // parsed from memory: a read error is then an empty or short text, not an exception
   json j;
   try {
-    j = json::parse(in);
+    j = json::parse(text.str());
   } catch (const json::parse_error& e) {
     throw Error(path + ": malformed JSON at byte " + std::to_string(e.byte) + " (" +
                 std::string(e.what()).substr(std::string(e.what()).find(']') + 2) + ")");

@@ -662,7 +662,15 @@ Report write_report(const std::string& dir, const ReportOptions& opt) {
   if (!fs::exists(results))
     throw Error(dir + ": no results.jsonl here (run `gmmdiff sweep FILE --out " + dir + "` first)");
   std::vector<SweepRow> rows = read_results(results);
-  if (rows.empty()) throw Error(results + ": no finished runs yet");
+  if (rows.empty()) {
+    std::error_code ec;
+    const auto size = fs::file_size(results, ec);
+    throw Error(results + ": no finished runs yet" +
+                (!ec && size > 0 ? " (its " + std::to_string(size) +
+                                       " bytes hold no complete row; a partial last line is a run interrupted while "
+                                       "its row was written)"
+                                 : ""));
+  }
   std::stable_sort(rows.begin(), rows.end(), [](const SweepRow& a, const SweepRow& b) { return a.index < b.index; });
   Report r = analyze_rows(rows, opt);
   write_file_atomic((fs::path(dir) / "report.md").string(), report_markdown(r));

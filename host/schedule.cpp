@@ -5,7 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -112,6 +115,7 @@ std::vector<double> read_values(const ScheduleParams& p, std::string& kind) {
   const std::string& path = p.file;
   GMMDIFF_EXPECTS(!path.empty(), "--schedule file needs --schedule-file PATH");
   kind = p.file_kind;
+  GMMDIFF_EXPECTS(!std::filesystem::is_directory(path), path, ": is a directory, not a schedule file");
   if (path.size() > 4 && path.substr(path.size() - 4) == ".npy") {
     NpyArray a = read_npy(path);
     GMMDIFF_EXPECTS(a.shape.size() == 1, path, ": a schedule .npy must be 1-D, has ", a.shape.size(),
@@ -120,7 +124,7 @@ std::vector<double> read_values(const ScheduleParams& p, std::string& kind) {
     return a.data;
   }
   std::ifstream in(path);
-  GMMDIFF_EXPECTS(in.good(), path, ": cannot open the schedule file");
+  GMMDIFF_EXPECTS(in.good(), path, ": cannot open the schedule file (", std::strerror(errno), ")");
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string text = ss.str();
@@ -130,7 +134,10 @@ std::vector<double> read_values(const ScheduleParams& p, std::string& kind) {
     try {
       j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {
-      throw Error(path + ": malformed JSON at byte " + std::to_string(e.byte));
+      const std::string what = e.what();  // "[json.exception.parse_error.101] parse error at ..."
+      const auto p0 = what.find("parse error");
+      throw Error(path + ": malformed JSON at byte " + std::to_string(e.byte) +
+                  (p0 == std::string::npos ? "" : " (" + what.substr(p0) + ")"));
     } catch (const nlohmann::json::exception&) {  // out_of_range.406: a number such as 1e999
       throw Error(path + ": a number in the schedule JSON does not fit in a double");
     }

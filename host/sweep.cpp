@@ -73,6 +73,8 @@ std::string num(double x) {
 }
 
 std::string read_text(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw Error(what + " " + path + ": is a directory, not a file");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(what + " " + path + ": cannot open (" + std::strerror(errno) + ")");
   std::ostringstream os;
@@ -110,6 +112,8 @@ std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
 }
 
 // ---------------------------------------------------------------- sweep parsing
+
+constexpr std::size_t kMaxRuns = 1000000;  // runs in one sweep
 
 const std::vector<std::string> kTopOnly = {"name", "description", "grids", "chunk"};
 const std::vector<std::string> kAxes = {
@@ -584,6 +588,31 @@ SweepSpec parse_sweep(const std::string& text, const std::string& origin, const 
                                         fK.size(),        errs.size(),      epss.size(),     samplers.size(),
                                         variances.size(), schedules.size(), stops.size(),    precisions.size(),
                                         ns.size(),        backends.size(),  Ts.size(),       seeds.size()};
+      // Runs that differ on an axis other than eps and variance (which collapse) are distinct, so
+      // the product of the distinct values on those axes is a lower bound on this family's runs:
+      // a sweep far over the limit stops here, before seconds of expanding it (issue 5).
+      {
+        auto distinct = [](const auto& v, auto text) {
+          std::set<std::string> u;
+          for (const auto& x : v) u.insert(text(x));
+          return static_cast<double>(u.size());
+        };
+        auto as_num = [](double x) { return num(x); };
+        auto as_dec = [](auto x) { return std::to_string(x); };
+        auto as_enum = [](auto x) { return to_string(x); };
+        const double at_least =
+            distinct(f_sds, as_num) * distinct(f_radii, as_num) * distinct(f_mseeds, as_dec) *
+            distinct(f_ds, as_dec) * distinct(fK, [](const KSpec& k) { return k.text; }) * distinct(errs, as_enum) *
+            distinct(samplers, as_enum) *
+            distinct(schedules,
+                     [](const ScheduleEntry& e) { return e.name + "|" + num(e.c0) + "|" + num(e.c1) + "|" + e.file; }) *
+            distinct(stops, as_dec) * distinct(precisions, as_enum) * distinct(ns, as_dec) *
+            distinct(backends, [](const std::string& b) { return b; }) * distinct(Ts, as_dec) * distinct(seeds, as_dec);
+        if (at_least > static_cast<double>(kMaxRuns))
+          c.fail("", "at least " + (at_least < 1e18 ? std::to_string(static_cast<uint64_t>(at_least)) : num(at_least)) +
+                         " runs (family " + f.label + "): too many (at most " +
+                         std::to_string(kMaxRuns) + ")");
+      }
       std::size_t at[kAxes] = {};
       for (bool more = true; more;) {
         const KSpec& ks = fK[at[kK]];
@@ -622,6 +651,9 @@ SweepSpec parse_sweep(const std::string& text, const std::string& origin, const 
         p.tv.seed = seed;
         check_run(c, p);
         if (seen.insert(p.key()).second) spec.runs.push_back(p);
+        if (spec.runs.size() > kMaxRuns)
+          c.fail("", "more than " + std::to_string(kMaxRuns) + " runs: too many (at most " + std::to_string(kMaxRuns) +
+                         ")");
         more = false;
         for (int ax = kAxes - 1; ax >= 0 && !more; --ax) {
           if (++at[ax] < sizes[ax])
@@ -632,7 +664,6 @@ SweepSpec parse_sweep(const std::string& text, const std::string& origin, const 
       }
     }
   }
-  if (spec.runs.size() > 1000000) c.fail("", std::to_string(spec.runs.size()) + " runs: too many (at most 1000000)");
 
   // Build each distinct target and schedule once, so that what make_preset or make_schedule
   // would refuse stops the sweep before anything is written.

@@ -10,8 +10,10 @@
 
 #include "atomic_file.hpp"
 #include "command.hpp"
+#include "common.hpp"
 #include "gmmdiff/bench.hpp"
 #include "gmmdiff/error.hpp"
+#include "gmmdiff/schedule.hpp"
 
 namespace gmmdiff::cli {
 namespace {
@@ -78,6 +80,9 @@ Runner setup(CLI::App& sub) {
     o.precision.clear();
     for (const std::string& p : split(st->precision)) o.precision.push_back(parse_precision(p));
     o.path = split(st->path);
+    // Checked before the copy-bandwidth measurement and the grid, which take seconds to minutes.
+    GMMDIFF_EXPECTS(o.T >= 2 && o.T <= kMaxSteps, "bench: --T = ", o.T, " (need 2 <= T <= ", kMaxSteps, ")");
+    if (!st->json.empty()) check_output_file(st->json, "--json");
     bool header = false;
     const BenchReport rep = run_bench(o, [&](const BenchReport& r, const BenchResult& res) {
       if (!header) {
@@ -102,12 +107,20 @@ Runner setup(CLI::App& sub) {
       std::cout << r.table_row(res) << std::endl;
     });
     if (!st->json.empty()) write_file_atomic(st->json, rep.to_json());
-    int failed = 0;
-    for (const BenchResult& r : rep.results) failed += r.ok ? 0 : 1;
+    int failed = 0, resources = 0;
+    std::string first;
+    for (const BenchResult& r : rep.results) {
+      if (r.ok) continue;
+      ++failed;
+      resources += r.failure.rfind("resources", 0) == 0 ? 1 : 0;
+      if (first.empty()) first = r.failure;
+    }
     if (failed > 0) {
+      // Configurations that do not fit are a resource limit (exit 3, as elsewhere); a failed check
+      // or non-finite values are an internal error (exit 1).
       std::cerr << "gmmdiff: error: " << failed << " of " << rep.results.size()
-                << " configurations FAILED (see the table)\n";
-      return static_cast<int>(kInternal);
+                << " configurations FAILED, the first: " << first << " (see the table)\n";
+      return static_cast<int>(resources == failed ? kResource : kInternal);
     }
     return 0;
   };

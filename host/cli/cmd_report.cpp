@@ -70,7 +70,9 @@ Runner setup(CLI::App& sub) {
   return [=]() -> int {
     if (!(opt->level > 0 && opt->level < 1)) throw Error("--level must lie in (0, 1)");
     if (!(opt->growth_tol > 0)) throw Error("--growth-tol must be positive");
-    if (!std::filesystem::is_directory(*dir)) throw Error(*dir + ": not a directory");
+    if (!std::filesystem::exists(*dir)) throw Error(*dir + ": no such directory (give a sweep's --out directory)");
+    if (!std::filesystem::is_directory(*dir))
+      throw Error(*dir + ": not a directory (give a sweep's --out directory, which holds results.jsonl)");
     finish_report(*dir, !*no_plots, true, *opt);
     return kOk;
   };

@@ -24,13 +24,18 @@ struct SampleState {
   bool quiet = false;
 };
 
+/// OUT.t<t>.npy: where the snapshot of step t goes (".npy" of OUT dropped first).
+std::string snapshot_path(const std::string& out, int t) {
+  const std::string stem = out.size() > 4 && out.substr(out.size() - 4) == ".npy" ? out.substr(0, out.size() - 4) : out;
+  return stem + ".t" + std::to_string(t) + ".npy";
+}
+
 /// Writes the final chunk (and snapshots) of each chunk to .npy files, in order.
 class NpySink : public ChunkSink {
  public:
   NpySink(const std::string& out, uint64_t n, int d, bool fp64, const std::vector<int>& snaps)
       : d_(d), fp64_(fp64), main_(out, n, d, fp64) {
-    const std::string stem = out.size() > 4 && out.substr(out.size() - 4) == ".npy" ? out.substr(0, out.size() - 4) : out;
-    for (int t : snaps) snaps_[t] = std::make_unique<NpyWriter>(stem + ".t" + std::to_string(t) + ".npy", n, d, fp64);
+    for (int t : snaps) snaps_[t] = std::make_unique<NpyWriter>(snapshot_path(out, t), n, d, fp64);
   }
   void on_chunk(Backend& be) override { write(be, main_); }
   void on_snapshot(Backend& be, int t) override { write(be, *snaps_.at(t)); }
@@ -71,6 +76,12 @@ Runner setup(CLI::App& sub) {
     const Schedule sched = st->schedule.build();
     SampleOptions opt = base;
     opt.snapshot_steps = parse_int_list(st->snapshots, "--snapshot");
+    // Every output must be creatable before the run: a failure after it would waste the run, and
+    // one output committed while another fails would leave a partial result.
+    for (int t : opt.snapshot_steps)
+      GMMDIFF_EXPECTS(t >= opt.stop && t <= sched.T, "--snapshot ", t, " is outside ", opt.stop, "..", sched.T);
+    check_output_file(st->out, "--out");
+    for (int t : opt.snapshot_steps) check_output_file(snapshot_path(st->out, t), "--snapshot");
     auto be = make_backend(st->sampler.backend, st->sampler.threads);
     NpySink sink(st->out, opt.n, target.d, opt.precision == Precision::FP64, opt.snapshot_steps);
     RunSummary sum;

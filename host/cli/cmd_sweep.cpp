@@ -2,6 +2,7 @@
 // finished run, then the report and the verdict table (docs/sweeps.md).
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -92,11 +93,11 @@ Runner setup(CLI::App& sub) {
 
     if (a->dry_run) {
       std::size_t done = 0;
+      // No results.jsonl yet: nothing is done. One that does not read is an error, as it would be
+      // for the sweep itself (a dry run must not claim that every run is still to do).
       std::vector<SweepRow> have;
-      try {
-        have = read_results(out + "/results.jsonl");
-      } catch (const Error&) {
-      }
+      const std::string results = out + "/results.jsonl";
+      if (std::filesystem::exists(results)) have = read_results(results);
       std::set<std::string> keys;
       for (const auto& r : have) keys.insert(r.key);
       for (std::size_t i = 0; i < spec.runs.size(); ++i) {

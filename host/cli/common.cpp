@@ -1,6 +1,9 @@
 // gmmdiff CLI: options shared by the subcommands.
 #include "common.hpp"
 
+#include <cerrno>
+#include <filesystem>
+#include <limits>
 #include <sstream>
 
 #include "gmmdiff/error.hpp"
@@ -12,7 +15,7 @@ void ModelArgs::add(CLI::App& app, bool required) {
   auto* p = app.add_option("--preset", preset, "Built-in family: gaussian, two-point, random-sphere, simplex");
   m->excludes(p);
   app.add_option("--d", d, "Dimension (presets)")->check(CLI::Range(1, 1 << 30));
-  app.add_option("--K", K, "Number of components (presets; 0: the family's default)")->check(CLI::NonNegativeNumber);
+  app.add_option("--K", K, "Number of components (presets; 0: the family's default)")->check(CLI::Range(0, 1 << 30));
   app.add_option("--radius", radius, "Radius of the means (presets)");
   app.add_option("--sd", sd, "Component sd: one value or K values (presets)")->delimiter(',');
   app.add_option("--weights", weights, "Component weights, K values (presets; default uniform)")->delimiter(',');
@@ -71,6 +74,11 @@ SampleOptions SamplerArgs::build() const {
   s.precision = parse_precision(precision);
   s.score_error.kind = parse_score_error(score_error);
   GMMDIFF_EXPECTS(s.eps_samples >= 1, "--eps-samples = ", s.eps_samples, " (need >= 1)");
+  // Also checked by run_sampler; here too, so that an impossible --n or --stop is reported as such
+  // before an output file is opened (which checks the disk for n rows first).
+  GMMDIFF_EXPECTS(s.n >= 1, "--n = ", s.n, " (need at least one particle)");
+  GMMDIFF_EXPECTS(s.n < (uint64_t(1) << 48), "--n = ", s.n, " (at most 2^48 particles)");
+  GMMDIFF_EXPECTS(s.stop == 0 || s.stop == 1, "--stop = ", s.stop, " (allowed: 0 or 1)");
   return s;
 }
 
@@ -81,11 +89,34 @@ std::vector<int> parse_int_list(const std::string& s, const char* what) {
   while (std::getline(ss, tok, ',')) {
     if (tok.empty()) continue;
     char* end = nullptr;
+    errno = 0;
     const long v = std::strtol(tok.c_str(), &end, 10);
     GMMDIFF_EXPECTS(end && *end == '\0', what, ": '", tok, "' is not an integer");
+    GMMDIFF_EXPECTS(errno != ERANGE && v >= std::numeric_limits<int>::min() && v <= std::numeric_limits<int>::max(),
+                    what, ": ", tok, " is out of range");
     out.push_back(static_cast<int>(v));
   }
   return out;
+}
+
+void check_output_file(const std::string& path, const char* what) {
+  namespace fs = std::filesystem;
+  GMMDIFF_EXPECTS(!path.empty(), what, ": empty file name");
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (fs::exists(st)) {
+    GMMDIFF_EXPECTS(!fs::is_directory(st), what, " ", path, ": is a directory (give a file name inside it)");
+    // The file is written beside the target and renamed over it, which would replace a device or
+    // a FIFO by a regular file.
+    GMMDIFF_EXPECTS(fs::is_regular_file(st), what, " ", path,
+                    ": not a regular file (gmmdiff writes a new file and renames it into place)");
+  }
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) {
+    const fs::file_status ps = fs::status(parent, ec);
+    GMMDIFF_EXPECTS(fs::exists(ps), what, " ", path, ": the directory ", parent.string(), " does not exist");
+    GMMDIFF_EXPECTS(fs::is_directory(ps), what, " ", path, ": ", parent.string(), " is not a directory");
+  }
 }
 
 }  // namespace gmmdiff::cli

@@ -46,7 +46,12 @@ struct SamplerArgs {
   SampleOptions build() const;  ///< parses the strings (throws gmmdiff::Error)
 };
 
-/// Parses a comma-separated list of integers, e.g. "100,50,10".
+/// Parses a comma-separated list of integers, e.g. "100,50,10" (each must fit in an int).
 std::vector<int> parse_int_list(const std::string& s, const char* what);
+
+/// Checks, before any work, that an output file can be created at path: a non-empty name, not an
+/// existing directory or non-regular file (a device, a FIFO), in a directory that exists.
+/// Throws gmmdiff::Error naming `what` (e.g. "--out") otherwise.
+void check_output_file(const std::string& path, const char* what);
 
 }  // namespace gmmdiff::cli

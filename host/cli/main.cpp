@@ -38,6 +38,15 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand(c.name, c.help);
     runners[sub] = c.setup(*sub);
   }
+  // A first word that is neither an option nor a command: CLI11 would only say that a subcommand
+  // is required, so name the word and the commands.
+  if (argc > 1 && argv[1][0] != '-' &&
+      std::none_of(cmds.begin(), cmds.end(), [&](const CommandInfo& c) { return c.name == argv[1]; })) {
+    std::string names;
+    for (const auto& c : cmds) names += (names.empty() ? "" : ", ") + c.name;
+    std::cerr << "gmmdiff: error: unknown command '" << argv[1] << "' (allowed: " << names << ")\n";
+    return kBadInput;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -49,7 +58,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::string what = e.what();
     std::replace(what.begin(), what.end(), '\n', ' ');
-    std::cerr << "gmmdiff: error: " << what << " (see gmmdiff --help)\n";
+    std::string help = "gmmdiff";  // the subcommand being parsed, if any, has the relevant --help
+    for (const CLI::App* sub : app.get_subcommands()) help += " " + sub->get_name();
+    std::cerr << "gmmdiff: error: " << what << " (see " << help << " --help)\n";
     return kBadInput;
   }
   for (auto& [sub, run] : runners) {
