@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "gmmdiff/error.hpp"
 
@@ -58,7 +59,27 @@ std::string temp_name_for(const std::string& path) {
   return path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
 }
 
+void check_output_path(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  const std::string who = what.empty() ? path : what + " " + path;
+  GMMDIFF_EXPECTS(!path.empty(), what.empty() ? "output" : what, ": empty file name");
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (fs::exists(st)) {
+    GMMDIFF_EXPECTS(!fs::is_directory(st), who, ": is a directory (give a file name inside it)");
+    GMMDIFF_EXPECTS(fs::is_regular_file(st), who,
+                    ": not a regular file (gmmdiff writes a new file and renames it into place)");
+  }
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) {
+    const fs::file_status ps = fs::status(parent, ec);
+    GMMDIFF_EXPECTS(fs::exists(ps), who, ": the directory ", parent.string(), " does not exist");
+    GMMDIFF_EXPECTS(fs::is_directory(ps), who, ": ", parent.string(), " is not a directory");
+  }
+}
+
 void write_file_atomic(const std::string& path, const std::string& contents) {
+  check_output_path(path);
   const std::string tmp = temp_name_for(path);
   register_temp(tmp);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");

@@ -7,6 +7,10 @@ namespace gmmdiff {
 /// Writes contents to path via path.tmp.<pid> and rename(2); throws gmmdiff::Error on failure,
 /// leaving no temporary behind.
 void write_file_atomic(const std::string& path, const std::string& contents);
+/// Throws gmmdiff::Error unless path can be written by write_file_atomic or NpyWriter: a non-empty
+/// name, not a directory, a regular file if it exists (the rename would replace a device or a FIFO
+/// by a regular file), in a directory that exists. `what` (e.g. "--out") starts the message.
+void check_output_path(const std::string& path, const std::string& what = "");
 /// path + ".tmp." + pid: the temporary name used beside path.
 std::string temp_name_for(const std::string& path);
 

@@ -176,6 +176,17 @@ BenchReport run_bench(const BenchOptions& opt,
             r.config = BenchConfig{n, d, K, prec, path};
             r.steps = static_cast<int>(cs.size());
             try {
+              // 0. the timed chunk must fit: said before the check spends time on it.
+              RunShape sh;
+              sh.d = d;
+              sh.K = K;
+              sh.cov = m.cov;
+              sh.precision = prec;
+              sh.seed = opt.seed;
+              sh.chunk_rows = static_cast<std::size_t>(n);
+              if (be->max_chunk_rows(sh) < n)
+                throw ResourceError("n = " + std::to_string(n) + " rows of d = " + std::to_string(d) +
+                                    " do not fit in one chunk of the " + be->name() + " backend");
               // 1. correctness against the oracle, on the first check_rows particles.
               be->set_step_path(path);
               r.check_rows = std::min(opt.check_rows, n);
@@ -196,16 +207,6 @@ BenchReport run_bench(const BenchOptions& opt,
                             std::to_string(r.check_rows) + " rows exceeds " + std::to_string(r.check_tolerance);
               } else {
                 // 2. timing: one chunk of n rows, warm-up passes, then the timed passes.
-                RunShape sh;
-                sh.d = d;
-                sh.K = K;
-                sh.cov = m.cov;
-                sh.precision = prec;
-                sh.seed = opt.seed;
-                sh.chunk_rows = static_cast<std::size_t>(n);
-                if (be->max_chunk_rows(sh) < n)
-                  throw ResourceError("n = " + std::to_string(n) + " rows of d = " + std::to_string(d) +
-                                      " do not fit in one chunk of the " + be->name() + " backend");
                 be->begin(sh, m);
                 be->init_chunk(0, sh.chunk_rows);
                 auto pass = [&] { run_steps(*be, cs); };

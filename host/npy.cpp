@@ -61,6 +61,8 @@ namespace {
 
 // The header from the start of an open file; leaves f at data_offset.
 NpyHeader parse_header(std::FILE* f, const std::string& path) {
+  struct stat st {};
+  GMMDIFF_EXPECTS(::fstat(::fileno(f), &st) != 0 || !S_ISDIR(st.st_mode), path, ": is a directory, not a .npy file");
   unsigned char pre[10];
   GMMDIFF_EXPECTS(std::fread(pre, 1, 8, f) == 8 && std::memcmp(pre, kMagic, 6) == 0, path,
                   ": not a .npy file (bad magic)");
@@ -282,6 +284,7 @@ void check_room(const std::string& path, const std::string& tmp, uint64_t header
 
 NpyWriter::NpyWriter(const std::string& path, uint64_t rows, uint64_t cols, bool fp64)
     : path_(path), tmp_(temp_name_for(path)), rows_(rows), cols_(cols), fp64_(fp64) {
+  check_output_path(path);
   const std::string h = make_header(rows, cols, fp64, false);
   check_room(path, tmp_, h.size(), rows, cols, fp64);
   register_temp(tmp_);

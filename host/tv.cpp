@@ -345,6 +345,8 @@ TvPlan::TvPlan(const Mixture& target, const TvOptions& opt, uint64_t n) : opt_(o
                   ": must be 0 (from n) or in [2, ", kMaxBins, "]");
   GMMDIFF_EXPECTS(opt.bootstrap >= kMinBootstrap && opt.bootstrap <= kMaxBootstrap, "--bootstrap ",
                   opt.bootstrap, ": must be in [", kMinBootstrap, ", ", kMaxBootstrap, "]");
+  GMMDIFF_EXPECTS(opt.reference_n < (uint64_t(1) << 48), "--reference-n ", opt.reference_n,
+                  ": at most 2^48 rows (as --n)");
   const int d = target.d;
   const double dn = static_cast<double>(n);
   if (opt.bins > 0) {
@@ -731,7 +733,7 @@ TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& op
                   " rows were already read; the TV needs the sample from its first row");
   const std::size_t d = static_cast<std::size_t>(target.d);
   std::vector<double> buf;  // one chunk of doubles: the only memory that holds sample values
-  return tv_of_chunks(target, sample.rows(), opt, be, chunk_rows, [&](uint64_t first, std::size_t r) {
+  auto read_chunk = [&](uint64_t first, std::size_t r) {
     if (buf.size() < r * d) {  // the first chunk is the largest: one allocation
       try {
         buf.resize(r * d);
@@ -743,7 +745,20 @@ TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& op
     const uint64_t got = sample.read_rows(buf.data(), r);
     GMMDIFF_EXPECTS(got == r, sample.path(), ": read ", got, " rows at row ", first, " where ", r, " were due");
     return static_cast<const double*>(buf.data());
-  });
+  };
+  // An error about the sample's values (e.g. every row non-finite) names the file it came from.
+  const auto named = [&](const std::string& what) {
+    return what.rfind(sample.path(), 0) == 0 ? what : sample.path() + ": " + what;
+  };
+  try {
+    return tv_of_chunks(target, sample.rows(), opt, be, chunk_rows, read_chunk);
+  } catch (const ResourceError& e) {
+    throw ResourceError(named(e.what()));
+  } catch (const NumericalError& e) {
+    throw NumericalError(named(e.what()));
+  } catch (const Error& e) {
+    throw Error(named(e.what()));
+  }
 }
 
 }  // namespace gmmdiff

@@ -86,6 +86,7 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--json", st->json, "Also write the report as JSON to this file (atomically)");
   return [st]() {
     const Mixture target = st->model.build(st->opt.seed);
+    if (!st->json.empty()) check_output_file(st->json, "--json");  // before the work, not after
     // Opened and checked (header, size, shape) before the backend is made; the values are
     // streamed chunk by chunk by tv_of_npy, never held whole.
     NpyReader sample(st->sample);

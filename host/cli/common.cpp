@@ -2,10 +2,10 @@
 #include "common.hpp"
 
 #include <cerrno>
-#include <filesystem>
 #include <limits>
 #include <sstream>
 
+#include "atomic_file.hpp"
 #include "gmmdiff/error.hpp"
 
 namespace gmmdiff::cli {
@@ -99,24 +99,6 @@ std::vector<int> parse_int_list(const std::string& s, const char* what) {
   return out;
 }
 
-void check_output_file(const std::string& path, const char* what) {
-  namespace fs = std::filesystem;
-  GMMDIFF_EXPECTS(!path.empty(), what, ": empty file name");
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (fs::exists(st)) {
-    GMMDIFF_EXPECTS(!fs::is_directory(st), what, " ", path, ": is a directory (give a file name inside it)");
-    // The file is written beside the target and renamed over it, which would replace a device or
-    // a FIFO by a regular file.
-    GMMDIFF_EXPECTS(fs::is_regular_file(st), what, " ", path,
-                    ": not a regular file (gmmdiff writes a new file and renames it into place)");
-  }
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) {
-    const fs::file_status ps = fs::status(parent, ec);
-    GMMDIFF_EXPECTS(fs::exists(ps), what, " ", path, ": the directory ", parent.string(), " does not exist");
-    GMMDIFF_EXPECTS(fs::is_directory(ps), what, " ", path, ": ", parent.string(), " is not a directory");
-  }
-}
+void check_output_file(const std::string& path, const char* what) { check_output_path(path, what); }
 
 }  // namespace gmmdiff::cli
