@@ -341,6 +341,13 @@ Report analyze_rows(const std::vector<SweepRow>& rows_in, const ReportOptions& o
   }
   rep.rows = rows.size();
   if (errors) rep.notes.push_back(std::to_string(errors) + " failed runs (rows with \"error\") left out");
+  std::map<std::string, std::size_t> builds;  // a sweep resumed after a rebuild mixes them
+  for (const SweepRow* r : rows) ++builds[r->version.empty() ? "unknown" : r->version];
+  if (builds.size() > 1) {
+    std::string list;
+    for (const auto& [v, count] : builds) list += (list.empty() ? "" : ", ") + v + " (" + std::to_string(count) + ")";
+    rep.notes.push_back("the rows come from " + std::to_string(builds.size()) + " builds of gmmdiff: " + list);
+  }
   std::sort(rows.begin(), rows.end(), [](const SweepRow* a, const SweepRow* b) { return a->index < b->index; });
 
   // Which parameters vary across the rows.

@@ -31,10 +31,8 @@
 #include "gmmdiff/model.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
+#include "gmmdiff/version.hpp"
 
-#ifndef GMMDIFF_VERSION
-#define GMMDIFF_VERSION "unknown"
-#endif
 
 namespace gmmdiff {
 namespace {
@@ -1154,7 +1152,7 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, int threads,
   SweepRow row;
   row.key = p.key();
   row.p = p;
-  row.version = GMMDIFF_VERSION;
+  row.version = version();
 
   const Mixture target = build_target(p);
   if (target.d != p.d || target.K != p.K)
@@ -1271,9 +1269,17 @@ SweepOutcome run_sweep(const SweepSpec& spec, const SweepRunOptions& opt, const 
          "file changed?); they are kept but not reported");
   for (const auto& p : spec.runs)
     if (log.has(p.key())) ++out.done_before;
-  if (out.done_before)
+  if (out.done_before) {
     note("resuming: " + std::to_string(out.done_before) + " of " + std::to_string(out.total) + " runs already in " +
          (fs::path(opt.out_dir) / "results.jsonl").string());
+    // Rows from another build would be mixed with this one's: say which, so the reader can decide.
+    std::map<std::string, std::size_t> other;
+    for (const auto& r : log.rows())
+      if (spec_keys.count(r.key) && r.version != version()) ++other[r.version.empty() ? "unknown" : r.version];
+    for (const auto& [v, count] : other)
+      note(std::to_string(count) + " finished runs were made by gmmdiff " + v + ", not this build (" + version() +
+           "); their rows are kept");
+  }
 
   const std::string csv_path = (fs::path(opt.out_dir) / "results.csv").string();
   auto rows_in_order = [&]() {

@@ -121,3 +121,18 @@ TEST(Cli, CudaWithoutDeviceIsAClearError) {
   EXPECT_EQ(lines(r.err), 1) << r.err;
   EXPECT_FALSE(exists(out));
 }
+
+TEST(Cli, VersionNamesTheCommitOfAGitBuild) {
+  const CliResult r = run_cli("--version");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("0.", 0), 0u) << r.out;
+  if (!std::ifstream(std::string(GMMDIFF_SOURCE_DIR) + "/.git/HEAD").good())
+    GTEST_SKIP() << "not built from a git checkout: the version has no commit";
+  // 0.1.0+g<12 hex>[.dirty]
+  const auto plus = r.out.find("+g");
+  ASSERT_NE(plus, std::string::npos) << r.out;
+  const std::string hex = r.out.substr(plus + 2, 12);
+  EXPECT_EQ(hex.find_first_not_of("0123456789abcdef"), std::string::npos) << r.out;
+  const CliResult j = run_cli("info --json");
+  EXPECT_NE(j.out.find("\"commit\": \"" + hex), std::string::npos) << j.out;
+}

@@ -358,3 +358,18 @@ TEST(ReportCli, MissingResultsIsOneLine) {
   EXPECT_NE(r.err.find("no results.jsonl"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
+
+TEST(ReportAnalyze, RowsFromSeveralBuildsAreNoted) {
+  Synth s;
+  auto rows = make_rows(s, [](int T, int, int, int) { return 0.8 / T; });
+  for (auto& r : rows) r.version = "0.1.0+gaaaaaaaaaaaa";
+  const Report one = analyze_rows(rows);
+  for (const auto& n : one.notes) EXPECT_EQ(n.find("builds of gmmdiff"), std::string::npos) << n;
+  rows[0].version = "0.1.0+gbbbbbbbbbbbb";
+  const Report two = analyze_rows(rows);
+  bool said = false;
+  for (const auto& n : two.notes)
+    said = said || n.find("2 builds of gmmdiff: 0.1.0+gaaaaaaaaaaaa (" + std::to_string(rows.size() - 1) +
+                          "), 0.1.0+gbbbbbbbbbbbb (1)") != std::string::npos;
+  EXPECT_TRUE(said);
+}

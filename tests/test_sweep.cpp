@@ -19,6 +19,9 @@
 #include "cli_util.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sweep.hpp"
+#include "gmmdiff/version.hpp"
+
+#include <nlohmann/json.hpp>
 
 using namespace gmmdiff;
 using namespace gmmdiff::test;
@@ -355,8 +358,12 @@ TEST(SweepRun, ResumesAfterAPartialLineWithTheSameRows) {
   // Cut the file in the middle of its fourth line, as kill -9 during that write would.
   const std::string path = dir + "/results.jsonl";
   const auto lines = lines_of(path);
-  std::string cut;
-  for (int i = 0; i < 3; ++i) cut += lines[i] + "\n";
+  // The first row as another build would have written it.
+  nlohmann::json row0 = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(row0.at("version"), version());
+  row0["version"] = "0.0.1+gdeadbeef0000";
+  std::string cut = row0.dump() + "\n";
+  for (int i = 1; i < 3; ++i) cut += lines[i] + "\n";
   cut += lines[3].substr(0, 40);
   write_text(path, cut);
 
@@ -374,9 +381,13 @@ TEST(SweepRun, ResumesAfterAPartialLineWithTheSameRows) {
     EXPECT_EQ(second.rows[i].tv(), first.rows[i].tv());
   }
   EXPECT_EQ(lines_of(path).size(), spec.runs.size());
-  bool said = false;
-  for (const auto& n : notes) said = said || n.find("partial last line") != std::string::npos;
+  bool said = false, other_build = false;
+  for (const auto& n : notes) {
+    said = said || n.find("partial last line") != std::string::npos;
+    other_build = other_build || n.find("1 finished runs were made by gmmdiff 0.0.1+gdeadbeef0000") != std::string::npos;
+  }
   EXPECT_TRUE(said);
+  EXPECT_TRUE(other_build) << "no note about the row from another build";
   EXPECT_EQ(lines_of(dir + "/results.csv").size(), spec.runs.size() + 1);
 
   // A different sweep in the same directory is refused, and nothing changes.

@@ -7,6 +7,7 @@
 
 #include "command.hpp"
 #include "gmmdiff/backend.hpp"
+#include "gmmdiff/version.hpp"
 
 namespace gmmdiff::cli {
 namespace {
@@ -24,7 +25,8 @@ Runner setup(CLI::App& sub) {
   sub.add_flag("--json", *as_json, "Print the same as JSON");
   return [as_json]() {
     nlohmann::json j;
-    j["version"] = GMMDIFF_VERSION;
+    j["version"] = version();
+    j["commit"] = build_commit();
     j["cuda_compiled"] = cuda_compiled();
     j["cuda_runtime"] = cuda_runtime_version();
     j["cpu"] = {{"model", cpu_model()}, {"threads", omp_get_max_threads()}, {"blas", "OpenBLAS (OpenMP build)"}};
@@ -45,7 +47,7 @@ Runner setup(CLI::App& sub) {
       std::cout << j.dump(2) << "\n";
       return 0;
     }
-    std::cout << "gmmdiff " << GMMDIFF_VERSION << "\n"
+    std::cout << "gmmdiff " << version() << "\n"
               << "  CUDA backend:  " << (cuda_compiled() ? "compiled" : "not compiled");
     if (cuda_compiled()) std::cout << " (" << cuda_runtime_version() << ")";
     std::cout << "\n  CPU backend:   " << cpu_model() << ", " << omp_get_max_threads()

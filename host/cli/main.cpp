@@ -11,6 +11,7 @@
 #include "atomic_file.hpp"
 #include "command.hpp"
 #include "gmmdiff/error.hpp"
+#include "gmmdiff/version.hpp"
 
 namespace gmmdiff::cli {
 
@@ -26,10 +27,10 @@ bool progress_enabled() { return ::isatty(2) && std::getenv("CI") == nullptr; }
 int main(int argc, char** argv) {
   using namespace gmmdiff::cli;
   gmmdiff::install_cleanup_on_signals();  // Ctrl-C / SIGTERM leave only complete files
-  CLI::App app{"gmmdiff " GMMDIFF_VERSION
+  CLI::App app{"gmmdiff " + gmmdiff::version() +
                ": sample Gaussian mixtures with DDPM/DDIM and the exact score, on CPU or CUDA, and check "
                "published convergence bounds by measuring total variation."};
-  app.set_version_flag("--version", std::string(GMMDIFF_VERSION));
+  app.set_version_flag("--version", gmmdiff::version());
   app.require_subcommand(1);
   auto cmds = registry();
   std::sort(cmds.begin(), cmds.end(), [](const CommandInfo& a, const CommandInfo& b) { return a.order < b.order; });
