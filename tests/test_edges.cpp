@@ -38,6 +38,26 @@ void expect_finite(const std::vector<double>& v) {
   for (std::size_t i = 0; i < v.size(); ++i) ASSERT_TRUE(std::isfinite(v[i])) << "value " << i << " = " << v[i];
 }
 
+/// K = 1 in d = 2: mean radius * e_1, sd the same in every coordinate.
+Mixture gaussian2(double radius, double sd) {
+  PresetParams pp;
+  pp.name = "gaussian";
+  pp.d = 2;
+  pp.radius = radius;
+  pp.sd = {sd};
+  return make_preset(pp);
+}
+
+/// Sample mean and (n - 1) variance of the first of 2 coordinates.
+std::pair<double, double> first_coordinate_moments(const std::vector<double>& y) {
+  const std::size_t n = y.size() / 2;
+  double em = 0, ev = 0;
+  for (std::size_t i = 0; i < n; ++i) em += y[2 * i];
+  em /= n;
+  for (std::size_t i = 0; i < n; ++i) ev += (y[2 * i] - em) * (y[2 * i] - em);
+  return {em, ev / (n - 1)};
+}
+
 /// Mean and variance of the first coordinate of a K = 1 run, by the recursion of THEORY.md
 /// ("Exact facts": V_{t-1} = c_t^2 V_t + sigma_t^2, m_{t-1} = c_t m_t + kappa_t sqrt(abar_t) mu / (v_t sqrt(alpha_t))).
 std::pair<double, double> gaussian_closed_form(const Mixture& m, const Schedule& s, int stop, double mu, double sd) {
@@ -61,12 +81,7 @@ TEST(Edges, GaussianWithExtremeMeanAndSdMatchesClosedForm) {
   for (double sd : {1e-3, 1.0, 1e3})
     for (Precision p : {Precision::FP64, Precision::FP32}) {
       SCOPED_TRACE(testing::Message() << "sd=" << sd << " " << to_string(p));
-      PresetParams pp;
-      pp.name = "gaussian";
-      pp.d = 2;
-      pp.radius = 1e4;
-      pp.sd = {sd};
-      const Mixture m = make_preset(pp);
+      const Mixture m = gaussian2(1e4, sd);
       const int T = 200;
       const uint64_t n = 20000;
       const std::vector<double> y = run(m, T, n, p, 0);
@@ -76,11 +91,7 @@ TEST(Edges, GaussianWithExtremeMeanAndSdMatchesClosedForm) {
       ScheduleParams sp;
       sp.T = T;
       const auto [mean, var] = gaussian_closed_form(m, make_schedule(sp), 0, 1e4, sd);
-      double em = 0, ev = 0;
-      for (uint64_t i = 0; i < n; ++i) em += y[2 * i];
-      em /= n;
-      for (uint64_t i = 0; i < n; ++i) ev += (y[2 * i] - em) * (y[2 * i] - em);
-      ev /= n - 1;
+      const auto [em, ev] = first_coordinate_moments(y);
       EXPECT_NEAR(em, mean, kMomentSigmas * std::sqrt(var / n) + 1e-9 * std::fabs(mean));
       EXPECT_NEAR(ev, var, kMomentSigmas * var * std::sqrt(2.0 / n));
     }
@@ -165,21 +176,12 @@ TEST(Edges, AbarWithin1e16Of1MatchesClosedForm) {
   for (double sd : {1e-3, 1.0})
     for (int stop : {0, 1}) {
       SCOPED_TRACE(testing::Message() << "sd=" << sd << " stop=" << stop << " 1-abar_1=" << s.one_minus_abar[1]);
-      PresetParams pp;
-      pp.name = "gaussian";
-      pp.d = 2;
-      pp.radius = 3;
-      pp.sd = {sd};
-      const Mixture m = make_preset(pp);
+      const Mixture m = gaussian2(3, sd);
       const uint64_t n = 20000;
       const std::vector<double> y = run(m, sp.T, n, Precision::FP64, stop);
       expect_finite(y);
       const auto [mean, var] = gaussian_closed_form(m, s, stop, 3.0, sd);
-      double em = 0, ev = 0;
-      for (uint64_t i = 0; i < n; ++i) em += y[2 * i];
-      em /= n;
-      for (uint64_t i = 0; i < n; ++i) ev += (y[2 * i] - em) * (y[2 * i] - em);
-      ev /= n - 1;
+      const auto [em, ev] = first_coordinate_moments(y);
       EXPECT_NEAR(em, mean, kMomentSigmas * std::sqrt(var / n) + 1e-12);
       EXPECT_NEAR(ev, var, kMomentSigmas * var * std::sqrt(2.0 / n));
     }

@@ -18,6 +18,19 @@
 
 using namespace gmmdiff;
 
+namespace {
+/// A .npy v1.0 file with this header dict and these raw data bytes.
+void write_raw_npy(const std::string& path, const std::string& dict, const std::string& data) {
+  std::string h = dict;
+  while ((10 + h.size() + 1) % 64) h += ' ';
+  h += '\n';
+  std::string f = std::string("\x93NUMPY\x01\x00", 8);
+  f += static_cast<char>(h.size() & 0xff);
+  f += static_cast<char>(h.size() >> 8);
+  std::ofstream(path, std::ios::binary) << f << h << data;
+}
+}  // namespace
+
 TEST(Npy, RoundTripFp64AndFp32) {
   const std::string p = testing::TempDir() + "/rt.npy";
   std::vector<double> v = {1.5, -2.25, 3.0, 1e-300, 4, 5};
@@ -76,15 +89,7 @@ TEST(Npy, MalformedFilesAreClearErrors) {
   EXPECT_THROW(read_npy(p), Error);
   EXPECT_THROW(read_npy(testing::TempDir() + "/does_not_exist.npy"), Error);
   // big-endian and Fortran order
-  auto with_header = [&](const std::string& dict) {
-    std::string h = dict;
-    while ((10 + h.size() + 1) % 64) h += ' ';
-    h += '\n';
-    std::string f = std::string("\x93NUMPY\x01\x00", 8);
-    f += static_cast<char>(h.size() & 0xff);
-    f += static_cast<char>(h.size() >> 8);
-    std::ofstream(p, std::ios::binary) << f << h << std::string(64, '\0');
-  };
+  auto with_header = [&](const std::string& dict) { write_raw_npy(p, dict, std::string(64, '\0')); };
   with_header("{'descr': '>f8', 'fortran_order': False, 'shape': (2, 2), }");
   EXPECT_THROW(read_npy(p), Error);
   with_header("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2), }");
@@ -100,16 +105,6 @@ namespace {
 /// Sentinel written past the rows a read may touch: read_rows must leave it alone.
 constexpr double kGuard = -7.125e300;
 
-/// A .npy v1.0 file with this header dict and these raw data bytes.
-void write_raw_npy(const std::string& path, const std::string& dict, const std::string& data) {
-  std::string h = dict;
-  while ((10 + h.size() + 1) % 64) h += ' ';
-  h += '\n';
-  std::string f = std::string("\x93NUMPY\x01\x00", 8);
-  f += static_cast<char>(h.size() & 0xff);
-  f += static_cast<char>(h.size() >> 8);
-  std::ofstream(path, std::ios::binary) << f << h << data;
-}
 
 template <typename T>
 std::string raw_bytes(const std::vector<T>& v) {

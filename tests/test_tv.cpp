@@ -699,7 +699,9 @@ TEST(TvSample, NonFiniteRowsAreCountedAndExcluded) {
   EXPECT_THROW(tv_of_sample(m, y.data(), 0, o, *be), Error);
 }
 
-TEST(TvSample, DiagonalTargetUsesAFlaggedReferenceSample) {
+namespace {
+/// K = 2, d = 3, diagonal covariances: means2d and radial have no closed form (reference sample).
+Mixture diagonal_mixture() {
   Mixture m;
   m.K = 2;
   m.d = 3;
@@ -708,6 +710,12 @@ TEST(TvSample, DiagonalTargetUsesAFlaggedReferenceSample) {
   m.var_diag = {0.5, 2.0, 1.0, 1.0, 1.0, 3.0};
   m.weights = {0.4, 0.6};
   validate(m);
+  return m;
+}
+}  // namespace
+
+TEST(TvSample, DiagonalTargetUsesAFlaggedReferenceSample) {
+  const Mixture m = diagonal_mixture();
   TvOptions o;
   o.stats = "means,means2d,radial";
   o.reference_n = 60000;
@@ -871,14 +879,7 @@ TEST(TvStream, StreamedReportEqualsInMemoryForAnyChunkFp32AndFp64) {
 TEST(TvStream, ReferenceSamplePathIsTheSameStreamed) {
   // Diagonal components: means2d and radial take their masses from an exact reference sample,
   // drawn by prepare_reference before the sample's begin(); streaming must not disturb it.
-  Mixture m;
-  m.K = 2;
-  m.d = 3;
-  m.cov = Covariance::Diagonal;
-  m.means = {1, 1, 0, -1, 0.5, 1};
-  m.var_diag = {0.5, 2.0, 1.0, 1.0, 1.0, 3.0};
-  m.weights = {0.4, 0.6};
-  validate(m);
+  const Mixture m = diagonal_mixture();
   TvOptions o;
   o.stats = "means,means2d,radial";
   o.reference_n = 4000;
