@@ -6,22 +6,25 @@
 # address,undefined, which the top-level CMakeLists.txt turns into -fsanitize=... with
 # -fno-sanitize-recover=all), builds the library, the CLI and the tests, and runs ctest. Any ASan
 # report, leak or UBSan report fails the test in which it happens. Compiler: CXX, or g++.
-# Environment: GMMDIFF_ASAN_BUILD_DIR (build-asan), GMMDIFF_ASAN_BUILD_TYPE (RelWithDebInfo).
+# Environment: GMMDIFF_ASAN_BUILD_DIR (build-asan), GMMDIFF_ASAN_BUILD_TYPE (RelWithDebInfo),
+#              GMMDIFF_ASAN_FLAGS (the RelWithDebInfo flags: -O1 -g1 -DNDEBUG).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 BUILD=${GMMDIFF_ASAN_BUILD_DIR:-build-asan}
-# RelWithDebInfo: line numbers in the reports at a speed the sampler tests can live with
-# (Debug, -O0, makes them several times slower under ASan).
+# RelWithDebInfo as -O1 -g1: line tables are enough for the reports' stack traces, and on the
+# 2-core CI machine this builds in 3.6 min against 9.6 min for the default -O2 -g, with the tests
+# taking about as long (Debug, -O0, makes them several times slower under ASan).
 TYPE=${GMMDIFF_ASAN_BUILD_TYPE:-RelWithDebInfo}
+FLAGS=${GMMDIFF_ASAN_FLAGS:--O1 -g1 -DNDEBUG}
 
 # What the build needs from Debian's archive (as scripts/setup.sh, without its Release build).
 . scripts/lib/packages.sh
 install_missing sanitize cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev \
     libopenblas-openmp-dev libomp-dev
 
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="$TYPE" -DGMMDIFF_CUDA=OFF \
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="$TYPE" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$FLAGS" -DGMMDIFF_CUDA=OFF \
       -DGMMDIFF_SANITIZE=address,undefined -DGMMDIFF_TESTS=ON -DGMMDIFF_BENCH=OFF >/dev/null
 cmake --build "$BUILD" -j "$(nproc)"
 
