@@ -684,8 +684,9 @@ using ChunkSource = std::function<const double*(uint64_t first, std::size_t rows
 /// The one path of tv_of_sample and tv_of_npy: the plan for n = rows, its reference sample, then
 /// every chunk uploaded and binned in order. Only the counts are kept, and integer counts do not
 /// depend on how the rows are cut into chunks.
+/// `label` (e.g. "y.npy: ") starts the messages about the sample's values.
 TvReport tv_of_chunks(const Mixture& target, uint64_t rows, const TvOptions& opt, Backend& be,
-                      std::size_t chunk_rows, const ChunkSource& next) {
+                      std::size_t chunk_rows, const ChunkSource& next, const std::string& label = "") {
   GMMDIFF_EXPECTS(rows > 0, "empty sample: there are no rows to estimate TV from");
   TvPlan plan(target, opt, rows);
   RunShape shape;
@@ -705,6 +706,8 @@ TvReport tv_of_chunks(const Mixture& target, uint64_t rows, const TvOptions& opt
     be.upload_chunk(next(first, r), first, r);
     be.accumulate_histograms(plan.spec(), counts);
   }
+  GMMDIFF_EXPECTS(counts.nonfinite_rows < counts.rows, label, "all ", counts.rows,
+                  " rows of the sample hold NaN or Inf: no finite rows to estimate TV from");
   return plan.evaluate(counts);
 }
 
@@ -746,19 +749,7 @@ TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& op
     GMMDIFF_EXPECTS(got == r, sample.path(), ": read ", got, " rows at row ", first, " where ", r, " were due");
     return static_cast<const double*>(buf.data());
   };
-  // An error about the sample's values (e.g. every row non-finite) names the file it came from.
-  const auto named = [&](const std::string& what) {
-    return what.rfind(sample.path(), 0) == 0 ? what : sample.path() + ": " + what;
-  };
-  try {
-    return tv_of_chunks(target, sample.rows(), opt, be, chunk_rows, read_chunk);
-  } catch (const ResourceError& e) {
-    throw ResourceError(named(e.what()));
-  } catch (const NumericalError& e) {
-    throw NumericalError(named(e.what()));
-  } catch (const Error& e) {
-    throw Error(named(e.what()));
-  }
+  return tv_of_chunks(target, sample.rows(), opt, be, chunk_rows, read_chunk, sample.path() + ": ");
 }
 
 }  // namespace gmmdiff
