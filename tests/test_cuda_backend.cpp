@@ -19,10 +19,12 @@
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
 #include "gmmdiff/types.hpp"
+#include "backend_util.hpp"
 
 namespace {
 
 using namespace gmmdiff;
+using namespace gmmdiff::test;
 
 // Tolerances, relative to the scale of the compared data (max(1, max |cpu value|)).
 // The Box-Muller normals go through device logf/sinf/cosf (within 2 ulp of glibc), the products
@@ -35,13 +37,6 @@ constexpr double kFp64Tol = 1e-10;
 // Histograms: values computed in double by both backends differ only by FMA contraction and
 // summation order, so a row may land in a neighbouring bin only when it lies on an edge.
 constexpr double kMaxEdgeRowFraction = 1e-3;
-
-bool have_gpu() { return cuda_compiled() && !cuda_devices().empty(); }
-
-#define GMMDIFF_REQUIRE_GPU()                                                   \
-  do {                                                                          \
-    if (!have_gpu()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)"; \
-  } while (0)
 
 double tol_for(Precision p) { return p == Precision::FP32 ? kFp32Tol : kFp64Tol; }
 
@@ -80,81 +75,6 @@ Mixture model_named(const std::string& name) {
 const std::vector<std::string>& model_names() {
   static const std::vector<std::string> names = {"iso-uniform", "iso-varying", "diagonal"};
   return names;
-}
-
-RunShape shape_for(const Mixture& m, Precision p, std::size_t chunk_rows, uint64_t seed) {
-  RunShape s;
-  s.d = m.d;
-  s.K = m.K;
-  s.cov = m.cov;
-  s.precision = p;
-  s.seed = seed;
-  s.chunk_rows = chunk_rows;
-  return s;
-}
-
-// ---- reading a chunk back as double ----
-
-std::vector<double> download_double(const Backend& be, int d, Precision p) {
-  const std::size_t n = be.rows() * static_cast<std::size_t>(d);
-  std::vector<double> out(n);
-  if (p == Precision::FP32) {
-    std::vector<float> buf(n);
-    be.download(buf.data());
-    std::copy(buf.begin(), buf.end(), out.begin());
-  } else {
-    be.download(out.data());
-  }
-  return out;
-}
-
-/// Keeps every finished chunk (as double) at its particles' place.
-class CollectSink : public ChunkSink {
- public:
-  CollectSink(uint64_t n, int d, Precision p) : d_(d), p_(p), y(n * static_cast<std::size_t>(d)) {}
-  void on_chunk(Backend& be) override {
-    const std::vector<double> part = download_double(be, d_, p_);
-    std::copy(part.begin(), part.end(), y.begin() + static_cast<std::ptrdiff_t>(be.first() * d_));
-    ++chunks;
-  }
-  int d_;
-  Precision p_;
-  std::vector<double> y;
-  std::size_t chunks = 0;
-};
-
-// ---- comparison ----
-
-/// Row-wise comparison: every value within tol * scale (NaN only where the other is NaN too).
-void expect_rows_close(const std::vector<double>& cpu, const std::vector<double>& gpu, int d, double tol) {
-  ASSERT_EQ(cpu.size(), gpu.size());
-  ASSERT_FALSE(cpu.empty());
-  double scale = 1.0;
-  for (double v : cpu) scale = std::max(scale, std::abs(v));
-  const std::size_t rows = cpu.size() / static_cast<std::size_t>(d);
-  std::size_t outliers = 0, worst = 0;
-  double worst_err = -1;
-  for (std::size_t i = 0; i < rows; ++i) {
-    double row_err = 0;
-    for (int j = 0; j < d; ++j) {
-      const std::size_t at = i * d + j;
-      const double e = std::isnan(cpu[at]) != std::isnan(gpu[at]) ? std::numeric_limits<double>::infinity()
-                       : std::isnan(cpu[at])                      ? 0.0
-                                                                  : std::abs(cpu[at] - gpu[at]);
-      row_err = std::max(row_err, e);
-    }
-    if (row_err > worst_err) {
-      worst_err = row_err;
-      worst = i;
-    }
-    if (row_err > tol * scale) ++outliers;
-  }
-  std::ostringstream worst_row;
-  for (int j = 0; j < d; ++j)
-    worst_row << "\n  j=" << j << " cpu " << cpu[worst * d + j] << " cuda " << gpu[worst * d + j];
-  EXPECT_EQ(outliers, 0u)
-      << outliers << " of " << rows << " rows differ by more than " << tol << " x scale " << scale
-      << "; worst row " << worst << " (max abs diff " << worst_err << "):" << worst_row.str();
 }
 
 // ---- device-free check ----
@@ -314,7 +234,7 @@ TEST_P(CudaRun, MatchesCpu) {
   auto cpu = make_backend("cpu", 2);
   auto gpu = make_backend("cuda");
   gpu->set_step_path("products");  // the fused path has its own suite (test_cuda_fused.cpp)
-  CollectSink cpu_sink(o.n, m.d, c.precision), gpu_sink(o.n, m.d, c.precision);
+  PlacedSink cpu_sink(o.n, m.d, c.precision), gpu_sink(o.n, m.d, c.precision);
   o.chunk = 0;
   run_sampler(m, sched, o, *cpu, cpu_sink);
   o.chunk = c.cuda_chunk;

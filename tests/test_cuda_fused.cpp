@@ -28,10 +28,12 @@
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
 #include "gmmdiff/types.hpp"
+#include "backend_util.hpp"
 
 namespace {
 
 using namespace gmmdiff;
+using namespace gmmdiff::test;
 using gpu::FusedLayout;
 using gpu::FusedStepInfo;
 
@@ -43,13 +45,6 @@ constexpr double kFp64Tol = 1e-10;
 // The online log-sum-exp's weights against posterior_weights_row's, relative to the largest.
 constexpr double kLseFp32Tol = 1e-5;
 constexpr double kLseFp64Tol = 1e-13;
-
-bool have_gpu() { return cuda_compiled() && !cuda_devices().empty(); }
-
-#define GMMDIFF_REQUIRE_GPU()                                                   \
-  do {                                                                          \
-    if (!have_gpu()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)"; \
-  } while (0)
 
 double tol_for(Precision p) { return p == Precision::FP32 ? kFp32Tol : kFp64Tol; }
 
@@ -116,86 +111,6 @@ std::vector<StepCoeffs> all_steps(const Mixture& m, const Schedule& s, const Sam
   std::vector<StepCoeffs> out;
   for (int t = s.T; t > o.stop; --t) out.push_back(step_coeffs(sm, s, t, o, bias_unit));
   return out;
-}
-
-RunShape shape_for(const Mixture& m, Precision p, std::size_t chunk_rows, uint64_t seed) {
-  RunShape s;
-  s.d = m.d;
-  s.K = m.K;
-  s.cov = m.cov;
-  s.precision = p;
-  s.seed = seed;
-  s.chunk_rows = chunk_rows;
-  return s;
-}
-
-// ---- reading a chunk back ----
-
-std::vector<double> download_double(const Backend& be, int d, Precision p) {
-  const std::size_t n = be.rows() * static_cast<std::size_t>(d);
-  std::vector<double> out(n);
-  if (p == Precision::FP32) {
-    std::vector<float> buf(n);
-    be.download(buf.data());
-    std::copy(buf.begin(), buf.end(), out.begin());
-  } else {
-    be.download(out.data());
-  }
-  return out;
-}
-
-/// Keeps every finished chunk (as double) at its particles' place.
-class CollectSink : public ChunkSink {
- public:
-  CollectSink(uint64_t n, int d, Precision p) : d_(d), p_(p), y(n * static_cast<std::size_t>(d)) {}
-  void on_chunk(Backend& be) override {
-    const std::vector<double> part = download_double(be, d_, p_);
-    std::copy(part.begin(), part.end(), y.begin() + static_cast<std::ptrdiff_t>(be.first() * d_));
-    ++chunks;
-  }
-  void on_snapshot(Backend& be, int t) override {
-    snapshots.push_back(t);
-    snapshot_values.push_back(download_double(be, d_, p_));
-  }
-  int d_;
-  Precision p_;
-  std::vector<double> y;
-  std::size_t chunks = 0;
-  std::vector<int> snapshots;
-  std::vector<std::vector<double>> snapshot_values;
-};
-
-/// Row-wise comparison: every value within tol * scale (NaN only where the other is NaN too).
-void expect_rows_close(const std::vector<double>& cpu, const std::vector<double>& other, int d, double tol,
-                       const char* other_name = "cuda") {
-  ASSERT_EQ(cpu.size(), other.size());
-  ASSERT_FALSE(cpu.empty());
-  double scale = 1.0;
-  for (double v : cpu) scale = std::max(scale, std::abs(v));
-  const std::size_t rows = cpu.size() / static_cast<std::size_t>(d);
-  std::size_t outliers = 0, worst = 0;
-  double worst_err = -1;
-  for (std::size_t i = 0; i < rows; ++i) {
-    double row_err = 0;
-    for (int j = 0; j < d; ++j) {
-      const std::size_t at = i * d + j;
-      const double e = std::isnan(cpu[at]) != std::isnan(other[at]) ? std::numeric_limits<double>::infinity()
-                       : std::isnan(cpu[at])                        ? 0.0
-                                                                    : std::abs(cpu[at] - other[at]);
-      row_err = std::max(row_err, e);
-    }
-    if (row_err > worst_err) {
-      worst_err = row_err;
-      worst = i;
-    }
-    if (row_err > tol * scale) ++outliers;
-  }
-  std::ostringstream worst_row;
-  for (int j = 0; j < std::min(d, 16); ++j)
-    worst_row << "\n  j=" << j << " cpu " << cpu[worst * d + j] << " " << other_name << " " << other[worst * d + j];
-  EXPECT_EQ(outliers, 0u) << outliers << " of " << rows << " rows differ by more than " << tol << " x scale "
-                          << scale << "; worst row " << worst << " (max abs diff " << worst_err
-                          << "):" << worst_row.str();
 }
 
 /// Bitwise equality (NaN equal to NaN), naming the first difference.
@@ -511,7 +426,7 @@ TEST(CudaFusedSampler, StepManyGivesTheSameParticlesAndSnapshots) {
   o.snapshot_steps = {40, 1};  // before the first step and after the last: step_many allowed
   auto cpu = make_backend("cpu", 2);
   ManyStepCpu many;
-  CollectSink a(o.n, m.d, o.precision), b(o.n, m.d, o.precision);
+  PlacedSink a(o.n, m.d, o.precision), b(o.n, m.d, o.precision);
   run_sampler(m, s, o, *cpu, a);
   const RunSummary sum = run_sampler(m, s, o, many, b);
   expect_bitwise_equal(a.y, b.y, "step_many against step");
@@ -526,7 +441,7 @@ TEST(CudaFusedSampler, StepManyGivesTheSameParticlesAndSnapshots) {
   // A snapshot inside the schedule: one step at a time, same particles.
   o.snapshot_steps = {40, 17, 1};
   ManyStepCpu many2;
-  CollectSink c(o.n, m.d, o.precision), e(o.n, m.d, o.precision);
+  PlacedSink c(o.n, m.d, o.precision), e(o.n, m.d, o.precision);
   run_sampler(m, s, o, *cpu, c);
   run_sampler(m, s, o, many2, e);
   expect_bitwise_equal(c.y, e.y, "interior snapshot");
@@ -602,7 +517,7 @@ TEST(CudaFused, StepPathReportsThePathTaken) {
     auto be = make_backend("cuda");
     be->set_step_path(c.request);
     SampleOptions o = options(c.precision, SamplerKind::DDPM, ScoreErrorKind::None, 300);
-    CollectSink sink(o.n, m.d, o.precision);
+    PlacedSink sink(o.n, m.d, o.precision);
     const RunSummary sum = run_sampler(m, schedule_T(5), o, *be, sink);
     EXPECT_EQ(be->step_path(), c.want);
     EXPECT_EQ(sum.path, c.want);
@@ -643,7 +558,7 @@ TEST_P(CudaFusedRun, MatchesCpu) {
   auto cpu = make_backend("cpu", 2);
   auto gpu = make_backend("cuda");
   gpu->set_step_path("fused");
-  CollectSink cpu_sink(o.n, m.d, c.precision), gpu_sink(o.n, m.d, c.precision);
+  PlacedSink cpu_sink(o.n, m.d, c.precision), gpu_sink(o.n, m.d, c.precision);
   o.chunk = 0;
   run_sampler(m, sched, o, *cpu, cpu_sink);
   o.chunk = c.cuda_chunk;
@@ -697,7 +612,7 @@ TEST(CudaFused, ShapesMatchCpu) {
         auto cpu = make_backend("cpu", 2);
         auto gpu = make_backend("cuda");
         gpu->set_step_path("fused");
-        CollectSink a(o.n, m.d, p), b(o.n, m.d, p);
+        PlacedSink a(o.n, m.d, p), b(o.n, m.d, p);
         run_sampler(m, sched, o, *cpu, a);
         run_sampler(m, sched, o, *gpu, b);
         EXPECT_EQ(gpu->step_path(), "cuda-fused");
@@ -748,7 +663,7 @@ TEST(CudaFused, ChunkSizesAgreeBitwise) {
     SampleOptions o = options(p, SamplerKind::DDPM, ScoreErrorKind::Gaussian, 1000);
     auto gpu = make_backend("cuda");
     gpu->set_step_path("fused");
-    CollectSink a(o.n, m.d, p), b(o.n, m.d, p), c(o.n, m.d, p);
+    PlacedSink a(o.n, m.d, p), b(o.n, m.d, p), c(o.n, m.d, p);
     o.chunk = 0;
     run_sampler(m, sched, o, *gpu, a);
     o.chunk = 256;
@@ -793,13 +708,13 @@ TEST(CudaFused, TensorCoreModesRunAndReport) {
   const Schedule sched = schedule_T(20);
   SampleOptions o = options(Precision::FP32, SamplerKind::DDPM, ScoreErrorKind::None, 1000);
   auto cpu = make_backend("cpu", 2);
-  CollectSink ref(o.n, m.d, o.precision);
+  PlacedSink ref(o.n, m.d, o.precision);
   run_sampler(m, sched, o, *cpu, ref);
   for (const std::string mode : {"tf32", "bf16", "bf16x9"}) {
     SCOPED_TRACE("products-" + mode);
     auto gpu = make_backend("cuda");
     gpu->set_step_path("products-" + mode);
-    CollectSink out(o.n, m.d, o.precision);
+    PlacedSink out(o.n, m.d, o.precision);
     try {
       const RunSummary sum = run_sampler(m, sched, o, *gpu, out);
       EXPECT_EQ(sum.path, "cuda-gemm-" + mode);
