@@ -1,5 +1,6 @@
 // Tests of host/special_functions: closed forms, and high-precision numerical integration
 // (composite Gauss-Legendre in long double) for the incomplete gamma and non-central chi-square.
+#include "quadrature_util.hpp"
 #include "special_functions.hpp"
 
 #include <gtest/gtest.h>
@@ -12,49 +13,12 @@ namespace gmmdiff {
 namespace {
 
 using namespace special;
-using LD = long double;
+using gmmdiff::test::integrate;
+using gmmdiff::test::LD;
 
 constexpr double kClosedFormTol = 2e-15;    // against closed forms in double
 constexpr double kIntegralTol = 1e-12;      // absolute, against long double quadrature
 constexpr double kMadRelTol = 1e-11;        // De Moivre against the direct sum
-constexpr int kGaussPoints = 20;
-
-/// Nodes and weights of Gauss-Legendre on [-1, 1], by Newton on the Legendre recurrence.
-void gauss_legendre(int n, std::vector<LD>& x, std::vector<LD>& w) {
-  x.resize(n);
-  w.resize(n);
-  const LD pi = 3.141592653589793238462643383279502884L;
-  for (int i = 0; i < n; ++i) {
-    LD z = std::cos(pi * (i + 0.75L) / (n + 0.5L)), dp = 1;
-    for (int it = 0; it < 100; ++it) {
-      LD p1 = 1, p2 = 0;
-      for (int j = 1; j <= n; ++j) {
-        const LD p3 = p2;
-        p2 = p1;
-        p1 = ((2 * j - 1) * z * p2 - (j - 1) * p3) / j;
-      }
-      dp = n * (z * p1 - p2) / (z * z - 1);
-      const LD z1 = z;
-      z = z1 - p1 / dp;
-      if (std::fabs(z - z1) < 1e-19L) break;
-    }
-    x[i] = z;
-    w[i] = 2 / ((1 - z * z) * dp * dp);
-  }
-}
-
-/// Composite Gauss-Legendre of f over [lo, hi] with `panels` panels.
-LD integrate(const std::function<LD(LD)>& f, LD lo, LD hi, int panels) {
-  static std::vector<LD> X, Wt;
-  if (X.empty()) gauss_legendre(kGaussPoints, X, Wt);
-  const LD h = (hi - lo) / panels;
-  LD s = 0;
-  for (int p = 0; p < panels; ++p) {
-    const LD c = lo + (p + 0.5L) * h;
-    for (int i = 0; i < kGaussPoints; ++i) s += Wt[i] * f(c + h / 2 * X[i]);
-  }
-  return s * h / 2;
-}
 
 /// P(a, x) by quadrature of the gamma density (a >= 1: smooth), from where the mass starts.
 LD gamma_p_quadrature(LD a, LD x) {

@@ -22,12 +22,14 @@
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/model.hpp"
 #include "gmmdiff/npy.hpp"
+#include "quadrature_util.hpp"
 #include "special_functions.hpp"
 
 namespace gmmdiff {
 namespace {
 
-using LD = long double;
+using gmmdiff::test::integrate;
+using gmmdiff::test::LD;
 
 constexpr double kMassQuadratureTol = 1e-11;   // exact bin masses against long double quadrature
 constexpr double kEqualMassRelTol = 3e-3;      // bins hold 1/B to within this fraction of 1/B
@@ -62,41 +64,6 @@ std::vector<double> draw(const Mixture& m, uint64_t n, uint64_t seed) {
     for (int j = 0; j < m.d; ++j) y[i * m.d + j] = m.mean(k)[j] + std::sqrt(m.var(k, j)) * N01(g);
   }
   return y;
-}
-
-void gauss_legendre(int n, std::vector<LD>& x, std::vector<LD>& w) {
-  x.resize(n);
-  w.resize(n);
-  const LD pi = 3.141592653589793238462643383279502884L;
-  for (int i = 0; i < n; ++i) {
-    LD z = std::cos(pi * (i + 0.75L) / (n + 0.5L)), dp = 1;
-    for (int it = 0; it < 100; ++it) {
-      LD p1 = 1, p2 = 0;
-      for (int j = 1; j <= n; ++j) {
-        const LD p3 = p2;
-        p2 = p1;
-        p1 = ((2 * j - 1) * z * p2 - (j - 1) * p3) / j;
-      }
-      dp = n * (z * p1 - p2) / (z * z - 1);
-      const LD z1 = z;
-      z = z1 - p1 / dp;
-      if (std::fabs(z - z1) < 1e-19L) break;
-    }
-    x[i] = z;
-    w[i] = 2 / ((1 - z * z) * dp * dp);
-  }
-}
-
-LD integrate(const std::function<LD(LD)>& f, LD lo, LD hi, int panels) {
-  static std::vector<LD> X, W;
-  if (X.empty()) gauss_legendre(20, X, W);
-  const LD h = (hi - lo) / panels;
-  LD s = 0;
-  for (int p = 0; p < panels; ++p) {
-    const LD c = lo + (p + 0.5L) * h;
-    for (int i = 0; i < 20; ++i) s += W[i] * f(c + h / 2 * X[i]);
-  }
-  return s * h / 2;
 }
 
 /// Binned TV between masses P (sample law) and p (target).
