@@ -87,13 +87,7 @@ void run_steps(Backend& be, const std::vector<StepCoeffs>& cs) {
 
 std::vector<double> run_rows(Backend& be, const Mixture& m, const std::vector<StepCoeffs>& cs, Precision p,
                              uint64_t seed, uint64_t rows) {
-  RunShape sh;
-  sh.d = m.d;
-  sh.K = m.K;
-  sh.cov = m.cov;
-  sh.precision = p;
-  sh.seed = seed;
-  sh.chunk_rows = static_cast<std::size_t>(rows);
+  const RunShape sh = run_shape(m, p, seed, static_cast<std::size_t>(rows));
   be.begin(sh, m);
   be.init_chunk(0, sh.chunk_rows);
   run_steps(be, cs);
@@ -177,13 +171,7 @@ BenchReport run_bench(const BenchOptions& opt,
             r.steps = static_cast<int>(cs.size());
             try {
               // 0. the timed chunk must fit: said before the check spends time on it.
-              RunShape sh;
-              sh.d = d;
-              sh.K = K;
-              sh.cov = m.cov;
-              sh.precision = prec;
-              sh.seed = opt.seed;
-              sh.chunk_rows = static_cast<std::size_t>(n);
+              const RunShape sh = run_shape(m, prec, opt.seed, static_cast<std::size_t>(n));
               if (be->max_chunk_rows(sh) < n)
                 throw ResourceError("n = " + std::to_string(n) + " rows of d = " + std::to_string(d) +
                                     " do not fit in one chunk of the " + be->name() + " backend");

@@ -240,12 +240,7 @@ void check_options(const Mixture& target, const Schedule& s, const SampleOptions
 RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOptions& opt, Backend& be,
                        ChunkSink& sink) {
   check_options(target, s, opt);
-  RunShape shape;
-  shape.d = target.d;
-  shape.K = target.K;
-  shape.cov = target.cov;
-  shape.precision = opt.precision;
-  shape.seed = opt.seed;
+  RunShape shape = run_shape(target, opt.precision, opt.seed);
   shape.chunk_rows = choose_chunk_rows(be, shape, opt.n, opt.chunk);
 
   RunSummary sum;

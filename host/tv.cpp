@@ -588,12 +588,7 @@ void TvPlan::prepare_reference(Backend& be, Precision precision) {
       ref.pairs.emplace_back(remap[stats_[i].a], remap[stats_[i].b]);
     }
 
-  RunShape shape;
-  shape.d = d;
-  shape.K = target_.K;
-  shape.cov = target_.cov;
-  shape.precision = precision;
-  shape.seed = reference_seed(opt_.seed);
+  RunShape shape = run_shape(target_, precision, reference_seed(opt_.seed));
   const std::size_t max_rows = be.max_chunk_rows(shape);
   if (max_rows == 0) throw ResourceError("TV reference sample: not even one row fits the backend's memory");
   const std::size_t cap = std::max<std::size_t>(kChunkAlign, (std::size_t(64) << 20) / (8 * static_cast<std::size_t>(d)));
@@ -689,12 +684,7 @@ TvReport tv_of_chunks(const Mixture& target, uint64_t rows, const TvOptions& opt
                       std::size_t chunk_rows, const ChunkSource& next, const std::string& label = "") {
   GMMDIFF_EXPECTS(rows > 0, "empty sample: there are no rows to estimate TV from");
   TvPlan plan(target, opt, rows);
-  RunShape shape;
-  shape.d = target.d;
-  shape.K = target.K;
-  shape.cov = target.cov;
-  shape.precision = Precision::FP64;
-  shape.seed = opt.seed;
+  RunShape shape = run_shape(target, Precision::FP64, opt.seed);
   // Chosen before the reference sample is drawn, so that a --chunk that does not fit fails at once.
   const std::size_t chunk = tv_chunk_rows(be, shape, rows, chunk_rows);
   plan.prepare_reference(be, Precision::FP64);

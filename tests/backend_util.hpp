@@ -23,17 +23,6 @@ inline bool have_gpu() { return cuda_compiled() && !cuda_devices().empty(); }
     if (!::gmmdiff::test::have_gpu()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)"; \
   } while (0)
 
-inline RunShape shape_for(const Mixture& m, Precision p, std::size_t chunk_rows, uint64_t seed) {
-  RunShape s;
-  s.d = m.d;
-  s.K = m.K;
-  s.cov = m.cov;
-  s.precision = p;
-  s.seed = seed;
-  s.chunk_rows = chunk_rows;
-  return s;
-}
-
 /// Row-wise comparison: every value within tol * scale, scale = max(1, max |cpu value|) (NaN only
 /// where the other is NaN too). A failure prints the worst row (its first 16 values).
 inline void expect_rows_close(const std::vector<double>& cpu, const std::vector<double>& other, int d, double tol,

@@ -108,7 +108,7 @@ TEST(CudaBackend, NameDeviceAndChunkRows) {
     for (Precision p : {Precision::FP32, Precision::FP64}) {
       SCOPED_TRACE("model " + name + ", precision " + to_string(p));
       const Mixture m = model_named(name);
-      const std::size_t rows = be->max_chunk_rows(shape_for(m, p, 0, 0));
+      const std::size_t rows = be->max_chunk_rows(run_shape(m, p, 0, 0));
       EXPECT_GT(rows, 0u);
       EXPECT_EQ(rows % kChunkAlign, 0u);
     }
@@ -130,7 +130,7 @@ TEST(CudaBackend, InitChunkMatchesCpu) {
       tr << "init_chunk precision " << to_string(p) << " seed " << seed << " first " << first << " rows " << rows
          << " d " << m.d;
       SCOPED_TRACE(tr.str());
-      const RunShape s = shape_for(m, p, 512, seed);
+      const RunShape s = run_shape(m, p, seed, 512);
       cpu->begin(s, m);
       gpu->begin(s, m);
       cpu->init_chunk(first, rows);
@@ -155,7 +155,7 @@ TEST(CudaBackend, FillTargetMatchesCpu) {
       tr << "fill_target model " << name << " precision " << to_string(p) << " seed " << seed << " first "
          << first << " rows " << rows << " d " << m.d << " K " << m.K;
       SCOPED_TRACE(tr.str());
-      const RunShape s = shape_for(m, p, rows, seed);
+      const RunShape s = run_shape(m, p, seed, rows);
       cpu->begin(s, m);
       gpu->begin(s, m);
       cpu->fill_target(first, rows);
@@ -174,7 +174,7 @@ TEST(CudaBackend, UploadDownloadRoundTrip) {
   for (std::size_t i = 0; i < host.size(); ++i) host[i] = std::sin(0.37 * static_cast<double>(i)) * 3.0;
   for (Precision p : {Precision::FP32, Precision::FP64}) {
     SCOPED_TRACE(std::string("precision ") + to_string(p));
-    gpu->begin(shape_for(m, p, 512, 1), m);
+    gpu->begin(run_shape(m, p, 1, 512), m);
     gpu->upload_chunk(host.data(), 10, rows);
     EXPECT_EQ(gpu->first(), 10u);
     const std::vector<double> back = download_double(*gpu, m.d, p);
@@ -306,8 +306,8 @@ TEST(CudaBackend, CountNonfiniteRowsMatchesPlanted) {
   for (Precision p : {Precision::FP32, Precision::FP64}) {
     SCOPED_TRACE(std::string("count_nonfinite_rows precision ") + to_string(p) + " rows " + std::to_string(rows));
     const uint64_t want = p == Precision::FP32 ? data.nonfinite_rows_fp32 : data.nonfinite_rows;
-    cpu->begin(shape_for(m, p, rows, 0), m);
-    gpu->begin(shape_for(m, p, rows, 0), m);
+    cpu->begin(run_shape(m, p, 0, rows), m);
+    gpu->begin(run_shape(m, p, 0, rows), m);
     cpu->upload_chunk(data.y.data(), 0, rows);
     gpu->upload_chunk(data.y.data(), 0, rows);
     EXPECT_EQ(gpu->count_nonfinite_rows(), want);
@@ -398,8 +398,8 @@ void check_histograms(int bins1d) {
     tr << "histograms precision " << to_string(p) << " rows " << rows << " bins per value " << bins1d
        << " values " << spec.num_values() << " pairs " << spec.pairs.size();
     SCOPED_TRACE(tr.str());
-    cpu->begin(shape_for(m, p, rows, 0), m);
-    gpu->begin(shape_for(m, p, rows, 0), m);
+    cpu->begin(run_shape(m, p, 0, rows), m);
+    gpu->begin(run_shape(m, p, 0, rows), m);
     HistogramCounts c_cpu = zeros_for(spec), c_gpu = zeros_for(spec);
     // Two chunks of uploaded data (accumulating), then one of exact target samples.
     for (int pass = 0; pass < 2; ++pass) {

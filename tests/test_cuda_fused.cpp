@@ -339,7 +339,7 @@ void check_emulation(const EmuCase& c) {
   const SampleOptions o = options(c.precision, c.sampler, c.error, rows);
   const std::vector<StepCoeffs> steps = all_steps(m, s, o);
   auto cpu = make_backend("cpu", 2);
-  cpu->begin(shape_for(m, c.precision, 256, o.seed), m);
+  cpu->begin(run_shape(m, c.precision, o.seed, 256), m);
   cpu->init_chunk(first, rows);
   std::vector<Real> y(rows * static_cast<std::size_t>(c.d));
   cpu->download(y.data());
@@ -476,11 +476,11 @@ TEST(CudaFused, FusedRejectsTooWideParticles) {
   auto be = make_backend("cuda");
   const Mixture m = model_for("iso-uniform", gpu::kFusedMaxD + 1, 3);
   be->set_step_path("fused");
-  EXPECT_THROW(be->begin(shape_for(m, Precision::FP32, 256, 1), m), Error);
+  EXPECT_THROW(be->begin(run_shape(m, Precision::FP32, 1, 256), m), Error);
   // auto falls back to the products path for it; asking for fused after begin() throws and
   // leaves the previous path.
   be->set_step_path("auto");
-  be->begin(shape_for(m, Precision::FP32, 256, 1), m);
+  be->begin(run_shape(m, Precision::FP32, 1, 256), m);
   EXPECT_EQ(be->step_path(), "cuda-gemm");
   EXPECT_THROW(be->set_step_path("fused"), Error);
   EXPECT_EQ(be->step_path(), "cuda-gemm");
@@ -631,7 +631,7 @@ TEST(CudaFused, MultiStepMatchesSingleStepBitwise) {
       const std::vector<StepCoeffs> steps = all_steps(m, sched, o);
       auto gpu = make_backend("cuda");
       gpu->set_step_path("fused");
-      gpu->begin(shape_for(m, p, 512, o.seed), m);
+      gpu->begin(run_shape(m, p, o.seed, 512), m);
       // One at a time.
       gpu->init_chunk(1000, 500);
       for (const StepCoeffs& c : steps) gpu->step(c);
@@ -680,7 +680,7 @@ TEST(CudaFused, MeasurementsArePositiveAndFinite) {
   auto be = make_backend("cuda");
   const Mixture m = model_for("iso-uniform", 16, 8);
   be->set_step_path("fused");
-  be->begin(shape_for(m, Precision::FP32, 1 << 16, 3), m);
+  be->begin(run_shape(m, Precision::FP32, 3, 1 << 16), m);
   be->init_chunk(0, 1 << 16);
   const SampleOptions o = options(Precision::FP32, SamplerKind::DDPM, ScoreErrorKind::None, 1 << 16);
   const std::vector<StepCoeffs> steps = all_steps(m, schedule_T(10), o);

@@ -27,6 +27,18 @@ struct RunShape {
   std::size_t chunk_rows = 0;  ///< capacity: the largest chunk the run will use
 };
 
+/// The shape of a run of the mixture m (its d, K and covariance kind).
+inline RunShape run_shape(const Mixture& m, Precision precision, uint64_t seed, std::size_t chunk_rows = 0) {
+  RunShape s;
+  s.d = m.d;
+  s.K = m.K;
+  s.cov = m.cov;
+  s.precision = precision;
+  s.seed = seed;
+  s.chunk_rows = chunk_rows;
+  return s;
+}
+
 /// Coefficients of one reverse step t, computed by the host driver in double (THEORY.md):
 /// V_kj = abar_t C_kj + 1 - abar_t,
 /// logit_k(y) = bias_k + sum_j P_kj y_j - 1/2 sum_j Q_kj y_j^2,
