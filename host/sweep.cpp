@@ -266,7 +266,7 @@ std::vector<FamilyEntry> parse_families(const Ctx& c, const json& v) {
 }
 
 struct ScheduleEntry {
-  std::string name, file, kind = "auto", file_hash;
+  std::string name, file, kind = "auto";
   double c0 = 2.0, c1 = 10.0;
 };
 
@@ -291,7 +291,6 @@ std::vector<ScheduleEntry> parse_schedules(const Ctx& c, const json& v) {
       c.fail("schedule", "unknown schedule \"" + s.name + "\" (allowed: " + join(names) + ")");
     if (s.name == "file") {
       if (s.file.empty()) c.fail("schedule", "schedule \"file\" needs {\"file\": \"path\"}");
-      s.file_hash = hex16(fnv1a(read_text(s.file, c.origin + ": \"schedule.file\"")));
     } else if (!s.file.empty()) {
       c.fail("schedule", "\"file\" only applies to the schedule \"file\"");
     }
@@ -335,8 +334,7 @@ const json& get_or(const json& obj, const std::string& key, const json& dflt) {
   return it == obj.end() ? dflt : *it;
 }
 
-Mixture build_target(const RunParams& p) {
-  if (!p.model_file.empty()) return load_model_json(p.model_file);
+PresetParams preset_params(const RunParams& p) {
   PresetParams pp;
   pp.name = p.preset;
   pp.d = p.d;
@@ -344,7 +342,23 @@ Mixture build_target(const RunParams& p) {
   pp.radius = p.radius;
   pp.sd = {p.sd};
   pp.seed = p.model_seed;
-  return make_preset(pp);
+  return pp;
+}
+
+ScheduleParams schedule_params(const RunParams& p) {
+  ScheduleParams sp;
+  sp.name = p.schedule;
+  sp.T = p.T;
+  sp.c0 = p.c0;
+  sp.c1 = p.c1;
+  sp.file = p.schedule_file;
+  sp.file_kind = p.schedule_kind;
+  return sp;
+}
+
+Mixture build_target(const RunParams& p) {
+  if (!p.model_file.empty()) return load_model_json(p.model_file);
+  return make_preset(preset_params(p));
 }
 
 /// Validates one run's values (those that the axes alone cannot: combinations).
@@ -432,6 +446,7 @@ std::string RunParams::canonical() const {
      << ";stop=" << stop << ";precision=" << to_string(precision) << ";n=" << n << ";seed=" << seed
      << ";eps_samples=" << eps_samples << ";backend=" << backend << ";tv.stats=" << tv.stats << ";tv.bins=" << tv.bins
      << ";tv.bootstrap=" << tv.bootstrap << ";tv.reference_n=" << tv.reference_n;
+  if (schedule_kind != "auto") os << ";schedule_kind=" << schedule_kind;  // "auto" keeps the keys of older rows
   return os.str();
 }
 
@@ -638,6 +653,7 @@ SweepSpec parse_sweep(const std::string& text, const std::string& origin, const 
         p.c0 = sch.c0;
         p.c1 = sch.c1;
         p.schedule_file = sch.file;
+        p.schedule_kind = sch.kind;
         p.T = Ts[at[kT]];
         p.stop = stops[at[kStop]];
         p.precision = precisions[at[kPrecision]];
@@ -671,33 +687,20 @@ SweepSpec parse_sweep(const std::string& text, const std::string& origin, const 
                                "|" + num(p.sd) + "|" + std::to_string(p.model_seed);
       if (!checked_targets.count(tkey) && static_cast<double>(p.K) * p.d <= 16.0e6) {
         checked_targets[tkey] = true;
-        PresetParams pp;
-        pp.name = p.preset;
-        pp.d = p.d;
-        pp.K = p.K;
-        pp.radius = p.radius;
-        pp.sd = {p.sd};
-        pp.seed = p.model_seed;
         try {
-          (void)make_preset(pp);
+          (void)make_preset(preset_params(p));
         } catch (const Error& e) {
           c.fail("family",
                  p.family + " at d = " + std::to_string(p.d) + ", K = " + std::to_string(p.K) + ": " + e.what());
         }
       }
     }
-    const std::string skey =
-        p.schedule + "|" + num(p.c0) + "|" + num(p.c1) + "|" + p.schedule_file + "|" + std::to_string(p.T);
+    const std::string skey = p.schedule + "|" + num(p.c0) + "|" + num(p.c1) + "|" + p.schedule_file + "|" +
+                             p.schedule_kind + "|" + std::to_string(p.T);
     if (!checked_schedules.count(skey)) {
       checked_schedules[skey] = true;
-      ScheduleParams sp;
-      sp.name = p.schedule;
-      sp.T = p.T;
-      sp.c0 = p.c0;
-      sp.c1 = p.c1;
-      sp.file = p.schedule_file;
       try {
-        (void)make_schedule(sp);
+        (void)make_schedule(schedule_params(p));
       } catch (const Error& e) {
         c.fail("schedule", p.schedule + " at T = " + std::to_string(p.T) + ": " + e.what());
       }
@@ -762,6 +765,7 @@ nlohmann::ordered_json params_json(const RunParams& p) {
   j["c0"] = p.c0;
   j["c1"] = p.c1;
   j["schedule_file"] = p.schedule_file;
+  j["schedule_kind"] = p.schedule_kind;
   j["T"] = p.T;
   j["stop"] = p.stop;
   j["precision"] = to_string(p.precision);
@@ -881,6 +885,7 @@ SweepRow parse_row(const std::string& line) {
     q.c0 = p.value("c0", 2.0);
     q.c1 = p.value("c1", 10.0);
     q.schedule_file = p.value("schedule_file", std::string());
+    q.schedule_kind = p.value("schedule_kind", std::string("auto"));
     q.T = jget<int>(p, "T");
     q.stop = p.value("stop", 1);
     q.precision = parse_precision(p.value("precision", std::string("fp32")));
@@ -1157,13 +1162,7 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, int threads,
   const Mixture target = build_target(p);
   if (target.d != p.d || target.K != p.K)
     throw Error("model " + p.model_file + " changed since the sweep was parsed (d, K)");
-  ScheduleParams sp;
-  sp.name = p.schedule;
-  sp.T = p.T;
-  sp.c0 = p.c0;
-  sp.c1 = p.c1;
-  sp.file = p.schedule_file;
-  const Schedule schedule = make_schedule(sp);
+  const Schedule schedule = make_schedule(schedule_params(p));
 
   SampleOptions opt;
   opt.n = p.n;

@@ -530,3 +530,31 @@ TEST(SweepCli, PrintDefaultIsAValidSweepAndDryRunListsIt) {
   EXPECT_NE(dry.out.find(std::to_string(s.runs.size()) + " runs (0 done"), std::string::npos) << dry.out;
   EXPECT_FALSE(fs::exists(dir + "/out"));
 }
+
+TEST(SweepRun, AScheduleFilesKindReachesTheSchedule) {
+  // The same text values read as alpha_t or as abar_t are two different schedules: "kind" must
+  // reach make_schedule (it was parsed and then dropped), and runs of the two differ in key and TV.
+  const std::string dir = fresh_dir("kind");
+  write_text(dir + "/values.txt", "0.95 0.9 0.85 0.8 0.75 0.7 0.65 0.6\n");
+  auto sweep = [&](const std::string& kind) {
+    return parse_sweep(R"({"T": 8, "n": 2000, "backend": "cpu", "tv": {"stats": "means", "bootstrap": 20},
+                           "schedule": {"file": "values.txt", "kind": ")" + kind + R"("}})",
+                       dir + "/s.json", dir);
+  };
+  const SweepSpec alpha = sweep("alpha"), abar = sweep("abar");
+  ASSERT_EQ(alpha.runs.size(), 1u);
+  EXPECT_EQ(alpha.runs[0].schedule_kind, "alpha");
+  EXPECT_EQ(abar.runs[0].schedule_kind, "abar");
+  EXPECT_NE(alpha.runs[0].key(), abar.runs[0].key());
+  const SweepRow ra = run_one(alpha.runs[0], 0, 1, {}), rb = run_one(abar.runs[0], 0, 1, {});
+  EXPECT_NE(ra.tv(), rb.tv()) << "alpha and abar readings gave the same run";
+  // a text file's values need a kind (docs/formats.md): without one the sweep is refused at once
+  try {
+    sweep("auto");
+    ADD_FAILURE() << "a text schedule without a kind was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("alpha_t or abar_t"), std::string::npos) << e.what();
+  }
+  // the kind survives a results.jsonl round trip
+  EXPECT_EQ(parse_row(row_to_json(ra)).p.schedule_kind, "alpha");
+}

@@ -51,6 +51,7 @@ struct RunParams {
   std::string schedule = "lcw";
   double c0 = 2.0, c1 = 10.0;
   std::string schedule_file;  ///< absolute, for schedule "file"
+  std::string schedule_kind = "auto";  ///< what a schedule file's values are: alpha | abar | auto
   int T = 64;
   int stop = 1;
   Precision precision = Precision::FP32;
