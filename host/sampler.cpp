@@ -221,9 +221,7 @@ std::string RunSummary::one_line() const {
   return buf;
 }
 
-namespace {
-
-void check_options(const Mixture& target, const Schedule& s, const SampleOptions& opt) {
+void check_sample_options(const Mixture& target, const Schedule& s, const SampleOptions& opt) {
   GMMDIFF_EXPECTS(opt.n >= 1, "--n = ", opt.n, " (need at least one particle)");
   GMMDIFF_EXPECTS(opt.n < (uint64_t(1) << 48), "--n = ", opt.n, " (at most 2^48 particles)");
   GMMDIFF_EXPECTS(opt.stop == 0 || opt.stop == 1, "--stop = ", opt.stop, " (allowed: 0 or 1)");
@@ -235,11 +233,9 @@ void check_options(const Mixture& target, const Schedule& s, const SampleOptions
   (void)target;
 }
 
-}  // namespace
-
 RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOptions& opt, Backend& be,
                        ChunkSink& sink) {
-  check_options(target, s, opt);
+  check_sample_options(target, s, opt);
   RunShape shape = run_shape(target, opt.precision, opt.seed);
   shape.chunk_rows = choose_chunk_rows(be, shape, opt.n, opt.chunk);
 

@@ -76,10 +76,10 @@ Runner setup(CLI::App& sub) {
     const Schedule sched = st->schedule.build();
     SampleOptions opt = base;
     opt.snapshot_steps = parse_int_list(st->snapshots, "--snapshot");
-    // Every output must be creatable before the run: a failure after it would waste the run, and
-    // one output committed while another fails would leave a partial result.
-    for (int t : opt.snapshot_steps)
-      GMMDIFF_EXPECTS(t >= opt.stop && t <= sched.T, "--snapshot ", t, " is outside ", opt.stop, "..", sched.T);
+    // The options first (an impossible --n is reported as such, not as a disk too small for it),
+    // then every output must be creatable before the run: a failure after it would waste the run,
+    // and one output committed while another fails would leave a partial result.
+    check_sample_options(target, sched, opt);
     check_output_file(st->out, "--out");
     for (int t : opt.snapshot_steps) check_output_file(snapshot_path(st->out, t), "--snapshot");
     auto be = make_backend(st->sampler.backend, st->sampler.threads);

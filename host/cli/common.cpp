@@ -74,11 +74,6 @@ SampleOptions SamplerArgs::build() const {
   s.precision = parse_precision(precision);
   s.score_error.kind = parse_score_error(score_error);
   GMMDIFF_EXPECTS(s.eps_samples >= 1, "--eps-samples = ", s.eps_samples, " (need >= 1)");
-  // Also checked by run_sampler; here too, so that an impossible --n or --stop is reported as such
-  // before an output file is opened (which checks the disk for n rows first).
-  GMMDIFF_EXPECTS(s.n >= 1, "--n = ", s.n, " (need at least one particle)");
-  GMMDIFF_EXPECTS(s.n < (uint64_t(1) << 48), "--n = ", s.n, " (at most 2^48 particles)");
-  GMMDIFF_EXPECTS(s.stop == 0 || s.stop == 1, "--stop = ", s.stop, " (allowed: 0 or 1)");
   return s;
 }
 

@@ -77,6 +77,10 @@ std::vector<double> bias_direction(int d, uint64_t seed);
 /// Realised eps_score by Monte Carlo over exact forward samples X_t, t = stop+1..T (double, CPU).
 double measure_eps_score(const Mixture& target, const Schedule& s, const SampleOptions& opt);
 
+/// Throws gmmdiff::Error for options run_sampler would refuse (n, stop, T, eps, snapshot steps):
+/// call it before creating a run's outputs. run_sampler calls it too.
+void check_sample_options(const Mixture& target, const Schedule& s, const SampleOptions& opt);
+
 /// Runs the sampler over all n particles, chunk by chunk, handing each chunk to sink.
 RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOptions& opt,
                        Backend& be, ChunkSink& sink);
