@@ -19,14 +19,14 @@
 #include <iterator>
 #include <limits>
 
-#include "cuda/cuda_error.hpp"
-#include "cuda/cuda_event.hpp"
-#include "cuda/fused_step.hpp"
-#include "cuda/gemm.hpp"
-#include "cuda/histogram_kernels.hpp"
-#include "cuda/step_kernels.hpp"
+#include "cuda/rt/cuda_error.hpp"
+#include "cuda/rt/cuda_event.hpp"
+#include "cuda/kernels/fused_step.hpp"
+#include "cuda/kernels/gemm.hpp"
+#include "cuda/kernels/histogram_kernels.hpp"
+#include "cuda/kernels/step_kernels.hpp"
 #include "gmmdiff/detail/step_math.hpp"
-#include "gmmdiff/sampler.hpp"
+#include "gmmdiff/backend.hpp"
 
 namespace gmmdiff::gpu {
 

@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "cuda/cublas_handle.hpp"
-#include "cuda/cuda_stream.hpp"
-#include "cuda/device_buffer.hpp"
-#include "cuda/fused_lane.hpp"
-#include "cuda/gemm.hpp"
+#include "cuda/rt/cublas_handle.hpp"
+#include "cuda/rt/cuda_stream.hpp"
+#include "cuda/rt/device_buffer.hpp"
+#include "cuda/kernels/fused_lane.hpp"
+#include "cuda/kernels/gemm.hpp"
 #include "gmmdiff/backend.hpp"
 
 namespace gmmdiff::gpu {

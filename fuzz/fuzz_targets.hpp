@@ -1,5 +1,5 @@
 // gmmdiff fuzzing: the bodies of the libFuzzer targets (docs/reliability.md, "Fuzzing and
-// sanitizers"), in a header so that tests/test_fuzz_regressions.cpp replays the corpus through
+// sanitizers"), in a header so that tests/fuzz/test_fuzz_regressions.cpp replays the corpus through
 // exactly the same code. Each run_* takes the fuzzer's bytes, writes them to a file in a private
 // temporary directory (the loaders take paths) and calls the loader, catching gmmdiff::Error only:
 // any other exception, an ASan or UBSan report, a hang or an out-of-memory is a bug.
@@ -72,7 +72,7 @@ inline std::string npy_f8(const std::string& shape, std::size_t count, double va
   return out;
 }
 
-/// fuzz_npy: read_npy_header and read_npy (host/npy.cpp).
+/// fuzz_npy: read_npy_header and read_npy (host/io/npy.cpp).
 inline void run_npy(const uint8_t* data, std::size_t size) {
   const std::string path = write_file("input.npy", data, size);
   try {
@@ -85,7 +85,7 @@ inline void run_npy(const uint8_t* data, std::size_t size) {
   }
 }
 
-/// fuzz_model_json: load_model_json (host/model.cpp), with and without normalize_weights. Beside
+/// fuzz_model_json: load_model_json (host/core/model.cpp), with and without normalize_weights. Beside
 /// the input lie valid .npy fixtures (m22.npy: 2 x 2 means, v22.npy: 2 x 2 variances, r3.npy:
 /// 1-D of 3) so that "means_npy" and "var_diag_npy" reach the code that combines them with the JSON.
 inline void run_model_json(const uint8_t* data, std::size_t size) {
@@ -107,7 +107,7 @@ inline void run_model_json(const uint8_t* data, std::size_t size) {
   }
 }
 
-/// fuzz_schedule_file: make_schedule with name "file" (host/schedule.cpp). The first byte chooses
+/// fuzz_schedule_file: make_schedule with name "file" (host/core/schedule.cpp). The first byte chooses
 /// how the file is read (its low 3 bits, so that '0'..'7' keep the corpus files readable):
 ///   bits 0-1: file_kind  0 auto, 1 alpha, 2 abar, 3 "bogus" (must be refused with an Error)
 ///   bit 2:    the file is named sched.npy (read as .npy) instead of sched.txt (JSON or text)

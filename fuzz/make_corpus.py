@@ -1,6 +1,6 @@
 # Writes the seed corpus of the fuzz targets into fuzz/corpus/<target>/ (python3 fuzz/make_corpus.py).
 # Reproducers of crashes found by fuzzing are kept beside the seeds as crash_* (added by hand when
-# the fuzzer finds them; tests/test_fuzz_regressions.cpp replays every file of the corpus).
+# the fuzzer finds them; tests/fuzz/test_fuzz_regressions.cpp replays every file of the corpus).
 import os, struct
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 def npy(descr, shape, payload, fortran=False, version=1, pad=True, dict_override=None):

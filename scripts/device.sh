@@ -38,13 +38,13 @@ fi
 if has test; then
   (cd "$BUILD" && ctest -j 4 --timeout 900 --output-on-failure) >"$OUT/ctest.log" 2>&1 || status=1
   tail -5 "$OUT/ctest.log"
-  "$BUILD/gmmdiff_tests" --gtest_filter='Cuda*' >"$OUT/gpu-tests.log" 2>&1 || status=1
+  "$BUILD/tests/gmmdiff_gpu_tests" >"$OUT/gpu-tests.log" 2>&1 || status=1
   grep -E "PASSED|FAILED|SKIPPED" "$OUT/gpu-tests.log" | tail -5
 fi
 if has sanitize; then
   for tool in memcheck racecheck initcheck; do
-    compute-sanitizer --tool "$tool" --error-exitcode 9 "$BUILD/gmmdiff_tests" \
-      --gtest_filter='Cuda*:-*MatchesCpu/*fp64*' >"$OUT/sanitizer-$tool.log" 2>&1 || status=1
+    compute-sanitizer --tool "$tool" --error-exitcode 9 "$BUILD/tests/gmmdiff_gpu_tests" \
+      --gtest_filter='-*MatchesCpu/*fp64*' >"$OUT/sanitizer-$tool.log" 2>&1 || status=1
     echo "compute-sanitizer $tool: $(grep -E 'ERROR SUMMARY|PASSED|FAILED' "$OUT/sanitizer-$tool.log" | tail -2 | tr '\n' ' ')"
   done
 fi

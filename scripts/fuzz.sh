@@ -30,7 +30,7 @@ install_missing fuzz "${rt[@]}" cmake ninja-build libomp-dev nlohmann-json3-dev 
 
 # ---- build (-O1 -g with assertions on: nlohmann's JSON_ASSERT checks misuse too)
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-      -DGMMDIFF_CUDA=OFF -DGMMDIFF_FUZZ=ON -DGMMDIFF_TESTS=OFF -DGMMDIFF_BENCH=OFF \
+      -DGMMDIFF_CUDA=OFF -DGMMDIFF_FUZZ=ON -DGMMDIFF_TESTS=OFF \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
 cmake --build "$BUILD" --target fuzz_all -j "$(nproc)"
 

@@ -25,7 +25,7 @@ install_missing sanitize cmake ninja-build g++ libgtest-dev nlohmann-json3-dev l
     libopenblas-openmp-dev libomp-dev
 
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="$TYPE" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$FLAGS" -DGMMDIFF_CUDA=OFF \
-      -DGMMDIFF_SANITIZE=address,undefined -DGMMDIFF_TESTS=ON -DGMMDIFF_BENCH=OFF >/dev/null
+      -DGMMDIFF_SANITIZE=address,undefined -DGMMDIFF_TESTS=ON >/dev/null
 cmake --build "$BUILD" -j "$(nproc)"
 
 # detect_leaks: a leak is a failure too. strict_string_checks/detect_stack_use_after_return: more

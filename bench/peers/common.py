@@ -16,7 +16,7 @@ import numpy as np
 
 
 def lcw_schedule(T, c0=2.0, c1=10.0):
-    """abar[0..T] and alpha[1..T] (alpha[0] unused) in float64, as host/schedule.cpp does."""
+    """abar[0..T] and alpha[1..T] (alpha[0] unused) in float64, as host/core/schedule.cpp does."""
     abar = np.ones(T + 1)
     oma = np.zeros(T + 1)
     c = c1 * math.log(T) / T

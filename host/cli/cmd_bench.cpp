@@ -8,9 +8,9 @@
 #include <memory>
 #include <sstream>
 
-#include "atomic_file.hpp"
-#include "command.hpp"
-#include "common.hpp"
+#include "io/atomic_file.hpp"
+#include "cli/command.hpp"
+#include "cli/common.hpp"
 #include "gmmdiff/bench.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/schedule.hpp"

@@ -5,7 +5,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "command.hpp"
+#include "cli/command.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/version.hpp"
 

@@ -6,7 +6,7 @@
 #include <iostream>
 #include <memory>
 
-#include "command.hpp"
+#include "cli/command.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/report.hpp"
 

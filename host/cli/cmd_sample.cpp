@@ -4,13 +4,13 @@
 #include <map>
 #include <memory>
 
-#include "command.hpp"
-#include "common.hpp"
+#include "cli/command.hpp"
+#include "cli/common.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/npy.hpp"
 #include "gmmdiff/sampler.hpp"
-#include "progress.hpp"
+#include "cli/progress.hpp"
 
 namespace gmmdiff::cli {
 namespace {

@@ -7,12 +7,12 @@
 #include <memory>
 #include <set>
 
-#include "command.hpp"
+#include "cli/command.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/report.hpp"
 #include "gmmdiff/sweep.hpp"
-#include "progress.hpp"
+#include "cli/progress.hpp"
 
 namespace gmmdiff::cli {
 

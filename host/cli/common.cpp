@@ -1,11 +1,11 @@
 // gmmdiff CLI: options shared by the subcommands.
-#include "common.hpp"
+#include "cli/common.hpp"
 
 #include <cerrno>
 #include <limits>
 #include <sstream>
 
-#include "atomic_file.hpp"
+#include "io/atomic_file.hpp"
 #include "gmmdiff/error.hpp"
 
 namespace gmmdiff::cli {

@@ -8,8 +8,8 @@
 #include <map>
 #include <new>
 
-#include "atomic_file.hpp"
-#include "command.hpp"
+#include "io/atomic_file.hpp"
+#include "cli/command.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/version.hpp"
 

@@ -1,8 +1,8 @@
-#include "progress.hpp"
+#include "cli/progress.hpp"
 
 #include <cstdio>
 
-#include "command.hpp"
+#include "cli/command.hpp"
 #include "gmmdiff/sampler.hpp"
 
 namespace gmmdiff::cli {

@@ -17,6 +17,9 @@
 
 namespace gmmdiff {
 
+/// Chunks are sized in multiples of this many rows (unless one chunk covers the whole run).
+constexpr std::size_t kChunkAlign = 256;
+
 /// What a run needs to size and set up a backend.
 struct RunShape {
   int d = 0;

@@ -62,7 +62,6 @@ struct RunSummary {
 /// Chunk size a run of n particles uses on be (opt.chunk if set, else memory-bounded; a
 /// multiple of kChunkAlign unless it covers all of n).
 std::size_t choose_chunk_rows(const Backend& be, const RunShape& shape, uint64_t n, std::size_t requested);
-constexpr std::size_t kChunkAlign = 256;
 
 /// The coefficients of step t for model m (already perturbed if the score error says so).
 StepCoeffs step_coeffs(const Mixture& m, const Schedule& s, int t, const SampleOptions& opt,

@@ -172,7 +172,7 @@ GMMDIFF_HD bool is_finite(Real x) {
 }
 
 // ==== CUDA fused step helpers ====
-// The fused step (cuda/fused_step.cu) never stores a particle's K weights: its logits arrive one
+// The fused step (cuda/kernels/fused_step.cu) never stores a particle's K weights: its logits arrive one
 // component at a time and are folded into an online log-sum-exp (a running max and the sum of
 // exp(l - max)); the score's sums over earlier components are rescaled when the max grows.
 // Mathematically the same weights as posterior_weights_row; rounding differs only in summation

@@ -1,0 +1,316 @@
+// gmmdiff: the throughput benchmark (include/gmmdiff/bench.hpp, docs/bench.md). Each configuration
+// is validated against the CPU oracle before it is timed (llm.c's rule: no timing of a kernel that
+// has not been checked), and every figure is printed beside the limit it is compared with.
+#include "gmmdiff/bench.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cpu/cpu_backend.hpp"
+#include "gmmdiff/backend.hpp"
+#include "gmmdiff/error.hpp"
+#include "gmmdiff/model.hpp"
+#include "gmmdiff/sampler.hpp"
+#include "gmmdiff/schedule.hpp"
+#include "gmmdiff/version.hpp"
+
+namespace gmmdiff {
+
+namespace {
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string host_name() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto c = line.find(':');
+      if (c != std::string::npos) return line.substr(line.find_first_not_of(" \t", c + 1));
+    }
+  return "unknown";
+}
+
+Mixture bench_model(int d, int K, uint64_t seed) {
+  PresetParams pp;
+  pp.name = "random-sphere";
+  pp.d = d;
+  pp.K = K;
+  pp.radius = kBenchRadius;
+  pp.sd = {1.0};
+  pp.seed = seed;
+  return make_preset(pp);
+}
+
+/// The steps of one pass, t = T..2 (a stop-1 DDPM run with sigma_t^2 = 1 - alpha_t).
+std::vector<StepCoeffs> bench_steps(const Mixture& m, int T) {
+  ScheduleParams sp;
+  sp.name = "lcw";
+  sp.T = T;
+  sp.c0 = kBenchC0;
+  sp.c1 = kBenchC1;
+  const Schedule s = make_schedule(sp);
+  SampleOptions o;
+  o.sampler = SamplerKind::DDPM;
+  o.variance = Variance::Beta;
+  std::vector<StepCoeffs> cs;
+  for (int t = T; t > 1; --t) cs.push_back(step_coeffs(m, s, t, o, {}));
+  return cs;
+}
+
+/// Runs one pass on the first `rows` particles and returns them in double.
+/// The steps as the sampler runs them: several per backend call (Backend::step_many) where the
+/// backend has a multi-step form, so the check and the timing cover the path a run takes.
+void run_steps(Backend& be, const std::vector<StepCoeffs>& cs) {
+  if (cs.empty() || be.step_many(cs.data(), cs.size())) return;
+  for (const StepCoeffs& c : cs) be.step(c);
+}
+
+std::vector<double> run_rows(Backend& be, const Mixture& m, const std::vector<StepCoeffs>& cs, Precision p,
+                             uint64_t seed, uint64_t rows) {
+  const RunShape sh = run_shape(m, p, seed, static_cast<std::size_t>(rows));
+  be.begin(sh, m);
+  be.init_chunk(0, sh.chunk_rows);
+  run_steps(be, cs);
+  be.synchronize();
+  const std::size_t count = sh.chunk_rows * static_cast<std::size_t>(m.d);
+  std::vector<double> out(count);
+  if (p == Precision::FP32) {
+    std::vector<float> buf(count);
+    be.download(buf.data());
+    std::copy(buf.begin(), buf.end(), out.begin());
+  } else {
+    be.download(out.data());
+  }
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+nlohmann::json num_or_null(double x, bool have) { return have && std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
+
+}  // namespace
+
+BenchReport run_bench(const BenchOptions& opt,
+                      const std::function<void(const BenchReport&, const BenchResult&)>& on_result) {
+  GMMDIFF_EXPECTS(!opt.n.empty() && !opt.d.empty() && !opt.K.empty() && !opt.precision.empty() && !opt.path.empty(),
+                  "bench: every list (--n, --d, --K, --precision, --path) needs at least one value");
+  GMMDIFF_EXPECTS(opt.T >= 2, "bench: --T = ", opt.T, " (need T >= 2: a pass times the steps t = T..2)");
+  GMMDIFF_EXPECTS(opt.repeats >= 1, "bench: --repeats = ", opt.repeats, " (need >= 1)");
+  GMMDIFF_EXPECTS(opt.warmup >= 0, "bench: --warmup = ", opt.warmup, " (need >= 0)");
+  GMMDIFF_EXPECTS(opt.check_rows >= 1, "bench: --check-rows = ", opt.check_rows, " (need >= 1)");
+  for (uint64_t n : opt.n) GMMDIFF_EXPECTS(n >= 1 && n < (uint64_t(1) << 48), "bench: --n ", n, " (need 1 <= n < 2^48)");
+  for (int d : opt.d) GMMDIFF_EXPECTS(d >= 1, "bench: --d ", d, " (need d >= 1)");
+  for (int K : opt.K) GMMDIFF_EXPECTS(K >= 1, "bench: --K ", K, " (need K >= 1)");
+
+  auto be = make_backend(opt.backend, opt.threads);
+  for (const std::string& p : opt.path) be->set_step_path(p);  // throws for a path it does not have
+  CpuBackend oracle(opt.threads);
+  oracle.set_step_path("products");
+
+  BenchReport rep;
+  rep.version = version();
+  rep.date = utc_now();
+  rep.host = host_name();
+  rep.backend = be->name();
+  rep.device = be->device_name();
+  rep.cpu_model = cpu_model();
+  rep.threads = opt.threads;
+  rep.T = opt.T;
+  rep.steps = opt.T - 1;
+  rep.repeats = opt.repeats;
+  rep.warmup = opt.warmup;
+  // A backend that cannot measure a limit leaves it 0: its % columns then read "-" (null in JSON).
+  try {
+    rep.copy_bandwidth = be->copy_bandwidth(opt.copy_bytes);
+  } catch (const Error&) {
+    rep.copy_bandwidth = 0;
+  }
+  for (Precision p : opt.precision) {
+    double& lim = p == Precision::FP32 ? rep.flop_limit_fp32 : rep.flop_limit_fp64;
+    if (lim != 0) continue;
+    try {
+      lim = be->flop_limit(p);
+    } catch (const Error&) {
+      lim = 0;
+    }
+  }
+
+  for (uint64_t n : opt.n)
+    for (int d : opt.d)
+      for (int K : opt.K) {
+        const Mixture m = bench_model(d, K, opt.seed);
+        const std::vector<StepCoeffs> cs = bench_steps(m, opt.T);
+        for (Precision prec : opt.precision)
+          for (const std::string& path : opt.path) {
+            BenchResult r;
+            r.config = BenchConfig{n, d, K, prec, path};
+            r.steps = static_cast<int>(cs.size());
+            try {
+              // 0. the timed chunk must fit: said before the check spends time on it.
+              const RunShape sh = run_shape(m, prec, opt.seed, static_cast<std::size_t>(n));
+              if (be->max_chunk_rows(sh) < n)
+                throw ResourceError("n = " + std::to_string(n) + " rows of d = " + std::to_string(d) +
+                                    " do not fit in one chunk of the " + be->name() + " backend");
+              // 1. correctness against the oracle, on the first check_rows particles.
+              be->set_step_path(path);
+              r.check_rows = std::min(opt.check_rows, n);
+              r.check_tolerance = bench_check_tolerance(prec, d);
+              std::vector<double> got = run_rows(*be, m, cs, prec, opt.seed, r.check_rows);
+              r.path_taken = be->step_path();
+              const std::vector<double> want = run_rows(oracle, m, cs, Precision::FP64, opt.seed, r.check_rows);
+              if (opt.check_hook) opt.check_hook(r.config, got);
+              double mx = 0;
+              bool finite = true;
+              for (std::size_t i = 0; i < got.size(); ++i) {
+                if (!std::isfinite(got[i])) finite = false;
+                mx = std::max(mx, std::abs(got[i] - want[i]));
+              }
+              r.check_max_abs_diff = finite ? mx : INFINITY;
+              if (!finite || !(mx <= r.check_tolerance)) {
+                r.failure = "check: max |y - y_oracle| = " + std::to_string(r.check_max_abs_diff) + " over " +
+                            std::to_string(r.check_rows) + " rows exceeds " + std::to_string(r.check_tolerance);
+              } else {
+                // 2. timing: one chunk of n rows, warm-up passes, then the timed passes.
+                be->begin(sh, m);
+                be->init_chunk(0, sh.chunk_rows);
+                auto pass = [&] { run_steps(*be, cs); };
+                for (int w = 0; w < opt.warmup; ++w) pass();
+                for (int rpt = 0; rpt < opt.repeats; ++rpt) r.seconds.push_back(be->time_seconds(pass));
+                r.path_taken = be->step_path();
+                if (be->count_nonfinite_rows() > 0) {
+                  r.failure = "non-finite values after the timed passes";
+                } else {
+                  r.ok = true;
+                  r.seconds_median = median(r.seconds);
+                  r.elt_steps_per_s = double(n) * d * r.steps / r.seconds_median;
+                  r.gb_per_s = r.elt_steps_per_s * bench_bytes_per_elt_step(prec) / 1e9;
+                  r.gflop_per_s = r.elt_steps_per_s * bench_flop_per_elt_step(K) / 1e9;
+                  const double mem_lim = rep.memory_limit_elt_steps(prec);
+                  const double flop_lim = prec == Precision::FP32 ? rep.flop_limit_fp32 : rep.flop_limit_fp64;
+                  r.pct_memory_limit = mem_lim > 0 ? 100.0 * r.elt_steps_per_s / mem_lim : NAN;
+                  r.pct_flop_limit = flop_lim > 0 ? 100.0 * r.gflop_per_s * 1e9 / flop_lim : NAN;
+                }
+              }
+            } catch (const ResourceError& e) {
+              r.failure = std::string("resources: ") + e.what();
+            } catch (const std::bad_alloc&) {
+              r.failure = "resources: out of memory";
+            }
+            rep.results.push_back(r);
+            if (on_result) on_result(rep, rep.results.back());
+          }
+      }
+  return rep;
+}
+
+std::string BenchReport::table_header() {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%10s %6s %6s %5s %-9s %-10s %9s %10s %12s %8s %6s %9s %6s", "n", "d", "K", "prec",
+                "path", "taken", "check", "median_s", "elt-steps/s", "GB/s", "%mem", "GFLOP/s", "%flop");
+  return buf;
+}
+
+std::string BenchReport::table_row(const BenchResult& r) const {
+  char buf[512];
+  const BenchConfig& c = r.config;
+  if (!r.ok) {
+    std::snprintf(buf, sizeof buf, "%10llu %6d %6d %5s %-9s %-10s %9s  FAILED (not timed): %s",
+                  static_cast<unsigned long long>(c.n), c.d, c.K, to_string(c.precision), c.path.c_str(),
+                  r.path_taken.c_str(), r.check_rows ? std::to_string(r.check_max_abs_diff).substr(0, 9).c_str() : "-",
+                  r.failure.c_str());
+    return buf;
+  }
+  auto pct = [](double x) {
+    char b[16];
+    if (std::isfinite(x)) std::snprintf(b, sizeof b, "%.1f", x);
+    else std::snprintf(b, sizeof b, "-");
+    return std::string(b);
+  };
+  std::snprintf(buf, sizeof buf, "%10llu %6d %6d %5s %-9s %-10s %9.1e %10.4g %12.4g %8.3g %6s %9.4g %6s",
+                static_cast<unsigned long long>(c.n), c.d, c.K, to_string(c.precision), c.path.c_str(),
+                r.path_taken.c_str(), r.check_max_abs_diff, r.seconds_median, r.elt_steps_per_s, r.gb_per_s,
+                pct(r.pct_memory_limit).c_str(), r.gflop_per_s, pct(r.pct_flop_limit).c_str());
+  return buf;
+}
+
+std::string BenchReport::to_json() const {
+  using nlohmann::json;
+  json j;
+  j["tool"] = "gmmdiff bench";
+  j["version"] = version;
+  j["date"] = date;
+  j["host"] = host;
+  j["backend"] = backend;
+  j["device"] = device;
+  j["cpu_model"] = cpu_model;
+  j["threads"] = threads;
+  j["model"] = {{"preset", "random-sphere"}, {"radius", kBenchRadius}, {"sd", 1.0}, {"weights", "uniform"}};
+  j["schedule"] = {{"name", "lcw"}, {"c0", kBenchC0}, {"c1", kBenchC1}, {"T", T}};
+  j["sampler"] = "ddpm/beta, stop 1";
+  j["steps_per_pass"] = steps;
+  j["repeats"] = repeats;
+  j["warmup"] = warmup;
+  j["conventions"] = {
+      {"elt_steps", "n * d * steps_per_pass per pass; the figure is the median pass"},
+      {"bytes_per_elt_step", {{"fp32", 8}, {"fp64", 16}}},
+      {"flop_per_elt_step", "4K (the logits' and the score's products with the K means)"},
+      {"memory_limit", "copy_bandwidth / bytes_per_elt_step"},
+      {"oracle", "cpu backend, products path, fp64, same model, seed and steps"}};
+  j["copy_bandwidth_bytes_per_s"] = num_or_null(copy_bandwidth, copy_bandwidth > 0);
+  j["memory_limit_elt_steps_per_s"] = {
+      {"fp32", num_or_null(memory_limit_elt_steps(Precision::FP32), copy_bandwidth > 0)},
+      {"fp64", num_or_null(memory_limit_elt_steps(Precision::FP64), copy_bandwidth > 0)}};
+  j["flop_limit_flop_per_s"] = {{"fp32", num_or_null(flop_limit_fp32, flop_limit_fp32 > 0)},
+                                {"fp64", num_or_null(flop_limit_fp64, flop_limit_fp64 > 0)}};
+  j["results"] = json::array();
+  for (const BenchResult& r : results) {
+    json x;
+    x["n"] = r.config.n;
+    x["d"] = r.config.d;
+    x["K"] = r.config.K;
+    x["precision"] = to_string(r.config.precision);
+    x["path"] = r.config.path;
+    x["path_taken"] = r.path_taken;
+    x["status"] = r.ok ? "ok" : "FAILED";
+    x["failure"] = r.failure;
+    x["check"] = {{"rows", r.check_rows},
+                  {"max_abs_diff", num_or_null(r.check_max_abs_diff, r.check_rows > 0)},
+                  {"tolerance", r.check_tolerance}};
+    x["steps_per_pass"] = r.steps;
+    x["seconds"] = r.seconds;
+    x["seconds_median"] = num_or_null(r.seconds_median, r.ok);
+    x["elt_steps_per_s"] = num_or_null(r.elt_steps_per_s, r.ok);
+    x["gb_per_s"] = num_or_null(r.gb_per_s, r.ok);
+    x["gflop_per_s"] = num_or_null(r.gflop_per_s, r.ok);
+    x["pct_memory_limit"] = num_or_null(r.pct_memory_limit, r.ok);
+    x["pct_flop_limit"] = num_or_null(r.pct_flop_limit, r.ok);
+    j["results"].push_back(x);
+  }
+  return j.dump(1) + "\n";
+}
+
+}  // namespace gmmdiff

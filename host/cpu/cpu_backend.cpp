@@ -1,0 +1,335 @@
+// gmmdiff: the CPU backend. OpenMP over fixed blocks of kCpuBlock rows, single-threaded OpenBLAS
+// for the four products of a step inside each block, and the shared per-particle arithmetic of
+// detail/step_math.hpp. A block's arithmetic depends only on its own rows, so the results are
+// bitwise the same for any thread count and any chunk size that is a multiple of the block.
+#include "cpu/cpu_backend.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "gmmdiff/detail/step_math.hpp"
+#include "gmmdiff/error.hpp"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace gmmdiff {
+
+namespace {
+
+void gemm(bool trans_b, int m, int n, int k, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, A, lda, B, ldb,
+              0.0f, C, ldc);
+}
+void gemm(bool trans_b, int m, int n, int k, const double* A, int lda, const double* B, int ldb, double* C, int ldc) {
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0, A, lda, B, ldb,
+              0.0, C, ldc);
+}
+
+template <typename Real>
+std::vector<Real> to_real(const std::vector<double>& v) {
+  return std::vector<Real>(v.begin(), v.end());
+}
+
+std::size_t mem_available_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  std::size_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return std::size_t(4) << 30;  // unknown: assume 4 GiB
+}
+
+constexpr double kHostMemoryFraction = 0.25;  // of MemAvailable, for the chunk
+
+}  // namespace
+
+CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_max_threads()) {
+  // Our OpenMP loops own the parallelism; BLAS runs single-threaded inside each block.
+  openblas_set_num_threads(1);
+}
+
+std::string CpuBackend::device_name() const {
+  return std::to_string(threads_) + (threads_ == 1 ? " thread" : " threads");
+}
+
+template <> std::vector<float>& CpuBackend::y<float>() { return y32_; }
+template <> std::vector<double>& CpuBackend::y<double>() { return y64_; }
+template <> const std::vector<float>& CpuBackend::y<float>() const { return y32_; }
+template <> const std::vector<double>& CpuBackend::y<double>() const { return y64_; }
+
+std::size_t CpuBackend::max_chunk_rows(const RunShape& s) const {
+  const std::size_t bytes = bytes_of(s.precision);
+  const double budget = kHostMemoryFraction * static_cast<double>(mem_available_bytes());
+  // Per-thread scratch of a block: G1, G2 [block, K], S1, S2 [block, d], rsq.
+  const double scratch = double(threads_) * kCpuBlock * (2.0 * s.K + 2.0 * s.d + 1) * bytes;
+  const double per_row = double(s.d) * bytes;
+  if (budget <= scratch + per_row * kCpuBlock) return 0;
+  const double rows = (budget - scratch) / per_row;
+  return static_cast<std::size_t>(rows / kCpuBlock) * kCpuBlock;
+}
+
+void CpuBackend::begin(const RunShape& shape, const Mixture& target) {
+  GMMDIFF_EXPECTS(shape.d == target.d && shape.K >= 1, "cpu backend: shape d = ", shape.d,
+                  " does not match the model's d = ", target.d);
+  shape_ = shape;
+  target_ = target;
+  target_cum_.resize(target.K);
+  double c = 0;
+  for (int k = 0; k < target.K; ++k) target_cum_[k] = (c += target.weights[k]);
+  target_cum_[target.K - 1] = 1.0;
+  const std::size_t n = shape.chunk_rows * static_cast<std::size_t>(shape.d);
+  try {
+    if (shape.precision == Precision::FP32) {
+      y32_.assign(n, 0.0f);
+      y64_.clear();
+    } else {
+      y64_.assign(n, 0.0);
+      y32_.clear();
+    }
+  } catch (const std::bad_alloc&) {
+    throw ResourceError("cpu backend: cannot allocate a chunk of " + std::to_string(shape.chunk_rows) + " x " +
+                        std::to_string(shape.d) + " values (" +
+                        std::to_string(n * bytes_of(shape.precision) >> 20) + " MiB asked, " +
+                        std::to_string(mem_available_bytes() >> 20) + " MiB available)");
+  }
+  rows_ = 0;
+  first_ = 0;
+  last_path_.clear();
+}
+
+template <typename Real>
+void CpuBackend::init_impl(uint64_t first, std::size_t rows) {
+  GMMDIFF_EXPECTS(rows <= shape_.chunk_rows, "cpu backend: chunk of ", rows, " rows exceeds capacity ",
+                  shape_.chunk_rows);
+  Real* Y = y<Real>().data();
+  const int d = shape_.d;
+  const uint64_t seed = shape_.seed;
+#pragma omp parallel for num_threads(threads_) schedule(static)
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(rows); ++i) {
+    Real* yi = Y + static_cast<std::size_t>(i) * d;
+    Real z[4];
+    for (int b = 0; 4 * b < d; ++b) {
+      detail::philox_normal4<Real>(seed, kStreamInit, first + i, 0, static_cast<uint32_t>(b), z);
+      for (int c = 0; c < 4 && 4 * b + c < d; ++c) yi[4 * b + c] = z[c];
+    }
+  }
+  rows_ = rows;
+  first_ = first;
+}
+
+void CpuBackend::init_chunk(uint64_t first, std::size_t rows) {
+  shape_.precision == Precision::FP32 ? init_impl<float>(first, rows) : init_impl<double>(first, rows);
+}
+
+template <typename Real>
+void CpuBackend::target_impl(uint64_t first, std::size_t rows) {
+  GMMDIFF_EXPECTS(rows <= shape_.chunk_rows, "cpu backend: chunk of ", rows, " rows exceeds capacity ",
+                  shape_.chunk_rows);
+  Real* Y = y<Real>().data();
+  const int d = shape_.d, K = target_.K;
+  const uint64_t seed = shape_.seed;
+#pragma omp parallel for num_threads(threads_) schedule(static)
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(rows); ++i) {
+    const uint64_t p = first + i;
+    const int k = detail::pick_component(
+        detail::philox_uniform(seed, kStreamTarget, p, 0, detail::kTargetComponentBlock), target_cum_.data(), K);
+    const double* mu = target_.mean(k);
+    Real* yi = Y + static_cast<std::size_t>(i) * d;
+    Real z[4];
+    for (int b = 0; 4 * b < d; ++b) {
+      detail::philox_normal4<Real>(seed, kStreamTarget, p, detail::kTargetNormalStep, static_cast<uint32_t>(b), z);
+      for (int c = 0; c < 4 && 4 * b + c < d; ++c) {
+        const int j = 4 * b + c;
+        yi[j] = static_cast<Real>(mu[j] + std::sqrt(target_.var(k, j)) * static_cast<double>(z[c]));
+      }
+    }
+  }
+  rows_ = rows;
+  first_ = first;
+}
+
+void CpuBackend::fill_target(uint64_t first, std::size_t rows) {
+  shape_.precision == Precision::FP32 ? target_impl<float>(first, rows) : target_impl<double>(first, rows);
+}
+
+void CpuBackend::upload_chunk(const double* host, uint64_t first, std::size_t rows) {
+  GMMDIFF_EXPECTS(rows <= shape_.chunk_rows, "cpu backend: chunk of ", rows, " rows exceeds capacity ",
+                  shape_.chunk_rows);
+  const std::size_t n = rows * static_cast<std::size_t>(shape_.d);
+  if (shape_.precision == Precision::FP32) std::copy(host, host + n, y32_.begin());
+  else std::copy(host, host + n, y64_.begin());
+  rows_ = rows;
+  first_ = first;
+}
+
+template <typename Real>
+void CpuBackend::step_impl(const StepCoeffs& c) {
+  const int d = shape_.d, K = shape_.K;
+  const std::vector<Real> P = to_real<Real>(c.P), Q = to_real<Real>(c.Q), bias = to_real<Real>(c.bias),
+                          bdir = to_real<Real>(c.bias_dir);
+  const detail::QMode mode = c.diagonal ? detail::QMode::Diagonal
+                                        : (c.uniform_q ? detail::QMode::Uniform : detail::QMode::Isotropic);
+  const detail::StepScalars<Real> sc{static_cast<Real>(c.kappa),       static_cast<Real>(c.inv_sqrt_alpha),
+                                     static_cast<Real>(c.sigma),       static_cast<Real>(c.score_scale),
+                                     static_cast<Real>(c.noise_sd),    static_cast<uint32_t>(c.t),
+                                     shape_.seed};
+  const bool noise = c.sigma != 0, score_noise = c.noise_sd != 0, has_bias = !bdir.empty();
+  Real* Y = y<Real>().data();
+  const std::size_t nblocks = (rows_ + kCpuBlock - 1) / kCpuBlock;
+#pragma omp parallel num_threads(threads_)
+  {
+    std::vector<Real> G1(kCpuBlock * K), G2(mode == detail::QMode::Diagonal ? kCpuBlock * K : 0),
+        S1(kCpuBlock * d), S2(mode == detail::QMode::Diagonal ? kCpuBlock * d : 0), sq(S2.size()),
+        s2row(kCpuBlock);
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t blk = 0; blk < static_cast<std::ptrdiff_t>(nblocks); ++blk) {
+      const std::size_t r0 = static_cast<std::size_t>(blk) * kCpuBlock;
+      const int nb = static_cast<int>(std::min(kCpuBlock, rows_ - r0));
+      Real* Yb = Y + r0 * d;
+      // Logits' products: G1 = Y P^T; G2 = (Y*Y) Q^T (diagonal).
+      gemm(true, nb, K, d, Yb, d, P.data(), d, G1.data(), K);
+      if (mode == detail::QMode::Diagonal) {
+        for (std::size_t i = 0; i < std::size_t(nb) * d; ++i) sq[i] = Yb[i] * Yb[i];
+        gemm(true, nb, K, d, sq.data(), d, Q.data(), d, G2.data(), K);
+      }
+      for (int i = 0; i < nb; ++i) {
+        Real rsq = 0;
+        if (mode == detail::QMode::Isotropic)
+          for (int j = 0; j < d; ++j) rsq += Yb[std::size_t(i) * d + j] * Yb[std::size_t(i) * d + j];
+        const Real wq = detail::posterior_weights_row<Real>(
+            G1.data() + std::size_t(i) * K, mode == detail::QMode::Diagonal ? G2.data() + std::size_t(i) * K : nullptr,
+            rsq, bias.data(), Q.data(), K, mode);
+        s2row[i] = mode == detail::QMode::Uniform ? Q[0] : wq;
+      }
+      // Score's products: S1 = W P; S2 = W Q (diagonal).
+      gemm(false, nb, d, K, G1.data(), K, P.data(), d, S1.data(), d);
+      if (mode == detail::QMode::Diagonal) gemm(false, nb, d, K, G1.data(), K, Q.data(), d, S2.data(), d);
+      for (int i = 0; i < nb; ++i) {
+        const uint64_t p = first_ + r0 + i;
+        Real* yi = Yb + std::size_t(i) * d;
+        const Real* s1 = S1.data() + std::size_t(i) * d;
+        Real z[4] = {0, 0, 0, 0}, xi[4] = {0, 0, 0, 0};
+        for (int b = 0; 4 * b < d; ++b) {
+          if (noise) detail::philox_normal4<Real>(sc.seed, kStreamStep, p, sc.t, static_cast<uint32_t>(b), z);
+          if (score_noise)
+            detail::philox_normal4<Real>(sc.seed, kStreamScoreNoise, p, sc.t, static_cast<uint32_t>(b), xi);
+          for (int cc = 0; cc < 4 && 4 * b + cc < d; ++cc) {
+            const int j = 4 * b + cc;
+            const Real s2 = mode == detail::QMode::Diagonal ? S2[std::size_t(i) * d + j] : s2row[i];
+            const Real s = detail::score_coord<Real>(yi[j], s1[j], s2);
+            yi[j] = detail::update_coord<Real>(yi[j], s, has_bias ? bdir[j] : Real(0), xi[cc], z[cc], sc);
+          }
+        }
+      }
+    }
+  }
+}
+
+void CpuBackend::set_step_path(const std::string& path) {
+  GMMDIFF_EXPECTS(path == "auto" || path == "products" || path == "fused", "--path ", path,
+                  ": the cpu backend has auto, products and fused");
+  path_ = path;
+}
+
+bool CpuBackend::use_fused() const {
+  if (path_ == "fused") return true;
+  if (path_ == "products") return false;
+  return double(shape_.K) * shape_.d * bytes_of(shape_.precision) <= double(kFusedMaxCoeffBytes);
+}
+
+std::string CpuBackend::step_path() const {
+  if (!last_path_.empty()) return last_path_;
+  return use_fused() ? "cpu-fused" : "cpu-blas";
+}
+
+void CpuBackend::step(const StepCoeffs& c) {
+  GMMDIFF_EXPECTS(c.P.size() == static_cast<std::size_t>(shape_.K) * shape_.d, "cpu backend: step coefficients for K x d = ",
+                  c.P.size(), " values, expected ", shape_.K, " x ", shape_.d);
+  const bool fp32 = shape_.precision == Precision::FP32;
+  if (use_fused()) {
+    fp32 ? fused_step_impl<float>(c) : fused_step_impl<double>(c);
+    last_path_ = "cpu-fused";
+  } else {
+    fp32 ? step_impl<float>(c) : step_impl<double>(c);
+    last_path_ = "cpu-blas";
+  }
+}
+
+void CpuBackend::download(void* host) const {
+  const std::size_t n = rows_ * static_cast<std::size_t>(shape_.d);
+  if (shape_.precision == Precision::FP32) std::memcpy(host, y32_.data(), n * sizeof(float));
+  else std::memcpy(host, y64_.data(), n * sizeof(double));
+}
+
+uint64_t CpuBackend::count_nonfinite_rows() const {
+  const int d = shape_.d;
+  uint64_t bad = 0;
+  auto count = [&](const auto* Y) {
+#pragma omp parallel for num_threads(threads_) reduction(+ : bad) schedule(static)
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(rows_); ++i) {
+      const auto* yi = Y + static_cast<std::size_t>(i) * d;
+      for (int j = 0; j < d; ++j)
+        if (!std::isfinite(yi[j])) {
+          ++bad;
+          break;
+        }
+    }
+  };
+  if (shape_.precision == Precision::FP32) count(y32_.data());
+  else count(y64_.data());
+  return bad;
+}
+
+}  // namespace gmmdiff
+
+// ---- measurement (gmmdiff bench) ----
+namespace gmmdiff {
+
+double CpuBackend::copy_bandwidth(std::size_t bytes) {
+  constexpr int kRepeats = 5;
+  const std::size_t n = std::max<std::size_t>(bytes / sizeof(double), 1 << 20);
+  std::vector<double> a(n, 1.0), b(n, 0.0);
+  double best = 1e300;
+  for (int r = 0; r < kRepeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads_)
+    {
+      const std::size_t T = static_cast<std::size_t>(omp_get_num_threads()), id = static_cast<std::size_t>(omp_get_thread_num());
+      const std::size_t lo = n * id / T, hi = n * (id + 1) / T;
+      std::memcpy(b.data() + lo, a.data() + lo, (hi - lo) * sizeof(double));
+    }
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    a[r] = b[n - 1 - r];  // keep the copies observable
+  }
+  return 2.0 * n * sizeof(double) / best;
+}
+
+double CpuBackend::flop_limit(Precision p) {
+  // The achievable rate of a large OpenBLAS GEMM on all threads, measured now.
+  constexpr int kN = 1536, kRepeats = 3;
+  openblas_set_num_threads(threads_);
+  double best = 1e300;
+  auto run = [&](auto zero) {
+    using Real = decltype(zero);
+    std::vector<Real> A(std::size_t(kN) * kN, Real(0.5)), B(A), C(A.size());
+    for (int r = 0; r < kRepeats; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      gemm(false, kN, kN, kN, A.data(), kN, B.data(), kN, C.data(), kN);
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  };
+  if (p == Precision::FP32) run(0.0f);
+  else run(0.0);
+  openblas_set_num_threads(1);
+  return 2.0 * kN * double(kN) * kN / best;
+}
+
+}  // namespace gmmdiff

@@ -1,0 +1,87 @@
+// gmmdiff: the CPU backend (OpenMP over fixed blocks of kCpuBlock rows; single-threaded OpenBLAS
+// for the products inside each block). A block's arithmetic depends only on its rows, so results
+// are bitwise the same for any thread count and any chunk size (chunks are multiples of the block).
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmmdiff/backend.hpp"
+
+namespace gmmdiff {
+
+constexpr std::size_t kCpuBlock = 256;
+
+/// `auto` takes the fused path (host/cpu/cpu_fused.cpp) while P, K x d values in the run's precision,
+/// is at most this size, and the BLAS path above it: the fused loops stream P (and its transpose)
+/// from cache for every 4 rows, and fall behind OpenBLAS's blocked GEMMs once they spill out of
+/// L2. Measured on a 2-core AMD EPYC (Zen 4, 1 MiB L2 per core; docs/bench.md, "Which path"):
+/// fused ahead or even up to 1 MiB (fp32 d = 1024, K = 256: 1.17e8 vs 0.90e8 elt-steps/s), behind
+/// from 2 MiB (fp64 d = 1024, K = 256: 0.45e8 vs 0.51e8).
+constexpr std::size_t kFusedMaxCoeffBytes = std::size_t(1) << 20;
+
+/// A 64-byte-aligned scratch buffer that only grows (per-thread scratch of the fused path).
+class AlignedBuffer {
+ public:
+  /// At least `bytes` bytes, 64-byte aligned; contents undefined after a growth.
+  void* reserve(std::size_t bytes);
+
+ private:
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::unique_ptr<void, Free> p_;
+  std::size_t bytes_ = 0;
+};
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads);
+  std::string name() const override { return "cpu"; }
+  std::string device_name() const override;
+  std::size_t max_chunk_rows(const RunShape& shape) const override;
+  void begin(const RunShape& shape, const Mixture& target) override;
+  void init_chunk(uint64_t first, std::size_t rows) override;
+  void fill_target(uint64_t first, std::size_t rows) override;
+  void upload_chunk(const double* host, uint64_t first, std::size_t rows) override;
+  void step(const StepCoeffs& c) override;
+  void download(void* host) const override;
+  uint64_t count_nonfinite_rows() const override;
+  void accumulate_histograms(const HistogramSpec& spec, HistogramCounts& counts) override;
+  /// "auto" (fused while K d values fit kFusedMaxCoeffBytes, BLAS above), "products" (BLAS), "fused".
+  void set_step_path(const std::string& path) override;
+  /// "cpu-fused" or "cpu-blas": the path the last step took (before any step: the one it will take).
+  std::string step_path() const override;
+  double copy_bandwidth(std::size_t bytes) override;
+  double flop_limit(Precision p) override;
+
+  int threads() const { return threads_; }
+  const RunShape& shape() const { return shape_; }
+  /// The chunk's data in the run's precision (rows() x d).
+  const float* data_f32() const { return y32_.data(); }
+  const double* data_f64() const { return y64_.data(); }
+
+ private:
+  template <typename Real> void init_impl(uint64_t first, std::size_t rows);
+  template <typename Real> void target_impl(uint64_t first, std::size_t rows);
+  template <typename Real> void step_impl(const StepCoeffs& c);        // BLAS products (cpu-blas)
+  template <typename Real> void fused_step_impl(const StepCoeffs& c);  // host/cpu/cpu_fused.cpp
+  bool use_fused() const;
+  template <typename Real> void hist_impl(const HistogramSpec& spec, HistogramCounts& counts);
+  template <typename Real> std::vector<Real>& y();
+  template <typename Real> const std::vector<Real>& y() const;
+
+  int threads_;
+  RunShape shape_;
+  Mixture target_;
+  std::vector<double> target_cum_;  // [K] cumulative weights
+  std::vector<float> y32_;
+  std::vector<double> y64_;
+  std::string path_ = "auto";          // requested by set_step_path
+  std::string last_path_;              // taken by the last step ("" before the first)
+  std::vector<AlignedBuffer> scratch_;  // fused path: one per thread
+};
+
+}  // namespace gmmdiff

@@ -1,0 +1,475 @@
+// gmmdiff: the CPU backend's fused step (path "cpu-fused"), for small K.
+//
+// One pass per step over each fixed block of kCpuBlock rows, on one thread, while the block sits
+// in L1/L2:
+//   1. the block's Philox normals (z, and xi for the `gaussian` score error), 4 per Philox call,
+//      vectorised across (row, coordinate block) pairs into a per-thread buffer; Box-Muller's
+//      log/cos/sin are glibc's libmvec vector variants;
+//   2. for each tile of kTileRows rows: the logits by register-blocked dot products with P (and Q,
+//      diagonal), vectorised across k; the posterior weights (posterior_weights_row_v of
+//      detail/step_math.hpp, its exp vectorised); the score by products with P (and Q) vectorised
+//      across coordinates, and the update (detail::score_coord, detail::update_coord) in the same
+//      loop, so each coordinate is read and written once.
+// Napkin maths per elt-step (one coordinate of one particle, one step): 8 (fp32) or 16 (fp64)
+// bytes of memory traffic when the chunk exceeds the caches, 4K FLOP of products (2K logits, 2K
+// score; twice that diagonal), one Box-Muller normal (half a log, a cos or sin) and a quarter of a
+// Philox call (10 rounds of two 32x32->64 multiplies).
+//
+// Reproducibility: a row's arithmetic depends only on the row (the tiles and the noise loop are
+// fixed functions of the block, which is a fixed set of particles whatever the chunk size, since
+// chunks are multiples of kCpuBlock), so results are bitwise the same for any thread count and
+// chunk size. They are not bitwise equal to the BLAS path's (other summation orders, libmvec's
+// rounding): they agree to float rounding (tests/cpu/test_cpu_fused.cpp).
+//
+// This file is compiled with -fno-math-errno, -fno-trapping-math and -ffp-contract=fast
+// (CMakeLists.txt, the block at the end): sqrt must not set errno to vectorise, the softmax's
+// selects must be if-converted, and the products' multiply-adds become FMAs.
+// On x86-64 with GCC the block function is cloned for x86-64-v4 (AVX-512), v3 (AVX2, FMA) and the
+// baseline; the loader picks one for the machine (results can differ between machines in the last
+// bits, never between runs or thread counts on one machine).
+#if defined(__clang__)
+// Clang (the fuzz build) has neither the clones nor the libmvec aliases below, and reports each
+// `omp simd` loop it leaves scalar; those are expected there.
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/cpu_backend.hpp"
+#include "gmmdiff/detail/philox.hpp"
+#include "gmmdiff/detail/step_math.hpp"
+#include "gmmdiff/error.hpp"
+
+// ---- libmvec: the SIMD variants of logf/cosf/sinf/expf (and double) ----
+// glibc declares them only under -ffast-math; these aliases of the scalar functions (same symbols,
+// other names, so that GCC neither treats them as builtins nor merges sin and cos into sincos)
+// carry `omp declare simd`, and a vectorised loop calls _ZGV{b,d,e}N{lanes}v_<name>.
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(_OPENMP) && defined(__GNUC__) && !defined(__clang__)
+#define GMMDIFF_VMATH_ALIAS(ret, name, sym)                 \
+  _Pragma("omp declare simd notinbranch") ret name(ret x) \
+      __asm__(sym) __attribute__((const, nothrow, leaf));
+extern "C" {
+GMMDIFF_VMATH_ALIAS(float, gmmdiff_vlogf, "logf")
+GMMDIFF_VMATH_ALIAS(float, gmmdiff_vcosf, "cosf")
+GMMDIFF_VMATH_ALIAS(float, gmmdiff_vsinf, "sinf")
+GMMDIFF_VMATH_ALIAS(float, gmmdiff_vexpf, "expf")
+GMMDIFF_VMATH_ALIAS(double, gmmdiff_vlog, "log")
+GMMDIFF_VMATH_ALIAS(double, gmmdiff_vcos, "cos")
+GMMDIFF_VMATH_ALIAS(double, gmmdiff_vsin, "sin")
+GMMDIFF_VMATH_ALIAS(double, gmmdiff_vexp, "exp")
+}
+#undef GMMDIFF_VMATH_ALIAS
+#else
+inline float gmmdiff_vlogf(float x) { return std::log(x); }
+inline float gmmdiff_vcosf(float x) { return std::cos(x); }
+inline float gmmdiff_vsinf(float x) { return std::sin(x); }
+inline float gmmdiff_vexpf(float x) { return std::exp(x); }
+inline double gmmdiff_vlog(double x) { return std::log(x); }
+inline double gmmdiff_vcos(double x) { return std::cos(x); }
+inline double gmmdiff_vsin(double x) { return std::sin(x); }
+inline double gmmdiff_vexp(double x) { return std::exp(x); }
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
+#define GMMDIFF_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), flatten))
+#elif defined(__GNUC__)
+#define GMMDIFF_CPU_CLONES __attribute__((flatten))
+#else
+#define GMMDIFF_CPU_CLONES
+#endif
+#if defined(__GNUC__)
+#define GMMDIFF_INLINE inline __attribute__((always_inline))
+#else
+#define GMMDIFF_INLINE inline
+#endif
+
+namespace gmmdiff {
+
+void* AlignedBuffer::reserve(std::size_t bytes) {
+  if (bytes > bytes_ || !p_) {
+    const std::size_t rounded = (std::max<std::size_t>(bytes, 64) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (p == nullptr) throw ResourceError("cpu backend: cannot allocate " + std::to_string(rounded >> 10) +
+                                          " KiB of scratch for the fused step");
+    p_.reset(p);
+    bytes_ = rounded;
+  }
+  return p_.get();
+}
+
+namespace {
+
+namespace vm {
+GMMDIFF_INLINE float log(float x) { return gmmdiff_vlogf(x); }
+GMMDIFF_INLINE float cos(float x) { return gmmdiff_vcosf(x); }
+GMMDIFF_INLINE float sin(float x) { return gmmdiff_vsinf(x); }
+GMMDIFF_INLINE double log(double x) { return gmmdiff_vlog(x); }
+GMMDIFF_INLINE double cos(double x) { return gmmdiff_vcos(x); }
+GMMDIFF_INLINE double sin(double x) { return gmmdiff_vsin(x); }
+/// exp of a shifted logit (x <= 0). Below the cut the weight is taken as exactly 0: libmvec hands
+/// every lane outside its fast range to the scalar function, which would make a row with one far
+/// component (and the padding columns) many times slower, and a weight below e^-80 (float) or
+/// e^-700 (double) cannot change a sum that holds the largest weight, 1. NaN stays NaN.
+struct Exp {
+  static constexpr float kCutF = -80.0f;
+  static constexpr double kCutD = -700.0;
+  // The result is used on both sides (times 1 or 0; exp(cut) is finite, NaN * 0 stays NaN):
+  // with a plain select GCC sinks the call into a branch and the loop no longer vectorises.
+  GMMDIFF_INLINE float operator()(float x) const {
+    return gmmdiff_vexpf(x > kCutF ? x : kCutF) * (x < kCutF ? 0.0f : 1.0f);
+  }
+  GMMDIFF_INLINE double operator()(double x) const {
+    return gmmdiff_vexp(x > kCutD ? x : kCutD) * (x < kCutD ? 0.0 : 1.0);
+  }
+};
+}  // namespace vm
+
+// Rows per register tile of the products: 4 x 16 fp32 accumulators fit AVX2's 16 registers
+// (8 rows measured no faster with AVX-512 at d = 64, K = 64).
+constexpr int kTileRows = 4;
+constexpr int kNoiseLanes = 16;  // the noise loop's length is padded to a multiple of this
+template <typename Real>
+constexpr int kLanes = 64 / sizeof(Real);  // columns per register tile: one 64-byte vector
+
+constexpr int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+/// The bias of the padding columns k = K..Kp-1: exp(kPadLogit - max) is exactly 0 in both
+/// precisions, for any real logit max (|logits| stay far below 1e30).
+constexpr double kPadLogit = -1e30;
+
+/// Step coefficients laid out for the fused loops, in the run's precision (zero-padded).
+template <typename Real>
+struct FusedPlan {
+  int d = 0, K = 0;
+  int Kp = 0;  ///< K rounded up to kLanes: columns of PT, QT and the logit tiles
+  int dp = 0;  ///< d rounded up to kLanes: columns of P, Q
+  int dz = 0;  ///< d rounded up to 4: row stride of the noise buffers
+  int nblk = 0;  ///< Philox blocks per row, dz / 4
+  detail::QMode mode = detail::QMode::Uniform;
+  bool noise = false, score_noise = false;
+  detail::StepScalars<Real> sc{};
+  const Real* PT = nullptr;    // [d, Kp]   P transposed (logits)
+  const Real* QT = nullptr;    // [d, Kp]   Q transposed (logits, diagonal)
+  const Real* P = nullptr;     // [K, dp]   (score)
+  const Real* Q = nullptr;     // [K, dp] (diagonal) or [K]
+  const Real* bias = nullptr;  // [K]
+  const Real* bdir = nullptr;  // [dp]      zeros without a bias error
+  const Real* zeros = nullptr; // [dz]      the noise of a step without noise
+};
+
+/// Per-thread scratch of one block, carved from an AlignedBuffer.
+template <typename Real>
+struct Scratch {
+  Real* z;        // [kCpuBlock, dz]  normals of the step
+  Real* xi;       // [kCpuBlock, dz]  normals of the score error
+  Real* G1;       // [kTileRows, Kp]  logits, then weights
+  Real* G2;       // [kTileRows, Kp]  diagonal: (y*y) Q^T
+  uint32_t* erow; // [E]  the noise loop's (row, coordinate block) pairs
+  uint32_t* eblk; // [E]
+  int E;          // kCpuBlock * nblk rounded up to kNoiseLanes
+
+  static std::size_t bytes(const FusedPlan<Real>& p) {
+    const std::size_t E = round_up(static_cast<int>(kCpuBlock) * p.nblk, kNoiseLanes);
+    return (2 * kCpuBlock * p.dz + 2 * std::size_t(kTileRows) * p.Kp) * sizeof(Real) + 2 * E * sizeof(uint32_t) +
+           6 * 64;
+  }
+  Scratch(void* mem, const FusedPlan<Real>& p) {
+    E = round_up(static_cast<int>(kCpuBlock) * p.nblk, kNoiseLanes);
+    char* c = static_cast<char*>(mem);
+    auto take = [&](std::size_t n) {
+      char* r = c;
+      c += (n + 63) / 64 * 64;
+      return r;
+    };
+    z = reinterpret_cast<Real*>(take(kCpuBlock * p.dz * sizeof(Real)));
+    xi = reinterpret_cast<Real*>(take(kCpuBlock * p.dz * sizeof(Real)));
+    G1 = reinterpret_cast<Real*>(take(std::size_t(kTileRows) * p.Kp * sizeof(Real)));
+    G2 = reinterpret_cast<Real*>(take(std::size_t(kTileRows) * p.Kp * sizeof(Real)));
+    erow = reinterpret_cast<uint32_t*>(take(E * sizeof(uint32_t)));
+    eblk = reinterpret_cast<uint32_t*>(take(E * sizeof(uint32_t)));
+  }
+  /// Pair e = row * nblk + block, so that normal 4e + c is coordinate 4 block + c of the row: the
+  /// noise buffers come out row-major with stride dz. Pairs past the block are harmless padding.
+  /// Once per step and thread (the divisions would cost a few cycles per coordinate per block).
+  void fill_pairs(const FusedPlan<Real>& p) {
+    for (int e = 0; e < E; ++e) {
+      erow[e] = static_cast<uint32_t>(e / p.nblk);
+      eblk[e] = static_cast<uint32_t>(e % p.nblk);
+    }
+  }
+};
+
+/// detail::philox4x32_10 (the same bits) on four scalars, its rounds unrolled, so that the
+/// vectoriser sees plain 32-bit lanes (the struct and its loop defeat it).
+GMMDIFF_INLINE void philox4x32_10_lanes(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3, uint32_t k0,
+                                        uint32_t k1) {
+  constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+#pragma GCC unroll 10
+  for (int r = 0; r < 10; ++r) {
+    const uint64_t p0 = static_cast<uint64_t>(M0) * c0, p1 = static_cast<uint64_t>(M1) * c2;
+    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0, n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    c1 = static_cast<uint32_t>(p1);
+    c3 = static_cast<uint32_t>(p0);
+    c0 = n0;
+    c2 = n2;
+    k0 += W0;
+    k1 += W1;
+  }
+}
+
+/// The block's normals of (stream, step): out[4 e + c] for pair e = (row, coordinate block), the
+/// same values as detail::philox_normal4 up to libmvec's rounding. Vectorised across pairs.
+template <typename Real>
+GMMDIFF_INLINE void block_normals(uint64_t seed, uint32_t stream, uint64_t first_particle, uint32_t step, int E,
+                                  const uint32_t* __restrict__ erow, const uint32_t* __restrict__ eblk,
+                                  Real* __restrict__ out) {
+  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  const Real two_pi = static_cast<Real>(6.283185307179586476925286766559);
+#pragma omp simd aligned(erow, eblk, out : 64)
+  for (int e = 0; e < E; ++e) {
+    const uint64_t p = first_particle + erow[e];
+    uint32_t c0 = eblk[e], c1 = step, c2 = static_cast<uint32_t>(p),
+             c3 = static_cast<uint32_t>((p >> 32) & 0xFFFFu) | (stream << 16);
+    philox4x32_10_lanes(c0, c1, c2, c3, k0, k1);
+    const Real r0 = std::sqrt(Real(-2) * vm::log(detail::u01<Real>(c0)));
+    const Real a0 = two_pi * detail::u01<Real>(c1);
+    const Real r1 = std::sqrt(Real(-2) * vm::log(detail::u01<Real>(c2)));
+    const Real a1 = two_pi * detail::u01<Real>(c3);
+    out[4 * e + 0] = r0 * vm::cos(a0);
+    out[4 * e + 1] = r0 * vm::sin(a0);
+    out[4 * e + 2] = r1 * vm::cos(a1);
+    out[4 * e + 3] = r1 * vm::sin(a1);
+  }
+}
+
+/// Logits' products of R rows (row stride d): G1[r, k] = <y_r, P_k>, and for Diagonal
+/// G2[r, k] = <y_r * y_r, Q_k>, for k < Kp (padding columns are 0). Register tiles of R x kLanes.
+template <typename Real, int R, bool kDiag>
+GMMDIFF_INLINE void logits_tile(const FusedPlan<Real>& p, const Real* __restrict__ Y, Real* __restrict__ G1,
+                                Real* __restrict__ G2) {
+  constexpr int V = kLanes<Real>;
+  const int d = p.d, Kp = p.Kp;
+  for (int k0 = 0; k0 < Kp; k0 += V) {
+    Real acc[R][V], acc2[R][V];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < V; ++v) acc[r][v] = acc2[r][v] = Real(0);
+    const Real* __restrict__ pt = p.PT + k0;
+    const Real* __restrict__ qt = kDiag ? p.QT + k0 : nullptr;
+    for (int j = 0; j < d; ++j) {
+      for (int r = 0; r < R; ++r) {
+        const Real y = Y[std::size_t(r) * d + j];
+#pragma omp simd
+        for (int v = 0; v < V; ++v) acc[r][v] += y * pt[std::size_t(j) * Kp + v];
+        if (kDiag) {
+          const Real yy = y * y;
+#pragma omp simd
+          for (int v = 0; v < V; ++v) acc2[r][v] += yy * qt[std::size_t(j) * Kp + v];
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < V; ++v) {
+        G1[r * Kp + k0 + v] = acc[r][v];
+        if (kDiag) G2[r * Kp + k0 + v] = acc2[r][v];
+      }
+  }
+}
+
+/// Score's products and the update of R rows: s = W P - (W Q) * y (diagonal) or W P - s2row * y,
+/// then y' by detail::update_coord, kLanes coordinates at a time.
+template <typename Real, int R, bool kDiag>
+GMMDIFF_INLINE void score_update_tile(const FusedPlan<Real>& p, Real* __restrict__ Y, const Real* __restrict__ W,
+                                      const Real* s2row, const Real* __restrict__ z, std::size_t z_stride,
+                                      const Real* __restrict__ xi, std::size_t xi_stride) {
+  constexpr int V = kLanes<Real>;
+  const int d = p.d, dp = p.dp, K = p.K, Kp = p.Kp;
+  const detail::StepScalars<Real> sc = p.sc;
+  for (int j0 = 0; j0 < d; j0 += V) {
+    Real acc[R][V], acc2[R][V];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < V; ++v) acc[r][v] = acc2[r][v] = Real(0);
+    const Real* __restrict__ pk = p.P + j0;
+    const Real* __restrict__ qk = kDiag ? p.Q + j0 : nullptr;
+    for (int k = 0; k < K; ++k) {
+      for (int r = 0; r < R; ++r) {
+        const Real w = W[r * Kp + k];
+#pragma omp simd
+        for (int v = 0; v < V; ++v) acc[r][v] += w * pk[std::size_t(k) * dp + v];
+        if (kDiag) {
+#pragma omp simd
+          for (int v = 0; v < V; ++v) acc2[r][v] += w * qk[std::size_t(k) * dp + v];
+        }
+      }
+    }
+    const int jn = std::min(V, d - j0);
+    for (int r = 0; r < R; ++r) {
+      Real* __restrict__ y = Y + std::size_t(r) * d + j0;
+      const Real* __restrict__ zr = z + r * z_stride + j0;
+      const Real* __restrict__ xr = xi + r * xi_stride + j0;
+      const Real* __restrict__ bj = p.bdir + j0;
+      const Real s2 = s2row[r];
+#pragma omp simd
+      for (int v = 0; v < jn; ++v) {
+        const Real s = detail::score_coord<Real>(y[v], acc[r][v], kDiag ? acc2[r][v] : s2);
+        y[v] = detail::update_coord<Real>(y[v], s, bj[v], xr[v], zr[v], sc);
+      }
+    }
+  }
+}
+
+/// R rows of the block (row i0 of it onwards), all three phases.
+template <typename Real, int R, bool kDiag>
+GMMDIFF_INLINE void rows_tile(const FusedPlan<Real>& p, Real* Yb, int i0, const Scratch<Real>& s) {
+  Real* Y = Yb + std::size_t(i0) * p.d;
+  logits_tile<Real, R, kDiag>(p, Y, s.G1, s.G2);
+  Real s2row[R];
+  for (int r = 0; r < R; ++r) {
+    Real rsq = 0;
+    if (p.mode == detail::QMode::Isotropic) {
+      const Real* __restrict__ y = Y + std::size_t(r) * p.d;
+#pragma omp simd reduction(+ : rsq)
+      for (int j = 0; j < p.d; ++j) rsq += y[j] * y[j];
+    }
+    // Over all Kp columns: the padding columns have logit kPadLogit, so weight exactly 0, and the
+    // loops run whole vectors (with K = 8 and 16 lanes, a K-long loop would be all remainder).
+    const Real wq = detail::posterior_weights_row_v<Real>(s.G1 + r * p.Kp, kDiag ? s.G2 + r * p.Kp : nullptr, rsq,
+                                                          p.bias, p.Q, p.Kp, p.mode, vm::Exp());
+    s2row[r] = p.mode == detail::QMode::Uniform ? p.Q[0] : wq;
+  }
+  // Without noise the tile reads the zero row (stride 0) instead of a buffer.
+  const std::size_t dz = static_cast<std::size_t>(p.dz);
+  const Real* z = p.noise ? s.z + i0 * dz : p.zeros;
+  const Real* xi = p.score_noise ? s.xi + i0 * dz : p.zeros;
+  score_update_tile<Real, R, kDiag>(p, Y, s.G1, s2row, z, p.noise ? dz : 0, xi, p.score_noise ? dz : 0);
+}
+
+template <typename Real, bool kDiag>
+GMMDIFF_INLINE void block_rows(const FusedPlan<Real>& p, Real* Yb, int nb, const Scratch<Real>& s) {
+  int i = 0;
+  for (; i + kTileRows <= nb; i += kTileRows) rows_tile<Real, kTileRows, kDiag>(p, Yb, i, s);
+  for (; i < nb; ++i) rows_tile<Real, 1, kDiag>(p, Yb, i, s);
+}
+
+template <typename Real>
+GMMDIFF_INLINE void fused_block_impl(const FusedPlan<Real>& p, Real* Yb, int nb, uint64_t first_particle,
+                                     void* scratch) {
+  const Scratch<Real> s(scratch, p);
+  const uint32_t t = p.sc.t;
+  if (p.noise) block_normals<Real>(p.sc.seed, kStreamStep, first_particle, t, s.E, s.erow, s.eblk, s.z);
+  if (p.score_noise) block_normals<Real>(p.sc.seed, kStreamScoreNoise, first_particle, t, s.E, s.erow, s.eblk, s.xi);
+  if (p.mode == detail::QMode::Diagonal) block_rows<Real, true>(p, Yb, nb, s);
+  else block_rows<Real, false>(p, Yb, nb, s);
+}
+
+// The entry points the OpenMP loop calls, one per precision (cloned per ISA on x86-64/GCC), with
+// everything they call inlined into them (flatten): the shared step_math functions too, so that
+// they are compiled for the clone's ISA and their loops call the SIMD exp.
+GMMDIFF_CPU_CLONES void fused_block_f32(const FusedPlan<float>& p, float* Yb, int nb, uint64_t first, void* scratch) {
+  fused_block_impl<float>(p, Yb, nb, first, scratch);
+}
+GMMDIFF_CPU_CLONES void fused_block_f64(const FusedPlan<double>& p, double* Yb, int nb, uint64_t first,
+                                        void* scratch) {
+  fused_block_impl<double>(p, Yb, nb, first, scratch);
+}
+void fused_block(const FusedPlan<float>& p, float* Yb, int nb, uint64_t first, void* scratch) {
+  fused_block_f32(p, Yb, nb, first, scratch);
+}
+void fused_block(const FusedPlan<double>& p, double* Yb, int nb, uint64_t first, void* scratch) {
+  fused_block_f64(p, Yb, nb, first, scratch);
+}
+
+}  // namespace
+
+template <typename Real>
+void CpuBackend::fused_step_impl(const StepCoeffs& c) {
+  const int d = shape_.d, K = shape_.K;
+  constexpr int V = kLanes<Real>;
+  FusedPlan<Real> p;
+  p.d = d;
+  p.K = K;
+  p.Kp = round_up(K, V);
+  p.dp = round_up(d, V);
+  p.dz = round_up(d, 4);
+  p.nblk = p.dz / 4;
+  p.mode = c.diagonal ? detail::QMode::Diagonal : (c.uniform_q ? detail::QMode::Uniform : detail::QMode::Isotropic);
+  p.noise = c.sigma != 0;
+  p.score_noise = c.noise_sd != 0;
+  p.sc = detail::StepScalars<Real>{static_cast<Real>(c.kappa),       static_cast<Real>(c.inv_sqrt_alpha),
+                                   static_cast<Real>(c.sigma),       static_cast<Real>(c.score_scale),
+                                   static_cast<Real>(c.noise_sd),    static_cast<uint32_t>(c.t),
+                                   shape_.seed};
+  // Coefficients in the run's precision, zero-padded, in one aligned allocation per step
+  // (K d values: small next to a chunk).
+  const bool diag = p.mode == detail::QMode::Diagonal;
+  const std::size_t nPT = std::size_t(d) * p.Kp, nP = std::size_t(K) * p.dp;
+  const std::size_t nQb = diag ? nP : std::size_t(p.Kp);  // isotropic Q and bias: Kp (zero / kPadLogit padded)
+  const std::size_t total = 2 * nPT + nP + nQb + p.Kp + p.dp + p.dz + 7 * (64 / sizeof(Real));
+  std::vector<Real> coef_store(total + 64 / sizeof(Real), Real(0));
+  Real* base = coef_store.data();
+  while (reinterpret_cast<std::uintptr_t>(base) % 64 != 0) ++base;
+  auto take = [&](std::size_t n) {
+    Real* r = base;
+    base += (n + (64 / sizeof(Real)) - 1) / (64 / sizeof(Real)) * (64 / sizeof(Real));
+    return r;
+  };
+  Real* PT = take(nPT);
+  Real* QT = take(nPT);
+  Real* P = take(nP);
+  Real* Q = take(nQb);
+  Real* bias = take(p.Kp);
+  for (int k = K; k < p.Kp; ++k) bias[k] = static_cast<Real>(kPadLogit);
+  Real* bdir = take(p.dp);
+  Real* zeros = take(p.dz);
+  for (int k = 0; k < K; ++k) {
+    bias[k] = static_cast<Real>(c.bias[k]);
+    if (!diag) Q[k] = static_cast<Real>(c.Q[k]);
+    for (int j = 0; j < d; ++j) {
+      const std::size_t kj = std::size_t(k) * d + j;
+      PT[std::size_t(j) * p.Kp + k] = static_cast<Real>(c.P[kj]);
+      P[std::size_t(k) * p.dp + j] = static_cast<Real>(c.P[kj]);
+      if (diag) {
+        QT[std::size_t(j) * p.Kp + k] = static_cast<Real>(c.Q[kj]);
+        Q[std::size_t(k) * p.dp + j] = static_cast<Real>(c.Q[kj]);
+      }
+    }
+  }
+  for (std::size_t j = 0; j < c.bias_dir.size(); ++j) bdir[j] = static_cast<Real>(c.bias_dir[j]);
+  p.PT = PT;
+  p.QT = QT;
+  p.P = P;
+  p.Q = Q;
+  p.bias = bias;
+  p.bdir = bdir;
+  p.zeros = zeros;
+
+  const std::size_t scratch_bytes = Scratch<Real>::bytes(p);
+  if (scratch_.size() < static_cast<std::size_t>(threads_)) scratch_.resize(threads_);
+  for (int i = 0; i < threads_; ++i) scratch_[i].reserve(scratch_bytes);
+
+  Real* Y = y<Real>().data();
+  const int d_ = d;
+  const std::size_t nblocks = (rows_ + kCpuBlock - 1) / kCpuBlock;
+#pragma omp parallel num_threads(threads_)
+  {
+    void* mem = scratch_[omp_get_thread_num()].reserve(scratch_bytes);
+    Scratch<Real>(mem, p).fill_pairs(p);
+    // Dynamic: a block's arithmetic does not depend on the thread that runs it, and a core shared
+    // with another process then does not hold the step back.
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t blk = 0; blk < static_cast<std::ptrdiff_t>(nblocks); ++blk) {
+      const std::size_t r0 = static_cast<std::size_t>(blk) * kCpuBlock;
+      const int nb = static_cast<int>(std::min(kCpuBlock, rows_ - r0));
+      fused_block(p, Y + r0 * d_, nb, first_ + r0, mem);
+    }
+  }
+}
+
+template void CpuBackend::fused_step_impl<float>(const StepCoeffs&);
+template void CpuBackend::fused_step_impl<double>(const StepCoeffs&);
+
+}  // namespace gmmdiff

@@ -1,0 +1,119 @@
+// The benchmark (host/bench/bench.cpp): a tiny grid runs and its JSON has every field; a
+// configuration broken on purpose (through the test-only check hook) is reported FAILED and is
+// not timed; bad options are one clear error (the command: tests/cli/test_cmd_bench.cpp).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "util/cli_util.hpp"
+#include "gmmdiff/bench.hpp"
+#include "gmmdiff/error.hpp"
+
+using namespace gmmdiff;
+using nlohmann::json;
+
+namespace {
+
+BenchOptions tiny() {
+  BenchOptions o;
+  o.backend = "cpu";
+  o.threads = 2;
+  o.n = {600};
+  o.d = {5};
+  o.K = {3};
+  o.precision = {Precision::FP32, Precision::FP64};
+  o.path = {"auto", "products", "fused"};
+  o.T = 4;
+  o.repeats = 2;
+  o.warmup = 1;
+  o.check_rows = 300;
+  o.copy_bytes = std::size_t(8) << 20;
+  return o;
+}
+
+const char* kTopFields[] = {"tool", "version", "date", "host", "backend", "device", "cpu_model", "threads", "model",
+                            "schedule", "sampler", "steps_per_pass", "repeats", "warmup", "conventions",
+                            "copy_bandwidth_bytes_per_s", "memory_limit_elt_steps_per_s", "flop_limit_flop_per_s",
+                            "results"};
+const char* kResultFields[] = {"n", "d", "K", "precision", "path", "path_taken", "status", "failure", "check",
+                               "steps_per_pass", "seconds", "seconds_median", "elt_steps_per_s", "gb_per_s",
+                               "gflop_per_s", "pct_memory_limit", "pct_flop_limit"};
+const char* kTimedFields[] = {"seconds_median", "elt_steps_per_s", "gb_per_s", "gflop_per_s", "pct_memory_limit",
+                              "pct_flop_limit"};
+
+}  // namespace
+
+TEST(Bench, TinyGridRunsAndJsonHasEveryField) {
+  const BenchOptions o = tiny();
+  int calls = 0;
+  const BenchReport rep = run_bench(o, [&](const BenchReport&, const BenchResult&) { ++calls; });
+  ASSERT_EQ(rep.results.size(), 6u);
+  EXPECT_EQ(calls, 6);
+  EXPECT_GT(rep.copy_bandwidth, 0);
+  EXPECT_GT(rep.flop_limit_fp32, 0);
+  EXPECT_GT(rep.flop_limit_fp64, 0);
+  for (const BenchResult& r : rep.results) {
+    SCOPED_TRACE(r.config.path + " " + to_string(r.config.precision));
+    EXPECT_TRUE(r.ok) << r.failure;
+    EXPECT_EQ(r.seconds.size(), 2u);
+    EXPECT_EQ(r.steps, 3);
+    EXPECT_LE(r.check_max_abs_diff, r.check_tolerance);
+    EXPECT_GT(r.elt_steps_per_s, 0);
+    EXPECT_NEAR(r.gflop_per_s, r.elt_steps_per_s * 4 * 3 / 1e9, 1e-9 * r.gflop_per_s);  // 4K FLOP, K = 3
+    const double bytes = r.config.precision == Precision::FP32 ? 8 : 16;
+    EXPECT_NEAR(r.gb_per_s, r.elt_steps_per_s * bytes / 1e9, 1e-9 * r.gb_per_s);
+    EXPECT_EQ(r.path_taken, r.config.path == "products" ? "cpu-blas" : "cpu-fused");
+  }
+  const json j = json::parse(rep.to_json());
+  for (const char* f : kTopFields) EXPECT_TRUE(j.contains(f)) << f;
+  ASSERT_EQ(j["results"].size(), 6u);
+  for (const json& r : j["results"]) {
+    for (const char* f : kResultFields) EXPECT_TRUE(r.contains(f)) << f;
+    for (const char* f : kTimedFields) EXPECT_TRUE(r[f].is_number()) << f;
+    EXPECT_EQ(r["status"], "ok");
+    EXPECT_TRUE(r["check"]["max_abs_diff"].is_number());
+  }
+  EXPECT_TRUE(j["flop_limit_flop_per_s"]["fp32"].is_number());
+  EXPECT_EQ(j["conventions"]["bytes_per_elt_step"]["fp32"], 8);
+  EXPECT_EQ(j["conventions"]["bytes_per_elt_step"]["fp64"], 16);
+  EXPECT_FALSE(BenchReport::table_header().empty());
+}
+
+TEST(Bench, BrokenConfigIsFailedAndNotTimed) {
+  BenchOptions o = tiny();
+  o.precision = {Precision::FP32};
+  o.path = {"products", "fused"};
+  // The fused path "computes" a wrong answer: one coordinate off by 0.1.
+  o.check_hook = [](const BenchConfig& c, std::vector<double>& y) {
+    if (c.path == "fused") y[7] += 0.1;
+  };
+  const BenchReport rep = run_bench(o);
+  ASSERT_EQ(rep.results.size(), 2u);
+  const BenchResult& good = rep.results[0];
+  const BenchResult& bad = rep.results[1];
+  EXPECT_TRUE(good.ok);
+  EXPECT_FALSE(bad.ok);
+  EXPECT_NE(bad.failure.find("check"), std::string::npos) << bad.failure;
+  EXPECT_GE(bad.check_max_abs_diff, 0.09);
+  EXPECT_TRUE(bad.seconds.empty());  // not timed
+  EXPECT_EQ(bad.elt_steps_per_s, 0);
+  EXPECT_NE(rep.table_row(bad).find("FAILED"), std::string::npos);
+  const json j = json::parse(rep.to_json());
+  const json& jb = j["results"][1];
+  EXPECT_EQ(jb["status"], "FAILED");
+  EXPECT_TRUE(jb["seconds"].empty());
+  for (const char* f : kTimedFields) EXPECT_TRUE(jb[f].is_null()) << f;
+  EXPECT_EQ(j["results"][0]["status"], "ok");
+}
+
+TEST(Bench, BadOptions) {
+  BenchOptions o = tiny();
+  o.T = 1;
+  EXPECT_THROW(run_bench(o), Error);
+  o = tiny();
+  o.path = {"warp"};
+  EXPECT_THROW(run_bench(o), Error);
+  o = tiny();
+  o.K.clear();
+  EXPECT_THROW(run_bench(o), Error);
+}

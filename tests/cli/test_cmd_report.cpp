@@ -1,0 +1,127 @@
+// The `report` command (host/cli/cmd_report.cpp) on synthetic rows: tables, CSV and plots, and a
+// missing results file as one line.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "util/cli_util.hpp"
+#include "gmmdiff/error.hpp"
+#include "gmmdiff/report.hpp"
+
+using namespace gmmdiff;
+using namespace gmmdiff::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double kQuantileTol = 1e-6;  // against 9-digit tables
+constexpr double kExactFitTol = 1e-10;
+constexpr double kSlopeTol = 0.05;  // a fit that lost one point of a jittered line
+
+/// Deterministic log-scale jitter, orthogonal to log T over 6 equally log-spaced T and to log d
+/// over 3 equally log-spaced d: the fits have residuals (so a CI of non-zero width) but the true
+/// slopes stay exactly the least-squares ones.
+double jitter(std::size_t t_index, std::size_t d_index) {
+  constexpr double kT[6] = {1, -2, 1, 1, -2, 1}, kD[3] = {1, -2, 1};
+  return 0.5 * kT[t_index % 6] + 0.5 * kD[d_index % 3];
+}
+
+struct Synth {
+  std::string family = "two-point";
+  double sd = 1.0;
+  std::vector<int> Ts = {16, 32, 64, 128, 256, 512};
+  std::vector<int> ds = {4, 16, 64};
+  int seeds = 1;
+  double rel_ci = 0.05;  // half-width of each run's CI, relative
+  double floor = 1e-3;
+  double jitter = 0.03;
+};
+
+/// Rows whose figure is tv(T, d, K, seed); unresolved where tv <= floor.
+template <typename F>
+std::vector<SweepRow> make_rows(const Synth& s, F tv) {
+  std::vector<SweepRow> rows;
+  const RunParams base = parse_sweep(R"({"T": 16, "n": 1000})", "synthetic").runs.at(0);
+  std::size_t index = 0;
+  for (std::size_t k = 0; k < s.ds.size(); ++k)
+    for (std::size_t j = 0; j < s.Ts.size(); ++j)
+      for (int seed = 0; seed < s.seeds; ++seed) {
+        const int d = s.ds[k], T = s.Ts[j];
+        SweepRow r;
+        r.p = base;
+        r.p.family = s.family;
+        r.p.preset = s.family;
+        r.p.sd = s.sd;
+        r.p.d = d;
+        r.p.K = s.family == "two-point" ? 2 : d;
+        r.p.K_spec = s.family == "two-point" ? "2" : "d";
+        r.p.T = T;
+        r.p.seed = static_cast<uint64_t>(seed);
+        r.key = r.p.key();
+        r.sweep = "synthetic";
+        r.index = index++;
+        StatResult st;
+        st.name = "means[0]";
+        const double v = tv(T, d, r.p.K, seed) * std::exp(s.jitter * jitter(j, k));
+        st.tv_corrected = v;
+        st.tv = v + s.floor;
+        st.floor = s.floor;
+        st.ci_lo = v * (1 - s.rel_ci) - (v > s.floor ? 0 : 2 * s.floor);
+        st.ci_hi = v * (1 + s.rel_ci);
+        st.resolved = st.ci_lo > 0;
+        r.stats = {st};
+        r.eps_score = 0;
+        rows.push_back(r);
+      }
+  return rows;
+}
+
+std::string fresh_dir(const std::string& name) {
+  const std::string d = testing::TempDir() + "/report_" + std::to_string(::getpid()) + "_" + name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+}  // namespace
+
+TEST(ReportCli, WritesTablesCsvAndPlots) {
+  Synth s;
+  const auto rows = make_rows(s, [](int T, int, int, int) { return 0.8 / T; });
+  const std::string dir = fresh_dir("cli");
+  {
+    std::ofstream f(dir + "/results.jsonl");
+    for (const auto& r : rows) f << row_to_json(r) << "\n";
+  }
+  const CliResult r = run_cli("report '" + dir + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("consistent"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("-1.0"), std::string::npos) << r.out;  // the fitted slope
+  for (const char* f : {"report.md", "report.json", "results.csv"}) EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
+  const bool have_mpl = std::system("/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1") == 0;
+  if (have_mpl) {
+    EXPECT_TRUE(fs::exists(dir + "/tv_vs_T.png")) << r.err;
+    EXPECT_TRUE(fs::exists(dir + "/tv_vs_d.png")) << r.err;
+  }
+  // Without a usable Python: one line, the tables still written, exit 0.
+  fs::remove(dir + "/report.md");
+  const std::string cmd = std::string("CI=1 GMMDIFF_PYTHON=/nonexistent/python3 '") + GMMDIFF_CLI_PATH + "' report '" +
+                          dir + "' >/dev/null 2>" + dir + "/err.txt";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  const std::string err = slurp(dir + "/err.txt");
+  EXPECT_NE(err.find("plots skipped"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_TRUE(fs::exists(dir + "/report.md"));
+}
+
+TEST(ReportCli, MissingResultsIsOneLine) {
+  const std::string dir = fresh_dir("empty");
+  const CliResult r = run_cli("report '" + dir + "'");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no results.jsonl"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}

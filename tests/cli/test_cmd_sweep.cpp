@@ -1,0 +1,193 @@
+// The `sweep` command (host/cli/cmd_sweep.cpp): killed with SIGKILL mid-sweep and resumed without
+// lost or duplicated rows, a bad sweep file as one line with nothing written, a second concurrent
+// writer refused, --print-default and --dry-run.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "util/cli_util.hpp"
+#include "gmmdiff/error.hpp"
+#include "gmmdiff/sweep.hpp"
+#include "gmmdiff/version.hpp"
+
+#include <nlohmann/json.hpp>
+
+using namespace gmmdiff;
+using namespace gmmdiff::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A fresh, empty directory under the test temp dir.
+std::string fresh_dir(const std::string& name) {
+  const std::string d = testing::TempDir() + "/sweep_" + std::to_string(::getpid()) + "_" + name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::vector<std::string> lines_of(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> v;
+  std::string l;
+  while (std::getline(in, l))
+    if (!l.empty()) v.push_back(l);
+  return v;
+}
+
+/// A sweep small enough for tests: 6 runs of a few milliseconds to a few tens of milliseconds.
+const char* const kTinySweep = R"({"name": "tiny", "family": "two-point", "d": [2, 3], "T": [8, 16, 32],
+  "n": 3000, "tv": {"stats": "means,radial", "bootstrap": 20}, "backend": "cpu"})";
+
+}  // namespace
+
+// ---------------------------------------------------------------- the command line
+
+namespace {
+/// Starts `gmmdiff args...` with stdout and stderr to files; returns the pid.
+pid_t spawn_cli(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setenv("CI", "1", 1);
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    std::vector<char*> argv;
+    std::string exe = GMMDIFF_CLI_PATH;
+    argv.push_back(exe.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(exe.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int complete_lines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  int n = 0;
+  char ch;
+  while (in.get(ch)) n += ch == '\n';
+  return n;
+}
+}  // namespace
+
+TEST(SweepCli, KilledWithSigkillResumesWithoutLostOrDuplicatedRows) {
+  constexpr auto kPoll = std::chrono::milliseconds(2);
+  constexpr auto kGiveUp = std::chrono::seconds(60);
+  const std::string dir = fresh_dir("kill");
+  // Longer runs than kTinySweep so that the kill lands mid-sweep: 8 runs of ~0.1-0.5 s.
+  const std::string sweep = write_text(dir + "/s.json", R"({"name": "killme", "family": "two-point",
+      "d": [2, 4], "T": [16, 32, 64, 128], "n": 20000, "tv": {"stats": "means", "bootstrap": 20}, "backend": "cpu"})");
+  const SweepSpec spec = load_sweep_file(sweep);
+  const std::string out = dir + "/out";
+
+  const pid_t pid = spawn_cli({"sweep", sweep, "--out", out, "--no-report"}, dir + "/1.out", dir + "/1.err");
+  ASSERT_GT(pid, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (complete_lines(out + "/results.jsonl") < 1 && std::chrono::steady_clock::now() - t0 < kGiveUp)
+    std::this_thread::sleep_for(kPoll);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the sweep finished before the kill; make its runs longer";
+  const int before = complete_lines(out + "/results.jsonl");
+  SCOPED_TRACE("rows at the kill: " + std::to_string(before));
+  ASSERT_GE(before, 1);
+  ASSERT_LT(before, static_cast<int>(spec.runs.size()));
+  // And a half-written line on top, as a kill inside write(2) would leave.
+  {
+    const auto lines = lines_of(out + "/results.jsonl");
+    std::ofstream(out + "/results.jsonl", std::ios::app) << lines.back().substr(0, 25);
+  }
+
+  const CliResult r = run_cli("sweep '" + sweep + "' --out '" + out + "' --no-report");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming: " + std::to_string(before) + " of"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("partial last line"), std::string::npos) << r.err;
+  // Only the missing runs printed rows.
+  int printed = 0;
+  for (char ch : r.out) printed += ch == '\n';
+  EXPECT_EQ(printed, static_cast<int>(spec.runs.size()) - before) << r.out;
+
+  const auto rows = read_results(out + "/results.jsonl");
+  EXPECT_EQ(lines_of(out + "/results.jsonl").size(), spec.runs.size());
+  std::set<std::string> got, want;
+  for (const auto& row : rows) EXPECT_TRUE(got.insert(row.key).second) << "duplicate " << row.key;
+  for (const auto& p : spec.runs) want.insert(p.key());
+  EXPECT_EQ(got, want);
+
+  // The interrupted sweep's figures equal those of an uninterrupted one.
+  SweepRunOptions o;
+  o.out_dir = dir + "/straight";
+  const SweepOutcome straight = run_sweep(spec, o);
+  std::map<std::string, double> tv;
+  for (const auto& row : rows) tv[row.key] = row.tv();
+  for (const auto& row : straight.rows) {
+    SCOPED_TRACE(row.p.label());
+    EXPECT_EQ(tv.at(row.key), row.tv());
+  }
+}
+
+TEST(SweepCli, BadSweepFileIsOneLineNonZeroAndWritesNothing) {
+  const std::string dir = fresh_dir("bad");
+  const std::string out = dir + "/out";
+  for (const char* text :
+       {R"({"T": [8], "dd": 3})", R"({"T": [8], "family": "simplex", "d": 2, "K": 5})", R"({"T": [8, 0]})", "{"}) {
+    SCOPED_TRACE(text);
+    const std::string f = write_text(dir + "/bad.json", text);
+    const CliResult r = run_cli("sweep '" + f + "' --out '" + out + "'");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("bad.json"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_FALSE(fs::exists(out));
+  }
+  const CliResult missing = run_cli("sweep '" + dir + "/none.json' --out '" + out + "'");
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(SweepCli, ASecondConcurrentWriterIsRefused) {
+  const std::string dir = fresh_dir("concurrent");
+  const std::string sweep = write_text(dir + "/s.json", kTinySweep);
+  const std::string out = dir + "/out";
+  fs::create_directories(out);
+  DirLock held(out);  // as if another sweep were running there
+  const CliResult r = run_cli("sweep '" + sweep + "' --out '" + out + "'");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("another gmmdiff sweep is writing"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(out + "/results.jsonl"));
+}
+
+TEST(SweepCli, PrintDefaultIsAValidSweepAndDryRunListsIt) {
+  const CliResult r = run_cli("sweep --print-default --backend cpu");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const SweepSpec s = parse_sweep(r.out, "printed");
+  EXPECT_EQ(s.name, "dimension-free-cpu");
+  const std::string dir = fresh_dir("dry");
+  const std::string f = write_text(dir + "/d.json", r.out);
+  const CliResult dry = run_cli("sweep '" + f + "' --dry-run --out '" + dir + "/out'");
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_NE(dry.out.find(std::to_string(s.runs.size()) + " runs (0 done"), std::string::npos) << dry.out;
+  EXPECT_FALSE(fs::exists(dir + "/out"));
+}

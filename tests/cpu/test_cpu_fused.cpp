@@ -1,0 +1,212 @@
+// The CPU backend's fused step (host/cpu/cpu_fused.cpp) against its BLAS path (the oracle): every
+// covariance kind, precision, sampler and score error, shapes that exercise the padding and the
+// row-tile remainder; bitwise reproducibility across threads and chunk sizes; K = 1 against the
+// closed-form moments; the path selection.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "cpu/cpu_backend.hpp"
+#include "gmmdiff/backend.hpp"
+#include "gmmdiff/error.hpp"
+#include "gmmdiff/sampler.hpp"
+#include "util/sink_util.hpp"
+
+using namespace gmmdiff;
+using gmmdiff::test::CollectSink;
+
+namespace {
+
+// Fused and BLAS paths sum in other orders and the fused path's Box-Muller uses libmvec: after T
+// steps the outputs agree to these (absolute; the outputs are O(1) to O(10)).
+constexpr double kFusedVsBlasTolF32 = 2e-4;
+constexpr double kFusedVsBlasTolF64 = 1e-11;
+constexpr double kMomentSigmas = 5.0;  // empirical moments within 5 standard errors
+
+enum class Cov { IsoUniform, IsoVarying, Diagonal };
+const char* cov_name(Cov c) {
+  return c == Cov::IsoUniform ? "iso-uniform-sd" : (c == Cov::IsoVarying ? "iso-varying-sd" : "diagonal");
+}
+
+Mixture make_model(Cov cov, int d, int K) {
+  PresetParams pp;
+  pp.name = "random-sphere";
+  pp.d = d;
+  pp.K = K;
+  pp.seed = 5;
+  pp.radius = 3.0;
+  if (cov == Cov::IsoVarying) {
+    pp.sd.clear();
+    for (int k = 0; k < K; ++k) pp.sd.push_back(0.4 + 0.15 * (k % 5));
+  } else {
+    pp.sd = {0.8};
+  }
+  std::vector<double> w(K);
+  double s = 0;
+  for (int k = 0; k < K; ++k) s += (w[k] = 1.0 + 0.3 * (k % 3));
+  for (double& x : w) x /= s;
+  pp.weights = w;
+  Mixture m = make_preset(pp);
+  if (cov == Cov::Diagonal) {
+    m.cov = Covariance::Diagonal;
+    m.var_diag.clear();
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < d; ++j) m.var_diag.push_back(0.2 + 0.1 * ((3 * k + j) % 9));
+    validate(m);
+  }
+  return m;
+}
+
+std::vector<double> run(const Mixture& m, const Schedule& s, const SampleOptions& o, const std::string& path,
+                        int threads, std::string* taken = nullptr) {
+  auto be = make_backend("cpu", threads);
+  be->set_step_path(path);
+  CollectSink sink(m.d, o.precision);
+  const RunSummary sum = run_sampler(m, s, o, *be, sink);
+  if (taken) *taken = sum.path;
+  return sink.data;
+}
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double mx = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) mx = std::max(mx, std::abs(a[i] - b[i]));
+  return mx;
+}
+
+}  // namespace
+
+TEST(CpuFused, MatchesBlasPath) {
+  ScheduleParams sp;
+  sp.T = 20;
+  const Schedule s = make_schedule(sp);
+  struct Shape {
+    int d, K;
+    uint64_t n;
+  };
+  // d = 10: not a multiple of 4 (Philox blocks) or of the vector width; n = 301: a full block,
+  // then 45 rows (11 row tiles and one row); d = 33, K = 20: padding of both; n = 3: tiles of one.
+  const Shape shapes[] = {{10, 5, 301}, {33, 20, 300}, {1, 2, 3}};
+  const ScoreErrorKind errs[] = {ScoreErrorKind::None,    ScoreErrorKind::Bias,  ScoreErrorKind::Scale,
+                                 ScoreErrorKind::Weights, ScoreErrorKind::Means, ScoreErrorKind::Gaussian};
+  for (const Shape& sh : shapes)
+    for (Cov cov : {Cov::IsoUniform, Cov::IsoVarying, Cov::Diagonal}) {
+      const Mixture m = make_model(cov, sh.d, sh.K);
+      for (Precision prec : {Precision::FP32, Precision::FP64})
+        for (SamplerKind smp : {SamplerKind::DDPM, SamplerKind::DDIM})
+          for (ScoreErrorKind err : errs) {
+            SampleOptions o;
+            o.n = sh.n;
+            o.seed = 7;
+            o.precision = prec;
+            o.sampler = smp;
+            o.score_error = {err, err == ScoreErrorKind::None ? 0.0 : 0.2};
+            o.eps_samples = 4;
+            const std::string what = std::string("d=") + std::to_string(sh.d) + " K=" + std::to_string(sh.K) +
+                                     " n=" + std::to_string(sh.n) + " " + cov_name(cov) + " " + to_string(prec) +
+                                     " " + to_string(smp) + " err=" + to_string(err);
+            SCOPED_TRACE(what);
+            std::string p_blas, p_fused;
+            const std::vector<double> blas = run(m, s, o, "products", 2, &p_blas);
+            const std::vector<double> fused = run(m, s, o, "fused", 2, &p_fused);
+            EXPECT_EQ(p_blas, "cpu-blas");
+            EXPECT_EQ(p_fused, "cpu-fused");
+            ASSERT_EQ(blas.size(), fused.size());
+            const double tol = prec == Precision::FP32 ? kFusedVsBlasTolF32 : kFusedVsBlasTolF64;
+            EXPECT_LE(max_abs_diff(blas, fused), tol);
+          }
+    }
+}
+
+TEST(CpuFused, BitwiseAcrossThreadsAndChunks) {
+  ScheduleParams sp;
+  sp.T = 15;
+  const Schedule s = make_schedule(sp);
+  for (Cov cov : {Cov::IsoVarying, Cov::Diagonal})
+    for (Precision prec : {Precision::FP32, Precision::FP64}) {
+      const Mixture m = make_model(cov, 37, 9);
+      SampleOptions o;
+      o.n = 1300;
+      o.seed = 11;
+      o.precision = prec;
+      o.score_error = {ScoreErrorKind::Gaussian, 0.3};  // both noise streams
+      o.eps_samples = 4;
+      std::vector<double> ref;
+      for (int threads : {1, 2})
+        for (std::size_t chunk : {std::size_t(0), std::size_t(256), std::size_t(700)}) {
+          SCOPED_TRACE(testing::Message() << cov_name(cov) << " " << to_string(prec) << " threads=" << threads
+                                          << " chunk=" << chunk);
+          o.chunk = chunk;
+          const std::vector<double> y = run(m, s, o, "fused", threads);
+          if (ref.empty()) ref = y;
+          else ASSERT_TRUE(ref == y);
+        }
+    }
+}
+
+TEST(CpuFused, GaussianTargetMatchesClosedForm) {
+  // K = 1, N(mu, s^2 I): Y_1 is Gaussian with the moments of THEORY.md's recursion.
+  PresetParams pp;
+  pp.name = "gaussian";
+  pp.d = 3;
+  pp.radius = 1.5;
+  pp.sd = {0.7};
+  const Mixture m = make_preset(pp);
+  ScheduleParams sp;
+  sp.T = 40;
+  const Schedule s = make_schedule(sp);
+  for (SamplerKind smp : {SamplerKind::DDPM, SamplerKind::DDIM}) {
+    SCOPED_TRACE(to_string(smp));
+    SampleOptions o;
+    o.n = 20000;
+    o.seed = 3;
+    o.sampler = smp;
+    const std::vector<double> y = run(m, s, o, "fused", 2);
+    for (int j = 0; j < m.d; ++j) {
+      double mean = 0, var = 1;
+      const double mu = m.mean(0)[j], s2 = m.sd[0] * m.sd[0];
+      for (int t = s.T; t > o.stop; --t) {
+        const StepCoeffs c = step_coeffs(m, s, t, o, {});
+        const double v = s.abar[t] * s2 + s.one_minus_abar[t];
+        const double ct = (1 - c.kappa / v) * c.inv_sqrt_alpha;
+        mean = ct * mean + c.kappa * std::sqrt(s.abar[t]) * mu / v * c.inv_sqrt_alpha;
+        var = ct * ct * var + c.sigma * c.sigma;
+      }
+      double em = 0, ev = 0;
+      for (uint64_t i = 0; i < o.n; ++i) em += y[i * m.d + j];
+      em /= o.n;
+      for (uint64_t i = 0; i < o.n; ++i) ev += (y[i * m.d + j] - em) * (y[i * m.d + j] - em);
+      ev /= (o.n - 1);
+      EXPECT_NEAR(em, mean, kMomentSigmas * std::sqrt(var / o.n)) << "j=" << j;
+      if (smp == SamplerKind::DDPM) EXPECT_NEAR(ev, var, kMomentSigmas * var * std::sqrt(2.0 / o.n)) << "j=" << j;
+      else EXPECT_NEAR(ev, var, kMomentSigmas * var * std::sqrt(2.0 / o.n) + 1e-3) << "j=" << j;
+    }
+  }
+}
+
+TEST(CpuFused, PathSelection) {
+  auto be = make_backend("cpu", 1);
+  const Mixture small = make_model(Cov::IsoUniform, 8, 4);
+  RunShape sh;
+  sh.d = small.d;
+  sh.K = small.K;
+  sh.chunk_rows = 256;
+  be->begin(sh, small);
+  EXPECT_EQ(be->step_path(), "cpu-fused");  // auto, small K: before any step, the path it will take
+  be->set_step_path("products");
+  EXPECT_EQ(be->step_path(), "cpu-blas");
+  be->set_step_path("fused");
+  EXPECT_EQ(be->step_path(), "cpu-fused");
+  EXPECT_THROW(be->set_step_path("gemm"), Error);
+
+  auto big = make_backend("cpu", 1);
+  PresetParams pp;
+  pp.name = "random-sphere";
+  pp.d = 4096;
+  pp.K = 128;  // P is 2 MiB in fp32
+  const Mixture large = make_preset(pp);
+  sh.d = large.d;
+  sh.K = large.K;
+  big->begin(sh, large);
+  EXPECT_EQ(big->step_path(), "cpu-blas");  // auto: P of K x d does not fit the fused path's caches
+}
