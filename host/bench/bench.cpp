@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cpu/cpu_backend.hpp"
+#include "io/text.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/model.hpp"
@@ -24,14 +25,7 @@ namespace gmmdiff {
 
 namespace {
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+using text::utc_now;
 
 std::string host_name() {
   char buf[256] = {0};

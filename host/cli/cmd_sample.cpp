@@ -87,8 +87,9 @@ Runner setup(CLI::App& sub) {
     RunSummary sum;
     {
       Progress progress("sampling");
-      progress.attach_to_sampler();
+      opt.progress = progress.callback();
       sum = run_sampler(target, sched, opt, *be, sink);
+      opt.progress = nullptr;
     }
     sink.commit();
     if (!st->quiet) std::cerr << sum.one_line() << "\n";

@@ -3,7 +3,6 @@
 #include <cstdio>
 
 #include "cli/command.hpp"
-#include "gmmdiff/sampler.hpp"
 
 namespace gmmdiff::cli {
 
@@ -11,7 +10,6 @@ Progress::Progress(std::string label)
     : label_(std::move(label)), enabled_(progress_enabled()), start_(std::chrono::steady_clock::now()), last_(start_) {}
 
 Progress::~Progress() {
-  if (attached_) set_progress_callback(nullptr);
   if (enabled_) std::fprintf(stderr, "\r\033[K");
 }
 
@@ -26,11 +24,6 @@ void Progress::update(uint64_t done, uint64_t total) {
   std::fprintf(stderr, "\r%s [%.*s%*s] %5.1f%%  %.0fs elapsed, ~%.0fs left", label_.c_str(), fill,
                "##############################", w - fill, "", 100 * f, el, f > 0 ? el * (1 - f) / f : 0.0);
   std::fflush(stderr);
-}
-
-void Progress::attach_to_sampler() {
-  attached_ = true;
-  set_progress_callback([this](uint64_t d, uint64_t t) { update(d, t); });
 }
 
 }  // namespace gmmdiff::cli

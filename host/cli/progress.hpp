@@ -2,6 +2,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace gmmdiff::cli {
@@ -11,13 +12,14 @@ class Progress {
   explicit Progress(std::string label);
   ~Progress();  ///< clears the line
   void update(uint64_t done, uint64_t total);
-  /// Installs this as the sampler's progress callback (and removes it in the destructor).
-  void attach_to_sampler();
+  /// A callback for SampleOptions::progress that updates this line.
+  std::function<void(uint64_t, uint64_t)> callback() {
+    return [this](uint64_t done, uint64_t total) { update(done, total); };
+  }
 
  private:
   std::string label_;
   bool enabled_;
-  bool attached_ = false;
   std::chrono::steady_clock::time_point start_, last_;
 };
 

@@ -19,11 +19,6 @@ namespace gmmdiff {
 
 namespace {
 
-std::function<void(uint64_t, uint64_t)>& progress_cb() {
-  static std::function<void(uint64_t, uint64_t)> cb;
-  return cb;
-}
-
 // Unit vector from Philox stream kStreamAux; `purpose` keeps different uses apart.
 std::vector<double> aux_unit_vector(int d, uint64_t seed, uint64_t purpose) {
   std::vector<double> u(d);
@@ -51,8 +46,6 @@ double one_minus_alpha(const Schedule& s, int t) {
 }
 
 }  // namespace
-
-void set_progress_callback(std::function<void(uint64_t, uint64_t)> cb) { progress_cb() = std::move(cb); }
 
 std::vector<double> bias_direction(int d, uint64_t seed) { return aux_unit_vector(d, seed, kAuxBias); }
 
@@ -305,14 +298,14 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
         t_at -= n;
         if (is_snapshot(t_at)) sink.on_snapshot(be, t_at);
         done_units += rows * static_cast<uint64_t>(n);
-        if (progress_cb()) progress_cb()(done_units, total_units);
+        if (opt.progress) opt.progress(done_units, total_units);
       }
     }
     for (int t = t_at; t > opt.stop; --t) {
       be.step(coeffs(t));
       if (is_snapshot(t - 1)) sink.on_snapshot(be, t - 1);
       done_units += rows;
-      if (progress_cb()) progress_cb()(done_units, total_units);
+      if (opt.progress) opt.progress(done_units, total_units);
     }
     if (opt.check_finite && be.count_nonfinite_rows() > 0) {
       // Replay the chunk (deterministic) with a check after every step to name the first bad step.

@@ -26,6 +26,7 @@
 #include <sstream>
 
 #include "io/atomic_file.hpp"
+#include "io/text.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/model.hpp"
@@ -40,74 +41,13 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-// ---------------------------------------------------------------- small helpers
-
-uint64_t fnv1a(const void* data, std::size_t n, uint64_t h = 1469598103934665603ULL) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ULL) { return fnv1a(s.data(), s.size(), h); }
-
-std::string hex16(uint64_t h) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
-/// Shortest text that reads back to the same double (canonical keys must not depend on locale
-/// or on how the number was written in the file: 0.5 and 5e-1 are the same run).
-std::string num(double x) {
-  if (x == 0) return "0";
-  char buf[40];
-  for (int prec = 1; prec <= 17; ++prec) {
-    std::snprintf(buf, sizeof buf, "%.*g", prec, x);
-    if (std::strtod(buf, nullptr) == x) break;
-  }
-  return buf;
-}
-
-std::string read_text(const std::string& path, const std::string& what) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw Error(what + " " + path + ": is a directory, not a file");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(what + " " + path + ": cannot open (" + std::strerror(errno) + ")");
-  std::ostringstream os;
-  os << f.rdbuf();
-  return os.str();
-}
-
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const bool same = std::tolower(a[i - 1]) == std::tolower(b[j - 1]);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (same ? 0 : 1)});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
-  std::string s;
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
-  return s;
-}
+using text::edit_distance;
+using text::fnv1a;
+using text::hex16;
+using text::join;
+using text::num;
+using text::read_text;
+using text::utc_now;
 
 // ---------------------------------------------------------------- sweep parsing
 
@@ -1141,14 +1081,6 @@ Backend& backend_for(const std::string& name, int threads) {
   if (it == cache.end()) it = cache.emplace(k, make_backend(name, threads)).first;
   return *it->second;
 }
-
-/// Resets the process-wide progress callback when a run ends, however it ends.
-struct ProgressGuard {
-  explicit ProgressGuard(const std::function<void(uint64_t, uint64_t)>& cb) {
-    if (cb) set_progress_callback(cb);
-  }
-  ~ProgressGuard() { set_progress_callback({}); }
-};
 }  // namespace
 
 SweepRow run_one(const RunParams& p, std::size_t chunk, int threads,
@@ -1175,6 +1107,7 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, int threads,
   opt.score_error.kind = p.score_error;
   opt.score_error.eps = p.eps;
   opt.eps_samples = p.eps_samples;
+  opt.progress = on_progress;
 
   Backend& be = backend_for(p.backend, threads);
   row.backend = be.name();
@@ -1186,14 +1119,11 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, int threads,
   plan.prepare_reference(be, p.precision);
   TvSink sink(plan);
   RunSummary s;
-  {
-    ProgressGuard guard(on_progress);
-    try {
-      s = run_sampler(target, schedule, opt, be, sink);
-    } catch (const NumericalError& e) {
-      // The run itself diverged (particles turned non-finite): record it, keep the sweep going.
-      row.error = e.what();
-    }
+  try {
+    s = run_sampler(target, schedule, opt, be, sink);
+  } catch (const NumericalError& e) {
+    // The run itself diverged (particles turned non-finite): record it, keep the sweep going.
+    row.error = e.what();
   }
   if (row.error.empty()) {
     const TvReport r = sink.report();

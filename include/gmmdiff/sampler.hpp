@@ -29,6 +29,10 @@ struct SampleOptions {
   std::vector<int> snapshot_steps;  ///< steps t whose Y_t the sink also receives
   int eps_samples = 1024;  ///< Monte Carlo size per step for the realised eps_score
   bool check_finite = true;  ///< stop with an error naming the step when a particle turns non-finite
+  /// Called after each step (or slice of steps) of each chunk with (particle-steps done, in all);
+  /// empty: none. It may throw to cancel the run: the exception leaves run_sampler, and a sink's
+  /// uncommitted output is removed by its owner as for any error.
+  std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 /// Receives each finished chunk while it still lies in the backend.
@@ -83,9 +87,5 @@ void check_sample_options(const Mixture& target, const Schedule& s, const Sample
 /// Runs the sampler over all n particles, chunk by chunk, handing each chunk to sink.
 RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOptions& opt,
                        Backend& be, ChunkSink& sink);
-
-/// Progress callback for long runs, called after each step of each chunk with
-/// (particle-steps done, particle-steps in all); empty: none. Process-wide.
-void set_progress_callback(std::function<void(uint64_t, uint64_t)> cb);
 
 }  // namespace gmmdiff
