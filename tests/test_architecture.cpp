@@ -16,7 +16,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // The layers from the bottom up. cuda/ sits beside cpu/: both implement the Backend interface.
-const std::vector<std::string> kLayers = {"io", "core", "cpu", "driver", "tv", "sweep", "report", "bench", "cli"};
+const std::vector<std::string> kLayers = {"io",     "core",   "cpu",    "driver", "tv", "bounds",
+                                          "sweep", "report", "claims", "bench",  "cli"};
 
 int rank_of(const std::string& layer) {
   for (std::size_t i = 0; i < kLayers.size(); ++i)
