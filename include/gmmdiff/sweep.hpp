@@ -7,26 +7,17 @@
 // Results go to an output directory, one JSON line per finished run, so that a killed sweep
 // resumes without lost or duplicated rows.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "gmmdiff/backend.hpp"
 #include "gmmdiff/tv.hpp"
 #include "gmmdiff/types.hpp"
 
 namespace gmmdiff {
-
-/// K as written in a sweep: an integer, or a linear expression in d: "d", "d+1", "4d", "2d-1".
-struct KSpec {
-  int mult = 0;      ///< coefficient of d
-  int add = 0;       ///< constant
-  std::string text;  ///< canonical text ("8", "d", "4d", "d+1")
-  int resolve(int d) const { return mult * d + add; }
-  /// Parses "8", "d", "d+1", "4d", "4*d", "2d-1"; throws gmmdiff::Error naming `where`.
-  static KSpec parse(const std::string& s, const std::string& where);
-  static KSpec constant(int k);
-};
 
 /// All that determines one run's result (chunk size and thread count do not, by design).
 struct RunParams {
@@ -78,10 +69,6 @@ struct SweepSpec {
   std::vector<RunParams> runs;  ///< deduplicated by key, in the product's order
 };
 
-/// The keys a sweep file may hold at the top level (and, except "name", "description",
-/// "grids" and "chunk", inside each grid).
-const std::vector<std::string>& sweep_keys();
-
 /// Parses and validates a sweep given as JSON text. Relative model and schedule files are taken
 /// relative to base_dir. Throws gmmdiff::Error with one line naming `origin`, the key and what is
 /// allowed. Model files are loaded (and validated) here, so that a bad file stops the sweep before
@@ -128,47 +115,7 @@ SweepRow parse_row(const std::string& line);
 /// The CSV header and one line per row (the max statistic's figures; all parameters).
 std::string rows_to_csv(const std::vector<SweepRow>& rows);
 
-// ---- the output directory: <out>/spec.json, results.jsonl, results.csv, lock ----
-
-/// An exclusive, non-blocking flock(2) on <dir>/lock for the object's lifetime. A second
-/// holder gets gmmdiff::Error ("another gmmdiff sweep is writing DIR (pid P)").
-class DirLock {
- public:
-  explicit DirLock(const std::string& dir);
-  ~DirLock();
-  DirLock(const DirLock&) = delete;
-  DirLock& operator=(const DirLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
-
-/// results.jsonl: one complete line per finished run, appended with O_APPEND, one write(2) and
-/// fsync(2). Opening it drops a trailing partial line (a kill -9 during the write) by truncating
-/// to the last newline, and reads the rows already present.
-class ResultsLog {
- public:
-  explicit ResultsLog(const std::string& path);
-  ~ResultsLog();
-  ResultsLog(const ResultsLog&) = delete;
-  ResultsLog& operator=(const ResultsLog&) = delete;
-
-  bool has(const std::string& key) const;
-  /// Appends one row (a JSON line without newline); throws on a duplicate key or I/O error.
-  void append(const SweepRow& row);
-  const std::vector<SweepRow>& rows() const { return rows_; }
-  /// Bytes of a partial last line removed on opening (0 when the file ended cleanly).
-  std::size_t dropped_bytes() const { return dropped_; }
-  /// Rows whose key appeared more than once (kept once, first wins).
-  std::size_t duplicates() const { return duplicates_; }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  std::vector<SweepRow> rows_;
-  std::vector<std::string> keys_;  // sorted
-  std::size_t dropped_ = 0, duplicates_ = 0;
-};
+// ---- the output directory: <out>/spec.json, results.jsonl, results.csv, lock (docs/sweeps.md) ----
 
 /// Reads the rows of a results.jsonl without modifying it (a partial last line is ignored).
 std::vector<SweepRow> read_results(const std::string& path);
@@ -196,13 +143,17 @@ struct SweepOutcome {
   std::vector<SweepRow> rows;  ///< all rows of the sweep, in run order
 };
 
-/// Runs every run of spec whose key is not yet in <out>/results.jsonl. Creates out_dir, checks
-/// or writes spec.json (a different sweep in the same directory is an error), holds the lock,
-/// and regenerates results.csv (atomically) after each row.
+/// Runs every run of spec whose key is not yet in <out>/results.jsonl. Makes the backends the
+/// runs name (once each, for this call only: an unavailable one is an error before anything is
+/// written), creates out_dir, checks or writes spec.json (a different sweep in the same directory
+/// is an error), holds the directory's lock (a second writer gets gmmdiff::Error), and
+/// regenerates results.csv (atomically) after each row.
 SweepOutcome run_sweep(const SweepSpec& spec, const SweepRunOptions& opt, const SweepCallbacks& cb = {});
 
-/// Runs one run and returns its row (no files). Backends are cached by name across calls.
-SweepRow run_one(const RunParams& p, std::size_t chunk, int threads,
+/// Runs one run on backend and returns its row (no files): the row records the backend that ran
+/// it (p.backend is what the sweep asked for; run_sweep passes the backend made from it).
+/// on_progress reaches the sampler as SampleOptions::progress.
+SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& backend,
                  const std::function<void(uint64_t, uint64_t)>& on_progress = {});
 
 }  // namespace gmmdiff

@@ -17,45 +17,17 @@
 #include <thread>
 
 #include "util/cli_util.hpp"
+#include "util/sweep_util.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sweep.hpp"
 #include "gmmdiff/version.hpp"
+#include "sweep/dir_lock.hpp"
 
 #include <nlohmann/json.hpp>
 
 using namespace gmmdiff;
 using namespace gmmdiff::test;
 namespace fs = std::filesystem;
-
-namespace {
-
-/// A fresh, empty directory under the test temp dir.
-std::string fresh_dir(const std::string& name) {
-  const std::string d = testing::TempDir() + "/sweep_" + std::to_string(::getpid()) + "_" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-  return path;
-}
-
-std::vector<std::string> lines_of(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> v;
-  std::string l;
-  while (std::getline(in, l))
-    if (!l.empty()) v.push_back(l);
-  return v;
-}
-
-/// A sweep small enough for tests: 6 runs of a few milliseconds to a few tens of milliseconds.
-const char* const kTinySweep = R"({"name": "tiny", "family": "two-point", "d": [2, 3], "T": [8, 16, 32],
-  "n": 3000, "tv": {"stats": "means,radial", "bootstrap": 20}, "backend": "cpu"})";
-
-}  // namespace
 
 // ---------------------------------------------------------------- the command line
 

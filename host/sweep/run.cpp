@@ -1,0 +1,244 @@
+// gmmdiff (sweep): running one run (run_one) and a whole sweep into its resumable output directory
+// (run_sweep; include/gmmdiff/sweep.hpp, docs/sweeps.md). run_sweep makes the backends its runs
+// name, once each, and hands them to run_one: no state outlives the call.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "gmmdiff/backend.hpp"
+#include "gmmdiff/error.hpp"
+#include "gmmdiff/sampler.hpp"
+#include "gmmdiff/schedule.hpp"
+#include "gmmdiff/sweep.hpp"
+#include "gmmdiff/tv.hpp"
+#include "gmmdiff/version.hpp"
+#include "io/atomic_file.hpp"
+#include "io/text.hpp"
+#include "sweep/dir_lock.hpp"
+#include "sweep/results_log.hpp"
+#include "sweep/run_params.hpp"
+
+namespace gmmdiff {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// ---------------------------------------------------------------- one run
+
+SampleOptions sample_options(const RunParams& p, std::size_t chunk,
+                             const std::function<void(uint64_t, uint64_t)>& on_progress) {
+  SampleOptions opt;
+  opt.n = p.n;
+  opt.sampler = p.sampler;
+  opt.variance = p.variance;
+  opt.stop = p.stop;
+  opt.seed = p.seed;
+  opt.precision = p.precision;
+  opt.chunk = chunk;
+  opt.score_error.kind = p.score_error;
+  opt.score_error.eps = p.eps;
+  opt.eps_samples = p.eps_samples;
+  opt.progress = on_progress;
+  return opt;
+}
+
+/// The figures of a finished run: the TV report and the sampler's summary.
+void record_figures(SweepRow& row, const TvReport& r, const RunSummary& s) {
+  row.stats = r.stats;
+  row.best = r.best;
+  row.nonfinite = r.nonfinite;
+  row.notes = r.notes;
+  row.eps_score = s.eps_score;
+  row.seconds = s.seconds;
+  row.eps_seconds = s.eps_seconds;
+  row.elt_steps_per_s = s.elt_steps_per_s;
+  row.steps = s.steps;
+  row.chunks = s.chunks;
+  if (!s.backend.empty()) row.backend = s.backend;
+  if (!s.device.empty()) row.device = s.device;
+}
+
+// ---------------------------------------------------------------- the output directory
+
+/// The backends a sweep's runs name, made once each (a name the machine cannot serve, e.g. cuda
+/// without a device, is an error here, before anything is written).
+std::map<std::string, std::unique_ptr<Backend>> make_backends(const SweepSpec& spec, int threads) {
+  std::set<std::string> names;
+  for (const auto& p : spec.runs) names.insert(p.backend);
+  std::map<std::string, std::unique_ptr<Backend>> backends;
+  for (const auto& b : names) backends.emplace(b, make_backend(b, threads));
+  return backends;
+}
+
+void create_out_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(dir + ": cannot create the output directory (" + ec.message() + ")");
+}
+
+/// Writes <out>/spec.json, or checks that the one there is this sweep's.
+void check_or_write_spec(const std::string& out_dir, const SweepSpec& spec) {
+  const std::string spec_path = (fs::path(out_dir) / "spec.json").string();
+  if (!fs::exists(spec_path)) {
+    write_file_atomic(spec_path, spec.source + "\n");
+    return;
+  }
+  json have;
+  try {
+    have = json::parse(text::read_text(spec_path, "spec"));
+  } catch (const json::exception&) {
+    throw Error(spec_path + ": not valid JSON (delete it only if results.jsonl is empty)");
+  }
+  if (have.dump(2) != spec.source)
+    throw Error(out_dir + " holds a different sweep (spec.json \"" + have.value("name", std::string("?")) +
+                "\" differs from this one); use another --out directory, or delete " + out_dir + " to start over");
+}
+
+/// Says what run_sweep found: the sweep, repairs of results.jsonl, rows of other sweeps, and
+/// (when resuming) how many runs are done and which of them another build made.
+class Notes {
+ public:
+  explicit Notes(const SweepCallbacks& cb) : cb_(cb) {}
+  void operator()(const std::string& s) const {
+    if (cb_.on_note) cb_.on_note(s);
+  }
+
+  void repairs(const ResultsLog& log) const {
+    if (log.dropped_bytes())
+      (*this)("dropped a partial last line of results.jsonl (" + std::to_string(log.dropped_bytes()) +
+              " bytes, a run interrupted while writing); that run is done again");
+    if (log.duplicates()) (*this)(std::to_string(log.duplicates()) + " duplicate rows in results.jsonl ignored");
+  }
+
+  void foreign_rows(const ResultsLog& log, const std::set<std::string>& spec_keys) const {
+    std::size_t foreign = 0;
+    for (const auto& r : log.rows())
+      if (!spec_keys.count(r.key)) ++foreign;
+    if (foreign)
+      (*this)(std::to_string(foreign) +
+              " rows of results.jsonl belong to no run of this sweep (a model or schedule "
+              "file changed?); they are kept but not reported");
+  }
+
+  /// Rows from another build would be mixed with this one's: say which, so the reader can decide.
+  void resuming(const ResultsLog& log, const std::set<std::string>& spec_keys, std::size_t done,
+                std::size_t total, const std::string& log_path) const {
+    (*this)("resuming: " + std::to_string(done) + " of " + std::to_string(total) + " runs already in " + log_path);
+    std::map<std::string, std::size_t> other;
+    for (const auto& r : log.rows())
+      if (spec_keys.count(r.key) && r.version != version()) ++other[r.version.empty() ? "unknown" : r.version];
+    for (const auto& [v, count] : other)
+      (*this)(std::to_string(count) + " finished runs were made by gmmdiff " + v + ", not this build (" + version() +
+              "); their rows are kept");
+  }
+
+ private:
+  const SweepCallbacks& cb_;
+};
+
+/// The rows of the sweep's runs that the log holds, in run order.
+std::vector<SweepRow> rows_in_run_order(const ResultsLog& log, const SweepSpec& spec) {
+  std::map<std::string, const SweepRow*> by_key;
+  for (const auto& r : log.rows()) by_key[r.key] = &r;
+  std::vector<SweepRow> v;
+  for (const auto& p : spec.runs) {
+    auto it = by_key.find(p.key());
+    if (it != by_key.end()) v.push_back(*it->second);
+  }
+  return v;
+}
+
+/// The CSV is rewritten whole: after every row for sweeps of up to a few thousand runs, every 1%
+/// beyond (rewriting it costs O(rows)), and always at the end.
+bool csv_due(std::size_t runs, std::size_t ran, std::size_t finished, std::size_t total) {
+  const std::size_t every = std::max<std::size_t>(1, runs / 100);
+  return runs <= 2000 || ran % every == 0 || finished == total;
+}
+
+}  // namespace
+
+SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& be,
+                 const std::function<void(uint64_t, uint64_t)>& on_progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  SweepRow row;
+  row.key = p.key();
+  row.p = p;
+  row.version = version();
+
+  const Mixture target = build_target(p);
+  if (target.d != p.d || target.K != p.K)
+    throw Error("model " + p.model_file + " changed since the sweep was parsed (d, K)");
+  const Schedule schedule = make_schedule(schedule_params(p));
+  const SampleOptions opt = sample_options(p, chunk, on_progress);
+  row.backend = be.name();
+  row.device = be.device_name();
+
+  TvOptions to = p.tv;
+  to.seed = p.seed;
+  TvPlan plan(target, to, p.n);
+  plan.prepare_reference(be, p.precision);
+  TvSink sink(plan);
+  RunSummary s;
+  try {
+    s = run_sampler(target, schedule, opt, be, sink);
+  } catch (const NumericalError& e) {
+    // The run itself diverged (particles turned non-finite): record it, keep the sweep going.
+    row.error = e.what();
+  }
+  if (row.error.empty()) record_figures(row, sink.report(), s);
+  row.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  row.finished_at = text::utc_now();
+  return row;
+}
+
+SweepOutcome run_sweep(const SweepSpec& spec, const SweepRunOptions& opt, const SweepCallbacks& cb) {
+  if (opt.out_dir.empty()) throw Error("sweep: no output directory");
+  const auto backends = make_backends(spec, opt.threads);
+  create_out_dir(opt.out_dir);
+  DirLock lock(opt.out_dir);
+  check_or_write_spec(opt.out_dir, spec);
+
+  const std::string log_path = (fs::path(opt.out_dir) / "results.jsonl").string();
+  ResultsLog log(log_path);
+  const Notes note(cb);
+  note(spec.name + ": " + std::to_string(spec.runs.size()) + " runs -> " + opt.out_dir);
+  note.repairs(log);
+
+  SweepOutcome out;
+  out.total = spec.runs.size();
+  std::set<std::string> spec_keys;
+  for (const auto& p : spec.runs) spec_keys.insert(p.key());
+  note.foreign_rows(log, spec_keys);
+  for (const auto& p : spec.runs)
+    if (log.has(p.key())) ++out.done_before;
+  if (out.done_before) note.resuming(log, spec_keys, out.done_before, out.total, log_path);
+
+  const std::string csv_path = (fs::path(opt.out_dir) / "results.csv").string();
+  write_file_atomic(csv_path, rows_to_csv(rows_in_run_order(log, spec)));
+
+  std::size_t finished = out.done_before;
+  for (std::size_t i = 0; i < spec.runs.size(); ++i) {
+    const RunParams& p = spec.runs[i];
+    if (log.has(p.key())) continue;
+    if (cb.on_start) cb.on_start(p, finished, out.total);
+    SweepRow row = run_one(p, spec.chunk, *backends.at(p.backend), cb.on_progress);
+    row.sweep = spec.name;
+    row.index = i;
+    log.append(row);
+    ++finished;
+    ++out.ran;
+    if (csv_due(spec.runs.size(), out.ran, finished, out.total))
+      write_file_atomic(csv_path, rows_to_csv(rows_in_run_order(log, spec)));
+    if (cb.on_row) cb.on_row(row, finished, out.total);
+  }
+  out.rows = rows_in_run_order(log, spec);
+  if (out.ran) write_file_atomic(csv_path, rows_to_csv(out.rows));
+  return out;
+}
+
+}  // namespace gmmdiff

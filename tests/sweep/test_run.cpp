@@ -1,0 +1,96 @@
+// run_sweep and run_one (host/sweep/run.cpp): resuming after a partial line with the same rows
+// (the command killed with SIGKILL: tests/cli/test_cmd_sweep.cpp), notes about rows of another
+// build, a different sweep in the same directory refused, a schedule file's kind reaching the run.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "gmmdiff/backend.hpp"
+#include "gmmdiff/error.hpp"
+#include "gmmdiff/sweep.hpp"
+#include "gmmdiff/version.hpp"
+#include "util/sweep_util.hpp"
+
+using namespace gmmdiff;
+using namespace gmmdiff::test;
+
+TEST(SweepRun, ResumesAfterAPartialLineWithTheSameRows) {
+  const std::string dir = fresh_dir("resume");
+  const SweepSpec spec = parse_sweep(kTinySweep, "tiny.json");
+  SweepRunOptions o;
+  o.out_dir = dir;
+  const SweepOutcome first = run_sweep(spec, o);
+  ASSERT_EQ(first.ran, spec.runs.size());
+  ASSERT_EQ(first.rows.size(), spec.runs.size());
+
+  // Cut the file in the middle of its fourth line, as kill -9 during that write would.
+  const std::string path = dir + "/results.jsonl";
+  const auto lines = lines_of(path);
+  // The first row as another build would have written it.
+  nlohmann::json row0 = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(row0.at("version"), version());
+  row0["version"] = "0.0.1+gdeadbeef0000";
+  std::string cut = row0.dump() + "\n";
+  for (int i = 1; i < 3; ++i) cut += lines[i] + "\n";
+  cut += lines[3].substr(0, 40);
+  write_text(path, cut);
+
+  std::vector<std::string> notes;
+  SweepCallbacks cb;
+  cb.on_note = [&](const std::string& s) { notes.push_back(s); };
+  const SweepOutcome second = run_sweep(spec, o, cb);
+  EXPECT_EQ(second.done_before, 3u);
+  EXPECT_EQ(second.ran, spec.runs.size() - 3);
+  ASSERT_EQ(second.rows.size(), spec.runs.size());
+  for (std::size_t i = 0; i < spec.runs.size(); ++i) {
+    SCOPED_TRACE(spec.runs[i].label());
+    EXPECT_EQ(second.rows[i].key, first.rows[i].key);
+    // Randomness is a pure function of the seed: the redone runs give the same figures.
+    EXPECT_EQ(second.rows[i].tv(), first.rows[i].tv());
+  }
+  EXPECT_EQ(lines_of(path).size(), spec.runs.size());
+  bool said = false, other_build = false;
+  for (const auto& n : notes) {
+    said = said || n.find("partial last line") != std::string::npos;
+    other_build = other_build || n.find("1 finished runs were made by gmmdiff 0.0.1+gdeadbeef0000") != std::string::npos;
+  }
+  EXPECT_TRUE(said);
+  EXPECT_TRUE(other_build) << "no note about the row from another build";
+  EXPECT_EQ(lines_of(dir + "/results.csv").size(), spec.runs.size() + 1);
+
+  // A different sweep in the same directory is refused, and nothing changes.
+  const SweepSpec other = parse_sweep(R"({"T": [8], "n": 100, "backend": "cpu"})", "other.json");
+  EXPECT_THROW(run_sweep(other, o), Error);
+  EXPECT_EQ(lines_of(path).size(), spec.runs.size());
+}
+
+TEST(SweepRun, AScheduleFilesKindReachesTheSchedule) {
+  // The same text values read as alpha_t or as abar_t are two different schedules: "kind" must
+  // reach make_schedule (it was parsed and then dropped), and runs of the two differ in key and TV.
+  const std::string dir = fresh_dir("kind");
+  write_text(dir + "/values.txt", "0.95 0.9 0.85 0.8 0.75 0.7 0.65 0.6\n");
+  auto sweep = [&](const std::string& kind) {
+    return parse_sweep(R"({"T": 8, "n": 2000, "backend": "cpu", "tv": {"stats": "means", "bootstrap": 20},
+                           "schedule": {"file": "values.txt", "kind": ")" + kind + R"("}})",
+                       dir + "/s.json", dir);
+  };
+  const SweepSpec alpha = sweep("alpha"), abar = sweep("abar");
+  ASSERT_EQ(alpha.runs.size(), 1u);
+  EXPECT_EQ(alpha.runs[0].schedule_kind, "alpha");
+  EXPECT_EQ(abar.runs[0].schedule_kind, "abar");
+  EXPECT_NE(alpha.runs[0].key(), abar.runs[0].key());
+  const auto cpu = make_backend("cpu", 1);
+  const SweepRow ra = run_one(alpha.runs[0], 0, *cpu), rb = run_one(abar.runs[0], 0, *cpu);
+  EXPECT_NE(ra.tv(), rb.tv()) << "alpha and abar readings gave the same run";
+  // a text file's values need a kind (docs/formats.md): without one the sweep is refused at once
+  try {
+    sweep("auto");
+    ADD_FAILURE() << "a text schedule without a kind was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("alpha_t or abar_t"), std::string::npos) << e.what();
+  }
+  // the kind survives a results.jsonl round trip
+  EXPECT_EQ(parse_row(row_to_json(ra)).p.schedule_kind, "alpha");
+}
