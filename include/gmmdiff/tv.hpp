@@ -4,7 +4,7 @@
 // backend's accumulate_histograms), and only counts come back to the host.
 #pragma once
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,44 +50,36 @@ struct TvReport {
   const StatResult& max() const { return stats.at(best); }
 };
 
-/// The binning plan for a model, options and sample size: statistics, edges, target masses.
+/// The binning plan for a model, options and sample size: the statistics, their histogram spec
+/// (directions, radial centre, equal-mass edges, 2-D pairs) and the target's masses of the bins.
 class TvPlan {
  public:
+  /// Throws gmmdiff::Error for an empty sample, bad options or statistics (docs/tv.md), or when
+  /// no requested statistic can be evaluated.
   TvPlan(const Mixture& target, const TvOptions& opt, uint64_t n);
-  const HistogramSpec& spec() const { return spec_; }
+  TvPlan(const TvPlan& other);
+  TvPlan(TvPlan&& other) noexcept;
+  TvPlan& operator=(const TvPlan& other);
+  TvPlan& operator=(TvPlan&& other) noexcept;
+  ~TvPlan();
+
+  const HistogramSpec& spec() const;
   /// Completes target masses that need an exact reference sample, using backend be (it calls
   /// be.begin(), so call it before a run's begin()). No-op when every statistic is exact.
   void prepare_reference(Backend& be, Precision precision);
   /// The figures for accumulated counts of a sample.
   TvReport evaluate(const HistogramCounts& counts) const;
-  const std::vector<std::string>& names() const { return names_; }
-
-  // Implementation data, public for the tests.
-  struct Stat {
-    std::string name;
-    int dims = 1;
-    int a = 0, b = -1;                 ///< value indices (b >= 0 for 2-D)
-    std::vector<double> target_mass;   ///< per cell
-    bool exact = true;
-    uint64_t reference_n = 0;          ///< > 0 when the masses come from a reference sample
-    int pair = -1;                     ///< index into spec().pairs (2-D)
-  };
-  const std::vector<Stat>& stats() const { return stats_; }
+  /// The statistics' names, in the order of TvReport::stats.
+  const std::vector<std::string>& names() const;
   /// Statistics that were requested but skipped, with the reason.
-  const std::vector<std::string>& notes() const { return notes_; }
+  const std::vector<std::string>& notes() const;
   /// Bins per 1-D histogram and per axis of a 2-D histogram for this plan.
-  int bins_1d() const { return bins1_; }
-  int bins_2d_axis() const { return bins2_; }
+  int bins_1d() const;
+  int bins_2d_axis() const;
 
  private:
-  Mixture target_;
-  TvOptions opt_;
-  uint64_t n_;
-  HistogramSpec spec_;
-  std::vector<Stat> stats_;
-  std::vector<std::string> names_;
-  std::vector<std::string> notes_;
-  int bins1_ = 0, bins2_ = 0;
+  struct Impl;  // holds a tv_detail::Plan (host/tv/plan_detail.hpp)
+  std::unique_ptr<Impl> impl_;
 };
 
 /// A ChunkSink that bins each chunk where it lies.
@@ -135,55 +127,5 @@ void check_tv_sample(const NpyReader& sample, int target_d);
 /// header while being read is an Error (NpyReader::read_rows), never a partial report.
 TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& opt, Backend& be,
                    std::size_t chunk_rows = 0);
-
-/// Building blocks of the plan (tv_stats.cpp), public for the tests.
-namespace tv_detail {
-
-/// One token of TvOptions::stats.
-struct StatRequest {
-  enum Kind { Means, Means2d, Random, Axes, File, Radial };
-  Kind kind = Means;
-  int count = 0;          ///< means:r, random:M, axes:m (0: the default)
-  std::string path;       ///< file:PATH
-  bool origin = false;    ///< radial:0 (centre at the origin)
-  std::string token;      ///< as written
-};
-/// Parses the comma-separated statistics; throws gmmdiff::Error with one line listing what is
-/// allowed on an unknown or malformed token.
-std::vector<StatRequest> parse_stats(const std::string& spec);
-
-/// Top principal directions of span{mu_k}: eigenvectors of M^T M (M the [K, d] uncentered
-/// means) by subspace iteration from a fixed start, without forming d x d matrices.
-struct Principal {
-  int rank = 0;                   ///< numerical rank of M (counted within the iterated block)
-  std::vector<double> dirs;       ///< [r, d] orthonormal, r = min(r_max, rank), sign fixed
-  std::vector<double> singular;   ///< [r] singular values of M along dirs
-  int iterations = 0;
-};
-Principal principal_directions(const Mixture& m, int r_max);
-
-/// M unit directions in R^d from Philox (stream kStreamAux, particle kAuxTvRandom + i), [M, d].
-std::vector<double> random_directions(int d, int M, uint64_t seed);
-constexpr uint64_t kAuxTvRandom = 0x545600000000ull;     ///< "TV": random directions
-constexpr uint64_t kAuxTvPrincipal = 0x545650000000ull;  ///< start block of principal_directions
-
-/// Rows of a .npy file ([d] or [m, d]) as unit directions; throws on a d mismatch or a zero row.
-std::vector<double> file_directions(const std::string& path, int d);
-
-/// A unit vector orthogonal to unit u (deterministic: from the axis where |u_j| is smallest).
-std::vector<double> orthogonal_unit(const std::vector<double>& u);
-
-/// Edges e_0 = -inf < e_1 < ... < e_B = +inf with F(e_i) = i / B to within ftol_rel / B, for a
-/// non-decreasing CDF F whose mass lies in [lo, hi] (widened until F(lo) < 0.1/B < 1 - 0.1/B < F(hi)).
-std::vector<double> equal_mass_edges(const std::function<double(double)>& F, int B, double lo,
-                                     double hi, double ftol_rel = 1e-3);
-
-/// The figures of one histogram (docs/tv.md): the sample's counts, the target masses p (exact
-/// when reference_n == 0, else the frequencies of an exact reference sample of that size), the
-/// bootstrap replicates and their seed. Fills every field of StatResult but name and dims.
-StatResult histogram_figures(const std::vector<uint64_t>& counts, const std::vector<double>& p,
-                             uint64_t reference_n, int bootstrap, uint64_t seed);
-
-}  // namespace tv_detail
 
 }  // namespace gmmdiff

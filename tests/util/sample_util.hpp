@@ -22,6 +22,7 @@ inline Mixture isotropic(int d, const std::vector<std::vector<double>>& means, c
   Mixture m;
   m.K = static_cast<int>(means.size());
   m.d = d;
+  m.means.reserve(means.size() * static_cast<std::size_t>(d));
   for (const auto& mu : means) m.means.insert(m.means.end(), mu.begin(), mu.end());
   m.sd = sd;
   m.weights = weights;

@@ -1,19 +1,19 @@
-// gmmdiff: the statistics of the TV module: parsing TvOptions::stats, principal directions of the
-// means, random / file directions, and equal-mass bin edges (docs/tv.md).
+// gmmdiff: the statistics of the TV module (tv/statistics.hpp, docs/tv.md): parsing
+// TvOptions::stats, principal directions of the means, random and file directions.
+#include "tv/statistics.hpp"
+
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <string>
 #include <vector>
 
 #include <cblas.h>
 #include <omp.h>
 
+#include "gmmdiff/backend.hpp"
 #include "gmmdiff/detail/philox.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/npy.hpp"
-#include "gmmdiff/tv.hpp"
-#include "core/special_functions.hpp"
 
 namespace gmmdiff {
 namespace tv_detail {
@@ -335,44 +335,6 @@ std::vector<double> orthogonal_unit(const std::vector<double>& u) {
   nrm = std::sqrt(nrm);
   for (double& x : v) x /= nrm;
   return v;
-}
-
-std::vector<double> equal_mass_edges(const std::function<double(double)>& F, int B, double lo,
-                                     double hi, double ftol_rel) {
-  GMMDIFF_EXPECTS(B >= 1, "equal_mass_edges: B = ", B, " (must be >= 1)");
-  std::vector<double> edges(B + 1);
-  edges[0] = -std::numeric_limits<double>::infinity();
-  edges[B] = std::numeric_limits<double>::infinity();
-  if (B == 1) return edges;
-  const double tail = 0.1 / B;
-  if (!(hi > lo)) hi = lo + 1.0;
-  double flo = F(lo), fhi = F(hi);
-  for (int i = 0; i < 200 && flo > tail; ++i) {
-    lo -= (hi - lo);
-    flo = F(lo);
-  }
-  for (int i = 0; i < 200 && fhi < 1.0 - tail; ++i) {
-    hi += (hi - lo);
-    fhi = F(hi);
-  }
-  const int G = 2 * B + 1;
-  std::vector<double> xs(G), Fs(G);
-  for (int g = 0; g < G; ++g) xs[g] = lo + (hi - lo) * static_cast<double>(g) / (G - 1);
-#pragma omp parallel for schedule(dynamic, 4)
-  for (int g = 0; g < G; ++g) Fs[g] = g == 0 ? flo : (g == G - 1 ? fhi : F(xs[g]));
-  for (int g = 1; g < G; ++g) Fs[g] = std::max(Fs[g], Fs[g - 1]);  // rounding: keep monotone
-  const double ftol = ftol_rel / B;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int i = 1; i < B; ++i) {
-    const double q = static_cast<double>(i) / B;
-    const int g = static_cast<int>(std::upper_bound(Fs.begin(), Fs.end(), q) - Fs.begin()) - 1;
-    if (g < 0) edges[i] = lo;
-    else if (g >= G - 1) edges[i] = hi;
-    else edges[i] = special::invert_monotone(F, q, xs[g], xs[g + 1], Fs[g], Fs[g + 1], ftol, 1e-13, 80);
-  }
-  for (int i = 2; i < B; ++i)
-    if (!(edges[i] > edges[i - 1])) edges[i] = std::nextafter(edges[i - 1], edges[B]);
-  return edges;
 }
 
 }  // namespace tv_detail

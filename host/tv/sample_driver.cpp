@@ -1,0 +1,107 @@
+// gmmdiff: the TV of a sample held by the caller (tv_of_sample) or streamed from a .npy file
+// (tv_of_npy), include/gmmdiff/tv.hpp; docs/tv.md, "Streaming the sample": the plan, its
+// reference sample, then the rows uploaded and binned chunk by chunk (tv_chunk_rows).
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "gmmdiff/error.hpp"
+#include "gmmdiff/sampler.hpp"
+#include "gmmdiff/tv.hpp"
+
+namespace gmmdiff {
+
+std::size_t tv_chunk_rows(const Backend& be, const RunShape& shape, uint64_t rows, std::size_t requested) {
+  GMMDIFF_EXPECTS(rows > 0, "empty sample: there are no rows to estimate TV from");
+  GMMDIFF_EXPECTS(shape.d >= 1, "TV: d = ", shape.d, " (need d >= 1)");
+  const std::size_t max_rows = be.max_chunk_rows(shape);
+  if (max_rows == 0) throw ResourceError("TV: not even one row of the sample fits the backend's memory");
+  if (requested > 0) {
+    const std::size_t chunk = static_cast<std::size_t>(std::min<uint64_t>(requested, rows));
+    if (chunk > max_rows)
+      throw ResourceError(detail::cat("--chunk ", requested, " does not fit in the memory of the ", be.name(),
+                                      " backend (at most ", max_rows, " rows of d = ", shape.d, ")"));
+    return chunk;
+  }
+  const std::size_t cap = std::max<std::size_t>(1, kTvChunkBytes / (sizeof(double) * static_cast<std::size_t>(shape.d)));
+  std::size_t chunk = static_cast<std::size_t>(std::min<uint64_t>(rows, std::min(max_rows, cap)));
+  if (chunk < rows && chunk >= kChunkAlign) chunk -= chunk % kChunkAlign;
+  return chunk;
+}
+
+namespace {
+
+/// Hands over rows first .. first + rows - 1 of the sample (rows x d doubles, row-major); the
+/// pointer stays valid until the next call. Called in order, each chunk once.
+using ChunkSource = std::function<const double*(uint64_t first, std::size_t rows)>;
+
+/// The one path of tv_of_sample and tv_of_npy: the plan for n = rows, its reference sample, then
+/// every chunk uploaded and binned in order. Only the counts are kept, and integer counts do not
+/// depend on how the rows are cut into chunks.
+/// `label` (e.g. "y.npy: ") starts the messages about the sample's values.
+TvReport tv_of_chunks(const Mixture& target, uint64_t rows, const TvOptions& opt, Backend& be,
+                      std::size_t chunk_rows, const ChunkSource& next, const std::string& label = "") {
+  GMMDIFF_EXPECTS(rows > 0, "empty sample: there are no rows to estimate TV from");
+  TvPlan plan(target, opt, rows);
+  RunShape shape = run_shape(target, Precision::FP64, opt.seed);
+  // Chosen before the reference sample is drawn, so that a --chunk that does not fit fails at once.
+  const std::size_t chunk = tv_chunk_rows(be, shape, rows, chunk_rows);
+  plan.prepare_reference(be, Precision::FP64);
+  shape.chunk_rows = chunk;
+  be.begin(shape, target);
+  HistogramCounts counts = HistogramCounts::zeros(plan.spec());
+  for (uint64_t first = 0; first < rows; first += chunk) {
+    const std::size_t r = static_cast<std::size_t>(std::min<uint64_t>(chunk, rows - first));
+    be.upload_chunk(next(first, r), first, r);
+    be.accumulate_histograms(plan.spec(), counts);
+  }
+  GMMDIFF_EXPECTS(counts.nonfinite_rows < counts.rows, label, "all ", counts.rows,
+                  " rows of the sample hold NaN or Inf: no finite rows to estimate TV from");
+  return plan.evaluate(counts);
+}
+
+}  // namespace
+
+TvReport tv_of_sample(const Mixture& target, const double* y, uint64_t rows, const TvOptions& opt, Backend& be,
+                      std::size_t chunk_rows) {
+  const std::size_t d = static_cast<std::size_t>(target.d);
+  return tv_of_chunks(target, rows, opt, be, chunk_rows,
+                      [&](uint64_t first, std::size_t) { return y + first * d; });
+}
+
+void check_tv_sample(const NpyReader& sample, int target_d) {
+  const std::vector<uint64_t>& shape = sample.shape();
+  GMMDIFF_EXPECTS(shape.size() == 1 || shape.size() == 2, sample.path(), ": a sample must be an (n, d) array, got ",
+                  shape.size(), " dimensions");
+  GMMDIFF_EXPECTS(sample.rows() > 0, sample.path(), ": empty sample (0 rows)");
+  GMMDIFF_EXPECTS(sample.cols() == static_cast<uint64_t>(target_d), sample.path(), ": the sample has d = ",
+                  sample.cols(), " columns but the model has d = ", target_d);
+}
+
+TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& opt, Backend& be,
+                   std::size_t chunk_rows) {
+  check_tv_sample(sample, target.d);
+  GMMDIFF_EXPECTS(sample.rows_read() == 0, sample.path(), ": ", sample.rows_read(),
+                  " rows were already read; the TV needs the sample from its first row");
+  const std::size_t d = static_cast<std::size_t>(target.d);
+  std::vector<double> buf;  // one chunk of doubles: the only memory that holds sample values
+  auto read_chunk = [&](uint64_t first, std::size_t r) {
+    if (buf.size() < r * d) {  // the first chunk is the largest: one allocation
+      try {
+        buf.resize(r * d);
+      } catch (const std::bad_alloc&) {
+        throw ResourceError(detail::cat(sample.path(), ": cannot allocate a chunk of ", r, " rows x d = ", d,
+                                        " doubles (", (r * d * sizeof(double)) >> 20, " MiB); try a smaller --chunk"));
+      }
+    }
+    const uint64_t got = sample.read_rows(buf.data(), r);
+    GMMDIFF_EXPECTS(got == r, sample.path(), ": read ", got, " rows at row ", first, " where ", r, " were due");
+    return static_cast<const double*>(buf.data());
+  };
+  return tv_of_chunks(target, sample.rows(), opt, be, chunk_rows, read_chunk, sample.path() + ": ");
+}
+
+}  // namespace gmmdiff

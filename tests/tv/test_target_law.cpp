@@ -1,0 +1,148 @@
+// The target laws of the TV statistics (host/tv/target_law.cpp), as a plan uses them: equal-mass
+// edges, exact bin masses of projections and of the radial statistic against long double
+// quadrature, and 2-D masses as per-component products.
+#include "tv/target_law.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "gmmdiff/model.hpp"
+#include "gmmdiff/tv.hpp"
+#include "core/special_functions.hpp"
+#include "tv/plan_detail.hpp"
+#include "util/quadrature_util.hpp"
+#include "util/sample_util.hpp"
+#include "util/tv_util.hpp"
+
+namespace gmmdiff {
+namespace {
+
+using gmmdiff::test::integrate;
+using gmmdiff::test::LD;
+using test::isotropic;
+using test::normal_masses;
+using tv_detail::build_plan;
+
+constexpr double kMassQuadratureTol = 1e-11;   // exact bin masses against long double quadrature
+constexpr double kEqualMassRelTol = 3e-3;      // bins hold 1/B to within this fraction of 1/B
+
+TEST(TvTargetLaw, EdgesHoldEqualTargetMass) {
+  const Mixture m = isotropic(3, {{2, 0, 1}, {-1, 0.5, 0}}, {0.5, 1.5}, {0.3, 0.7});
+  TvOptions o;
+  o.stats = "means,random:2,radial";
+  const tv_detail::Plan plan = build_plan(m, o, 100000);
+  for (const auto& s : plan.stats) {
+    SCOPED_TRACE(s.name);
+    const double B = static_cast<double>(s.target_mass.size());
+    double total = 0;
+    for (double p : s.target_mass) {
+      EXPECT_NEAR(p * B, 1.0, kEqualMassRelTol);
+      total += p;
+    }
+    EXPECT_NEAR(total, 1.0, 1e-13);
+    const auto& e = plan.spec.edges[s.a];
+    EXPECT_TRUE(std::isinf(e.front()) && e.front() < 0 && std::isinf(e.back()));
+    for (std::size_t i = 1; i < e.size(); ++i) EXPECT_LT(e[i - 1], e[i]);
+  }
+}
+
+TEST(TvTargetLaw, ProjectionMassesMatchQuadrature) {
+  const Mixture m = isotropic(2, {{2, 0}, {-1, 0.5}}, {0.5, 1.5}, {0.3, 0.7});
+  TvOptions o;
+  o.stats = "means,random:2";
+  o.bins = 16;
+  const tv_detail::Plan plan = build_plan(m, o, 1000);
+  for (const auto& s : plan.stats) {
+    SCOPED_TRACE(s.name);
+    const double* u = plan.spec.directions.data() + s.a * 2;
+    std::vector<double> mk(2), sk(2);
+    for (int k = 0; k < 2; ++k) {
+      mk[k] = u[0] * m.mean(k)[0] + u[1] * m.mean(k)[1];
+      sk[k] = m.sd[k];
+    }
+    auto pdf = [&](LD x) {
+      LD f = 0;
+      for (int k = 0; k < 2; ++k)
+        f += m.weights[k] * std::exp(-(x - mk[k]) * (x - mk[k]) / (2 * sk[k] * sk[k])) / (sk[k] * std::sqrt(2 * M_PIl));
+      return f;
+    };
+    const auto& e = plan.spec.edges[s.a];
+    for (std::size_t b = 0; b + 1 < e.size(); ++b) {
+      const LD lo = std::isinf(e[b]) ? -40.0L : e[b], hi = std::isinf(e[b + 1]) ? 40.0L : e[b + 1];
+      const LD ref = integrate(pdf, lo, hi, 400);
+      EXPECT_NEAR(s.target_mass[b], static_cast<double>(ref), kMassQuadratureTol) << "bin " << b;
+    }
+  }
+}
+
+TEST(TvTargetLaw, RadialMassesMatchQuadrature) {
+  // |x - c|^2 / s_k^2 ~ chi'^2(d, |mu_k - c|^2 / s_k^2); the reference CDF conditions on the
+  // coordinate along mu_k - c: (Z + sqrt(lambda))^2 + chi^2_{d-1}, integrated in long double.
+  const int d = 5;
+  const Mixture m = isotropic(d, {{2, 0, 1, 0, 0}, {-1, 0.5, 0, 0, 3}}, {0.7, 1.3}, {0.4, 0.6});
+  TvOptions o;
+  o.stats = "radial";
+  o.bins = 12;
+  const tv_detail::Plan plan = build_plan(m, o, 1000);
+  const auto& s = plan.stats[0];
+  ASSERT_TRUE(s.exact);
+  const auto& c = plan.spec.center;
+  const auto& e = plan.spec.edges[s.a];
+  auto cdf_ref = [&](double x) {
+    LD F = 0;
+    for (int k = 0; k < 2; ++k) {
+      double lam = 0;
+      for (int j = 0; j < d; ++j) lam += std::pow(m.mean(k)[j] - c[j], 2);
+      lam /= m.sd[k] * m.sd[k];
+      const LD t = x / (m.sd[k] * m.sd[k]), sl = std::sqrt(static_cast<LD>(lam));
+      const LD cst = 1 / std::sqrt(2 * M_PIl);
+      F += m.weights[k] * integrate(
+                              [&](LD v) {
+                                return cst * (std::exp(-(v - sl) * (v - sl) / 2) + std::exp(-(v + sl) * (v + sl) / 2)) *
+                                       static_cast<LD>(special::gamma_p((d - 1) / 2.0, static_cast<double>((t - v * v) / 2)));
+                              },
+                              0, std::sqrt(t), 400);
+    }
+    return F;
+  };
+  LD prev = 0;
+  for (std::size_t b = 0; b + 1 < e.size(); ++b) {
+    const LD next = std::isinf(e[b + 1]) ? 1.0L : cdf_ref(e[b + 1]);
+    EXPECT_NEAR(s.target_mass[b], static_cast<double>(next - prev), kMassQuadratureTol) << "bin " << b;
+    prev = next;
+  }
+}
+
+TEST(TvTargetLaw, PairMassesAreProductsPerComponent) {
+  const Mixture m = isotropic(3, {{2, 0, 0}, {-1, 0.5, 0}, {0, 1, 1}}, {0.5, 1.5, 1.0}, {0.3, 0.3, 0.4});
+  TvOptions o;
+  o.stats = "means2d";
+  const tv_detail::Plan plan = build_plan(m, o, 1000000);
+  const auto& s = plan.stats[0];
+  ASSERT_EQ(s.dims, 2);
+  ASSERT_TRUE(s.exact);
+  const auto& ea = plan.spec.edges[s.a];
+  const auto& eb = plan.spec.edges[s.b];
+  const double* ua = plan.spec.directions.data() + s.a * 3;
+  const double* ub = plan.spec.directions.data() + s.b * 3;
+  const int Ba = static_cast<int>(ea.size()) - 1, Bb = static_cast<int>(eb.size()) - 1;
+  for (int i = 0; i < Ba; ++i)
+    for (int j = 0; j < Bb; ++j) {
+      double ref = 0;
+      for (int k = 0; k < 3; ++k) {
+        double ma = 0, mb = 0;
+        for (int t = 0; t < 3; ++t) {
+          ma += ua[t] * m.mean(k)[t];
+          mb += ub[t] * m.mean(k)[t];
+        }
+        ref += m.weights[k] * normal_masses(ea, ma, m.sd[k])[i] * normal_masses(eb, mb, m.sd[k])[j];
+      }
+      EXPECT_NEAR(s.target_mass[i * Bb + j], ref, 1e-15) << "cell " << i << ", " << j;
+    }
+}
+
+}  // namespace
+}  // namespace gmmdiff
