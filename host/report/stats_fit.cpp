@@ -1,5 +1,5 @@
-// gmmdiff: the small statistics of the sweep report: Student t CDF and quantile, least-squares
-// lines with confidence intervals on the slope (include/gmmdiff/report.hpp).
+// gmmdiff: the small statistics of the sweep report (report/stats_fit.hpp): Student t CDF and
+// quantile, the normal quantile, least-squares lines with confidence intervals on the slope.
 #include "report/stats_fit.hpp"
 
 #include <algorithm>
@@ -8,7 +8,6 @@
 #include <map>
 
 #include "gmmdiff/error.hpp"
-#include "gmmdiff/report.hpp"
 
 namespace gmmdiff {
 namespace {
@@ -165,11 +164,6 @@ LineFit fit_pooled(const std::vector<double>& x, const std::vector<double>& y, c
 LineFit fit_line(const std::vector<double>& x, const std::vector<double>& y, double level,
                  const std::vector<double>& sigma) {
   return fit_pooled(x, y, std::vector<int>(x.size(), 0), level, sigma);
-}
-
-double theorem1_shape(double K, double T) {
-  const double lkt = std::log(K * T), lt = std::log(T);
-  return lkt * lkt * lt * lt / T;
 }
 
 double median_of(const std::vector<double>& x) {

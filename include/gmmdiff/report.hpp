@@ -11,20 +11,11 @@
 
 namespace gmmdiff {
 
-// ---- small statistics ----
+// ---- fitted lines and the Theorem-1 shape ----
 
-/// Student t distribution: CDF and quantile (dof > 0, p in (0, 1)). Own implementation through
-/// the regularised incomplete beta function (continued fraction), inverted by bisection/Newton.
-double student_t_cdf(double t, double dof);
-double student_t_quantile(double p, double dof);
-
-/// Least-squares fit y = a + b x, or with pooled intercepts y = a_g + b x (one per group id).
-/// Without sigma: ordinary least squares, se(b) from the residuals, CI b -/+ t_{(1+level)/2, dof}
-/// se(b), dof = n - 2 (n - groups - 1 when pooled).
-/// With sigma (each point's standard error): weighted least squares, weights 1/sigma^2, and
-/// se(b) = max(the se the sigmas imply, that se scaled by sqrt(chi^2/dof)): the interval reflects
-/// both each point's own uncertainty and any scatter beyond it (the Birge ratio). With dof = 0
-/// (two points) the sigmas alone give the interval (normal quantile).
+/// A least-squares line y = a + b x, or with pooled intercepts y = a_g + b x (one per group), as
+/// the report fits them (docs/sweeps.md): by weighted least squares when the points have standard
+/// errors, with a CI on the slope at the report's level (Student t, or normal with two points).
 struct LineFit {
   static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
   int n = 0;       ///< points used
@@ -39,12 +30,6 @@ struct LineFit {
   bool ok() const { return n >= groups + 1 && b == b; }
   bool has_ci() const { return ok() && ci_lo == ci_lo; }
 };
-LineFit fit_line(const std::vector<double>& x, const std::vector<double>& y, double level = 0.95,
-                 const std::vector<double>& sigma = {});
-LineFit fit_pooled(const std::vector<double>& x, const std::vector<double>& y, const std::vector<int>& group,
-                   double level = 0.95, const std::vector<double>& sigma = {});
-/// Standard normal quantile (p in (0, 1)).
-double normal_quantile(double p);
 
 /// The Theorem-1 shape f(K, T) = log^2(K T) log^2(T) / T (natural logarithms).
 double theorem1_shape(double K, double T);
