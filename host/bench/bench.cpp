@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_testing.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "io/text.hpp"
 #include "gmmdiff/backend.hpp"
@@ -110,6 +111,11 @@ nlohmann::json num_or_null(double x, bool have) { return have && std::isfinite(x
 
 BenchReport run_bench(const BenchOptions& opt,
                       const std::function<void(const BenchReport&, const BenchResult&)>& on_result) {
+  return bench_testing::run_bench(opt, {}, on_result);
+}
+
+BenchReport bench_testing::run_bench(const BenchOptions& opt, const CheckHook& check_hook,
+                                     const std::function<void(const BenchReport&, const BenchResult&)>& on_result) {
   GMMDIFF_EXPECTS(!opt.n.empty() && !opt.d.empty() && !opt.K.empty() && !opt.precision.empty() && !opt.path.empty(),
                   "bench: every list (--n, --d, --K, --precision, --path) needs at least one value");
   GMMDIFF_EXPECTS(opt.T >= 2, "bench: --T = ", opt.T, " (need T >= 2: a pass times the steps t = T..2)");
@@ -176,7 +182,7 @@ BenchReport run_bench(const BenchOptions& opt,
               std::vector<double> got = run_rows(*be, m, cs, prec, opt.seed, r.check_rows);
               r.path_taken = be->step_path();
               const std::vector<double> want = run_rows(oracle, m, cs, Precision::FP64, opt.seed, r.check_rows);
-              if (opt.check_hook) opt.check_hook(r.config, got);
+              if (check_hook) check_hook(r.config, got);
               double mx = 0;
               bool finite = true;
               for (std::size_t i = 0; i < got.size(); ++i) {

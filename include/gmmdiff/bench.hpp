@@ -66,9 +66,6 @@ struct BenchOptions {
   uint64_t seed = 0;
   uint64_t check_rows = 512;               ///< rows of the correctness check (at most n)
   std::size_t copy_bytes = std::size_t(256) << 20;  ///< buffer size of the copy-bandwidth measurement
-  /// Test-only: sees (and may change) the tested backend's check rows before they are compared
-  /// with the oracle's, e.g. to make one configuration fail on purpose.
-  std::function<void(const BenchConfig&, std::vector<double>&)> check_hook;
 };
 
 struct BenchResult {

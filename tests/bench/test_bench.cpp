@@ -1,11 +1,12 @@
 // The benchmark (host/bench/bench.cpp): a tiny grid runs and its JSON has every field; a
-// configuration broken on purpose (through the test-only check hook) is reported FAILED and is
-// not timed; bad options are one clear error (the command: tests/cli/test_cmd_bench.cpp).
+// configuration broken on purpose (through the test seam, host/bench/bench_testing.hpp) is
+// reported FAILED and is not timed; bad options are one clear error (the command:
+// tests/cli/test_cmd_bench.cpp).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "util/cli_util.hpp"
+#include "bench/bench_testing.hpp"
 #include "gmmdiff/bench.hpp"
 #include "gmmdiff/error.hpp"
 
@@ -84,10 +85,10 @@ TEST(Bench, BrokenConfigIsFailedAndNotTimed) {
   o.precision = {Precision::FP32};
   o.path = {"products", "fused"};
   // The fused path "computes" a wrong answer: one coordinate off by 0.1.
-  o.check_hook = [](const BenchConfig& c, std::vector<double>& y) {
+  const bench_testing::CheckHook break_fused = [](const BenchConfig& c, std::vector<double>& y) {
     if (c.path == "fused") y[7] += 0.1;
   };
-  const BenchReport rep = run_bench(o);
+  const BenchReport rep = bench_testing::run_bench(o, break_fused);
   ASSERT_EQ(rep.results.size(), 2u);
   const BenchResult& good = rep.results[0];
   const BenchResult& bad = rep.results[1];
