@@ -1,5 +1,5 @@
 // gmmdiff: the host-only entry points of the CUDA backend (no CUDA types). Implemented in cuda/,
-// called by host/driver/backend.cpp when the build has CUDA (GMMDIFF_HAVE_CUDA).
+// called by host/driver/make_backend.cpp when the build has CUDA (GMMDIFF_HAVE_CUDA).
 #pragma once
 #include <memory>
 #include <string>

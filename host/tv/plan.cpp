@@ -21,19 +21,6 @@
 
 namespace gmmdiff {
 
-HistogramCounts HistogramCounts::zeros(const HistogramSpec& spec) {
-  HistogramCounts c;
-  c.one_d.resize(spec.edges.size());
-  for (std::size_t v = 0; v < spec.edges.size(); ++v)
-    c.one_d[v].assign(spec.edges[v].size() >= 1 ? spec.edges[v].size() - 1 : 0, 0);
-  c.two_d.resize(spec.pairs.size());
-  for (std::size_t p = 0; p < spec.pairs.size(); ++p) {
-    const auto [a, b] = spec.pairs[p];
-    c.two_d[p].assign((spec.edges.at(a).size() - 1) * (spec.edges.at(b).size() - 1), 0);
-  }
-  return c;
-}
-
 namespace tv_detail {
 namespace {
 

@@ -1,7 +1,5 @@
-// gmmdiff: choosing a backend, and what the build and machine offer.
+// gmmdiff: choosing a backend (cpu, cuda, auto), and what the build and machine offer.
 #include "gmmdiff/backend.hpp"
-
-#include <chrono>
 
 #include "cpu/cpu_backend.hpp"
 #include "gmmdiff/error.hpp"
@@ -10,27 +8,6 @@
 #endif
 
 namespace gmmdiff {
-
-void Backend::set_step_path(const std::string& path) {
-  GMMDIFF_EXPECTS(path == "auto" || path == "products", "--path ", path, ": the ", name(),
-                  " backend has auto and products");
-}
-
-double Backend::time_seconds(const std::function<void()>& work) {
-  synchronize();
-  const auto t0 = std::chrono::steady_clock::now();
-  work();
-  synchronize();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double Backend::copy_bandwidth(std::size_t) {
-  throw Error("the " + name() + " backend does not measure its copy bandwidth");
-}
-
-double Backend::flop_limit(Precision) {
-  throw Error("the " + name() + " backend does not know its FLOP limit");
-}
 
 bool cuda_compiled() {
 #if defined(GMMDIFF_HAVE_CUDA)
