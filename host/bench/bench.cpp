@@ -3,6 +3,7 @@
 // has not been checked), and every figure is printed beside the limit it is compared with.
 #include "gmmdiff/bench.hpp"
 
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -107,15 +108,7 @@ double median(std::vector<double> v) {
 
 nlohmann::json num_or_null(double x, bool have) { return have && std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
 
-}  // namespace
-
-BenchReport run_bench(const BenchOptions& opt,
-                      const std::function<void(const BenchReport&, const BenchResult&)>& on_result) {
-  return bench_testing::run_bench(opt, {}, on_result);
-}
-
-BenchReport bench_testing::run_bench(const BenchOptions& opt, const CheckHook& check_hook,
-                                     const std::function<void(const BenchReport&, const BenchResult&)>& on_result) {
+void check_bench_options(const BenchOptions& opt) {
   GMMDIFF_EXPECTS(!opt.n.empty() && !opt.d.empty() && !opt.K.empty() && !opt.precision.empty() && !opt.path.empty(),
                   "bench: every list (--n, --d, --K, --precision, --path) needs at least one value");
   GMMDIFF_EXPECTS(opt.T >= 2, "bench: --T = ", opt.T, " (need T >= 2: a pass times the steps t = T..2)");
@@ -125,8 +118,26 @@ BenchReport bench_testing::run_bench(const BenchOptions& opt, const CheckHook& c
   for (uint64_t n : opt.n) GMMDIFF_EXPECTS(n >= 1 && n < (uint64_t(1) << 48), "bench: --n ", n, " (need 1 <= n < 2^48)");
   for (int d : opt.d) GMMDIFF_EXPECTS(d >= 1, "bench: --d ", d, " (need d >= 1)");
   for (int K : opt.K) GMMDIFF_EXPECTS(K >= 1, "bench: --K ", K, " (need K >= 1)");
+}
 
+}  // namespace
+
+BenchReport run_bench(const BenchOptions& opt,
+                      const std::function<void(const BenchReport&, const BenchResult&)>& on_result) {
+  return bench_testing::run_bench(opt, {}, on_result);
+}
+
+BenchReport bench_testing::run_bench(const BenchOptions& opt, const CheckHook& check_hook,
+                                     const std::function<void(const BenchReport&, const BenchResult&)>& on_result) {
+  check_bench_options(opt);  // bad options are reported before a backend is made
   auto be = make_backend(opt.backend, opt.threads);
+  return run_bench_on(*be, opt, check_hook, on_result);
+}
+
+BenchReport bench_testing::run_bench_on(Backend& backend, const BenchOptions& opt, const CheckHook& check_hook,
+                                        const std::function<void(const BenchReport&, const BenchResult&)>& on_result) {
+  check_bench_options(opt);
+  Backend* be = &backend;
   for (const std::string& p : opt.path) be->set_step_path(p);  // throws for a path it does not have
   CpuBackend oracle(opt.threads);
   oracle.set_step_path("products");
