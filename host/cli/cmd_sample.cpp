@@ -50,10 +50,11 @@ class NpySink : public ChunkSink {
   }
 
  private:
+  // In pieces as the backend hands them over (pinned, double-buffered on the GPU: the next piece
+  // is copied while this one is written; docs/cuda.md, "Staging").
   void write(Backend& be, NpyWriter& w) {
-    buf_.resize(be.rows() * static_cast<std::size_t>(d_) * (fp64_ ? 8 : 4));
-    be.download(buf_.data());
-    w.append(buf_.data(), be.rows());
+    be.stream_chunk(static_cast<std::size_t>(d_) * (fp64_ ? 8 : 4), buf_,
+                    [&](const void* values, std::size_t, std::size_t rows) { w.append(values, rows); });
   }
   int d_;
   bool fp64_;

@@ -21,6 +21,14 @@ double Backend::time_seconds(const std::function<void()>& work) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+void Backend::stream_chunk(std::size_t row_bytes, std::vector<unsigned char>& scratch,
+                           const PieceConsumer& consume) const {
+  if (rows_ == 0) return;
+  scratch.resize(rows_ * row_bytes);
+  download(scratch.data());
+  consume(scratch.data(), 0, rows_);
+}
+
 double Backend::copy_bandwidth(std::size_t) {
   throw Error("the " + name() + " backend does not measure its copy bandwidth");
 }

@@ -125,6 +125,15 @@ class Backend {
   }
   /// Copies the chunk to host memory in the run's precision (rows x d, row-major).
   virtual void download(void* host) const = 0;
+  /// Hands the chunk (rows() rows of row_bytes = d x the run's value size, row-major) to
+  /// consume(values, row0, rows) in consecutive pieces of whole rows, in order; the values are
+  /// valid during the call only. For a chunk that goes to the host (a file): the default downloads
+  /// the whole chunk into `scratch` (resized) and makes one call; the CUDA backend streams it
+  /// through two pinned buffers of bounded size, the copy of one piece running while consume
+  /// handles the other (docs/cuda.md, "Staging"), and leaves scratch alone.
+  using PieceConsumer = std::function<void(const void* values, std::size_t row0, std::size_t rows)>;
+  virtual void stream_chunk(std::size_t row_bytes, std::vector<unsigned char>& scratch,
+                            const PieceConsumer& consume) const;
   /// Rows of the current chunk that hold a NaN or Inf.
   virtual uint64_t count_nonfinite_rows() const = 0;
   /// Bins the statistics of spec over the current chunk into counts (accumulating).
