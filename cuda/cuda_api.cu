@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cuda/cuda_backend.hpp"
+#include "cuda/rt/device_memory.hpp"
 #include "gmmdiff/error.hpp"
 
 namespace gmmdiff::cuda_api {
@@ -20,7 +21,7 @@ int device_count() {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
   if (err != cudaSuccess) {
-    cudaGetLastError();  // clear the (non-sticky) error so later calls start clean
+    gpu::take_last_error();  // clear the (non-sticky) error so later calls start clean
     return 0;
   }
   return n < 0 ? 0 : n;
@@ -35,7 +36,7 @@ std::unique_ptr<Backend> make_cuda_backend() {
     const std::string why = no_driver               ? std::string("no CUDA driver is loaded")
                             : err != cudaSuccess    ? std::string(cudaGetErrorString(err))
                                                     : std::string("the driver reports no device");
-    cudaGetLastError();
+    gpu::take_last_error();
     throw Error("--backend cuda: no CUDA device is available (" + why +
                 "); use --backend cpu or --backend auto");
   }
@@ -51,7 +52,7 @@ std::vector<DeviceInfo> devices() {
   for (int i = 0; i < n; ++i) {
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) {
-      cudaGetLastError();
+      gpu::take_last_error();
       continue;
     }
     DeviceInfo info;
@@ -65,19 +66,22 @@ std::vector<DeviceInfo> devices() {
       info.free_bytes = free_bytes;
       info.total_bytes = total_bytes;
     } else {
-      cudaGetLastError();
+      gpu::take_last_error();
     }
     out.push_back(std::move(info));
   }
-  if (restore) cudaSetDevice(previous);
+  if (restore && cudaSetDevice(previous) != cudaSuccess) gpu::take_last_error();
   return out;
 }
 
 std::string runtime_version() {
   int runtime = 0, driver = 0;
-  if (cudaRuntimeGetVersion(&runtime) != cudaSuccess) runtime = CUDART_VERSION;
+  if (cudaRuntimeGetVersion(&runtime) != cudaSuccess) {
+    gpu::take_last_error();  // else the next launch check of a backend would report it
+    runtime = CUDART_VERSION;
+  }
   if (cudaDriverGetVersion(&driver) != cudaSuccess || driver == 0) {
-    cudaGetLastError();
+    gpu::take_last_error();
     return "runtime " + version_string(runtime) + ", no driver";
   }
   return version_string(runtime) + " (driver " + version_string(driver) + ")";

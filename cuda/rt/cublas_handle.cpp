@@ -1,7 +1,10 @@
 // gmmdiff: CublasHandle (cublas_handle.hpp).
 #include "cuda/rt/cublas_handle.hpp"
 
+#include <string>
+
 #include "cuda/rt/cuda_error.hpp"
+#include "cuda/rt/device_memory.hpp"
 
 namespace gmmdiff::gpu {
 
@@ -18,13 +21,23 @@ CublasHandle::CublasHandle(cudaStream_t stream) {
   }
 }
 
-CublasHandle::~CublasHandle() {
-  if (handle_ != nullptr) cublasDestroy(handle_);  // error ignored: never throws
+namespace {
+// Never throws (destructors): a failure is recorded for the next synchronisation (device_memory.hpp).
+void destroy(cublasHandle_t h) noexcept {
+  if (h == nullptr) return;
+  const cublasStatus_t st = cublasDestroy(h);
+  if (st != CUBLAS_STATUS_SUCCESS) {
+    take_last_error();
+    record_deferred_error(std::string("cublasDestroy failed: ") + cublasGetStatusName(st));
+  }
 }
+}  // namespace
+
+CublasHandle::~CublasHandle() { destroy(handle_); }
 
 CublasHandle& CublasHandle::operator=(CublasHandle&& o) noexcept {
   if (this != &o) {
-    if (handle_ != nullptr) cublasDestroy(handle_);
+    destroy(handle_);
     handle_ = std::exchange(o.handle_, nullptr);
   }
   return *this;

@@ -12,6 +12,9 @@ std::string where(const char* call, const char* file, int line) {
 }  // namespace
 
 void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line) {
+  // The runtime recorded err as its last error too; the exception reports it now. (A sticky error,
+  // one that breaks the context, stays whatever we do: every later call reports it.)
+  take_last_error();
   const std::string msg = detail::cat("CUDA error ", cudaGetErrorName(err), " (",
                                       cudaGetErrorString(err), ") in ", where(call, file, line));
   if (err == cudaErrorMemoryAllocation)
@@ -20,6 +23,7 @@ void throw_cuda_error(cudaError_t err, const char* call, const char* file, int l
 }
 
 void throw_cublas_error(cublasStatus_t status, const char* call, const char* file, int line) {
+  take_last_error();  // whatever runtime call failed inside cuBLAS's call is reported by this
   const std::string msg = detail::cat("cuBLAS error ", cublasGetStatusName(status), " (",
                                       cublasGetStatusString(status), ") in ",
                                       where(call, file, line));

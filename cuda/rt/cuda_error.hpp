@@ -1,10 +1,13 @@
 // gmmdiff: the one error header of the CUDA code. CUDA_CHECK / CUBLAS_CHECK throw gmmdiff::Error
 // (ResourceError when the device is out of memory) naming the call, file and line;
-// CUDA_CHECK_LAUNCH follows every kernel launch.
+// CUDA_CHECK_LAUNCH follows every kernel launch. A failure turned into an exception is cleared from
+// the runtime's last error (take_last_error, device_memory.hpp): a caller that catches it and goes
+// on (a retry with smaller chunks) must not have its next launch check fail on the old error.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include "cuda/rt/device_memory.hpp"
 #include "gmmdiff/error.hpp"
 
 namespace gmmdiff::gpu {
@@ -32,7 +35,7 @@ namespace gmmdiff::gpu {
 /// After a kernel launch: the launch's configuration error, if any (names the kernel).
 #define CUDA_CHECK_LAUNCH(kernel_name)                                        \
   do {                                                                        \
-    const cudaError_t gmmdiff_err_ = cudaGetLastError();                      \
+    const cudaError_t gmmdiff_err_ = ::gmmdiff::gpu::take_last_error();       \
     if (gmmdiff_err_ != cudaSuccess)                                          \
       ::gmmdiff::gpu::throw_cuda_error(gmmdiff_err_, "launch of " kernel_name, __FILE__, __LINE__); \
   } while (0)

@@ -1,4 +1,5 @@
-// gmmdiff: a move-only owner of a CUDA event (timing enabled). The destructor never throws.
+// gmmdiff: a move-only owner of a CUDA event (with timing unless asked otherwise). The destructor
+// never throws.
 #pragma once
 #include <utility>
 
@@ -8,7 +9,9 @@ namespace gmmdiff::gpu {
 
 class CudaEvent {
  public:
-  CudaEvent();  ///< cudaEventCreate (with timing); throws on failure
+  /// cudaEventCreateWithFlags (cudaEventDisableTiming when !timing: a lighter event for ordering
+  /// only); throws on failure.
+  explicit CudaEvent(bool timing = true);
   ~CudaEvent();
   CudaEvent(const CudaEvent&) = delete;
   CudaEvent& operator=(const CudaEvent&) = delete;
@@ -18,6 +21,8 @@ class CudaEvent {
   cudaEvent_t get() const { return event_; }
   /// Records the event on stream.
   void record(cudaStream_t stream);
+  /// Waits for the recorded work to complete; throws on an error it reports.
+  void synchronize() const;
   /// Seconds from start's recorded completion to this one's, waiting for this one.
   double seconds_since(const CudaEvent& start) const;
 
