@@ -1,11 +1,14 @@
-// gmmdiff: the per-particle kernels of a chunk (step_kernels.hpp). Simple, obviously-correct
-// layouts: one thread per (row, block of 4 coordinates) where Philox normals are drawn (one
-// Philox call gives the 4 normals of a block), one thread per row for the weights row.
-// Fused, bandwidth-bound versions are a later step; these are the reference for them.
+// gmmdiff: the per-particle kernels of the products path and of filling a chunk
+// (step_kernels.hpp). One thread per (row, block of 4 coordinates) where Philox normals are drawn
+// (one Philox call gives the 4 normals of a block): initial noise, target samples, the update. The
+// weights kernel gives each row a group of lanes (weights_lane.hpp: an online log-sum-exp, one
+// read of the row and one read-write, coalesced). The fused path (fused_step.cu) does a whole step
+// per particle in one kernel instead; these kernels and cuBLAS are the path for large K.
 #include "cuda/kernels/step_kernels.hpp"
 
 #include "cuda/rt/cuda_error.hpp"
 #include "cuda/kernels/launch_config.hpp"
+#include "cuda/kernels/weights_lane.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/detail/philox.hpp"
 #include "gmmdiff/detail/step_math.hpp"
@@ -76,25 +79,53 @@ __global__ void square_kernel(const Real* __restrict__ Y,  // [n]
   }
 }
 
+/// Sum over the W lanes of a group by a butterfly (every lane gets the same bits). Every lane of
+/// the warp executes it (the row loop below has the same trip count across the warp).
 template <typename Real>
-__global__ void posterior_weights_kernel(Real* __restrict__ G,           // [rows, K] in G1, out W
-                                         const Real* __restrict__ G2,    // [rows, K] or null
-                                         const Real* __restrict__ Y,     // [rows, d]
-                                         const Real* __restrict__ bias,  // [K]
-                                         const Real* __restrict__ Q,     // [K] or [K, d]
-                                         Real* __restrict__ s2,          // [rows]
-                                         std::size_t rows, int d, int K, QMode mode) {
-  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < rows;
-       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+__device__ __forceinline__ Real group_sum(Real v, int W) {
+  for (int o = W / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o, W);
+  return v;
+}
+
+template <typename Real>
+__device__ __forceinline__ detail::OnlineLse<Real> group_lse(detail::OnlineLse<Real> s, int W) {
+  for (int o = W / 2; o > 0; o /= 2) {
+    detail::OnlineLse<Real> other;
+    other.mx = __shfl_xor_sync(0xffffffffu, s.mx, o, W);
+    other.sum = __shfl_xor_sync(0xffffffffu, s.sum, o, W);
+    s = lse_merge(s, other);
+  }
+  return s;
+}
+
+/// W lanes per row (weights_lane.hpp). The rows of a block's warps advance together: row r0 +
+/// (thread / W) for r0 stepping by the grid's rows, so every lane of a warp makes the same number of
+/// trips and the shuffles always have the whole warp; lanes past the last row compute on nothing.
+template <typename Real>
+__global__ void __launch_bounds__(kBlockThreads)
+    posterior_weights_kernel(Real* __restrict__ G,           // [rows, K] in G1, out W
+                             const Real* __restrict__ G2,    // [rows, K] or null
+                             const Real* __restrict__ Y,     // [rows, d]
+                             const Real* __restrict__ bias,  // [K]
+                             const Real* __restrict__ Q,     // [K] or [K, d]
+                             Real* __restrict__ s2,          // [rows]
+                             std::size_t rows, int d, int K, int W, QMode mode) {
+  const int lane = static_cast<int>(threadIdx.x) % W;
+  const std::size_t rows_per_block = blockDim.x / W;
+  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * rows_per_block;
+  for (std::size_t r0 = static_cast<std::size_t>(blockIdx.x) * rows_per_block; r0 < rows; r0 += stride) {
+    const std::size_t i = r0 + threadIdx.x / W;
+    const bool active = i < rows;
+    const int k_end = active ? K : 0;  // an inactive lane owns nothing: empty states, zero sums
     Real rsq = 0;
-    if (mode == QMode::Isotropic) {
-      const Real* y = Y + i * d;
-      for (int j = 0; j < d; ++j) rsq += y[j] * y[j];
-    }
-    Real* row = G + i * K;
-    const Real* g2 = (mode == QMode::Diagonal) ? G2 + i * K : nullptr;
-    const Real wq = detail::posterior_weights_row<Real>(row, g2, rsq, bias, Q, K, mode);
-    s2[i] = (mode == QMode::Isotropic) ? wq : (mode == QMode::Uniform ? Q[0] : Real(0));
+    if (mode == QMode::Isotropic) rsq = group_sum(active ? weights_lane_rsq(Y + i * d, d, lane, W) : Real(0), W);
+    Real* row = G + (active ? i : 0) * K;
+    const Real* g2 = (mode == QMode::Diagonal) ? G2 + (active ? i : 0) * K : nullptr;
+    const detail::OnlineLse<Real> total =
+        group_lse(weights_lane_scan<Real>(row, g2, rsq, bias, Q, k_end, mode, lane, W), W);
+    Real wq = active ? weights_lane_write<Real>(row, g2, rsq, bias, Q, K, mode, lane, W, total) : Real(0);
+    if (mode == QMode::Isotropic) wq = group_sum(wq, W);
+    if (active && lane == 0) s2[i] = weights_row_s2<Real>(wq, Q, mode);
   }
 }
 
@@ -163,8 +194,9 @@ void posterior_weights_impl(Real* d_G, const Real* d_G2, const Real* d_Y, const 
                             const Real* d_Q, Real* d_s2, std::size_t rows, int d, int K,
                             QMode mode, cudaStream_t stream) {
   if (rows == 0) return;
-  posterior_weights_kernel<Real><<<grid_blocks(rows), kBlockThreads, 0, stream>>>(
-      d_G, d_G2, d_Y, d_bias, d_Q, d_s2, rows, d, K, mode);
+  const int W = weights_lanes(K);
+  posterior_weights_kernel<Real><<<grid_blocks(rows * static_cast<std::size_t>(W)), kBlockThreads, 0, stream>>>(
+      d_G, d_G2, d_Y, d_bias, d_Q, d_s2, rows, d, K, W, mode);
   CUDA_CHECK_LAUNCH("posterior_weights_kernel");
 }
 

@@ -32,10 +32,10 @@ void launch_fill_target(double* d_Y, std::size_t rows, int d, int K, const doubl
 void launch_square(const float* d_Y, float* d_Ysq, std::size_t n, cudaStream_t stream);
 void launch_square(const double* d_Y, double* d_Ysq, std::size_t n, cudaStream_t stream);
 
-/// Per row (one thread each): G row (in: G1 = Y P^T) becomes the posterior weights
-/// (detail::posterior_weights_row), and s2[i] receives the score's coefficient of -y:
-/// sum_k w_k Q_k (Isotropic, with |y|^2 summed in Real over j ascending), Q[0] (Uniform),
-/// 0 (Diagonal, where it comes from the product W Q instead).
+/// Per row (a group of weights_lanes(K) lanes each, weights_lane.hpp): G row (in: G1 = Y P^T)
+/// becomes the posterior weights (those of detail::posterior_weights_row, up to the order of the
+/// sums), and s2[i] receives the score's coefficient of -y: sum_k w_k Q_k (Isotropic, with |y|^2
+/// a group sum in Real), Q[0] (Uniform), 0 (Diagonal, where it comes from the product W Q).
 /// d_G: [rows, K]; d_G2: [rows, K] (Diagonal) or null; d_Y: [rows, d]; d_bias: [K];
 /// d_Q: [K] or [K, d]; d_s2: [rows].
 void launch_posterior_weights(float* d_G, const float* d_G2, const float* d_Y, const float* d_bias,
