@@ -83,6 +83,16 @@ inline FusedLayout make_fused_layout(int K, int d, bool diag) {
   return L;
 }
 
+/// A step's coefficients are staged in shared memory when they fit in this (the default
+/// per-block limit: no opt-in attribute, and at least 4 blocks fit an H100 SM's 228 KB);
+/// otherwise lanes read them straight from global memory (L1/L2-cached, all blocks share them).
+constexpr std::size_t kFusedSmemBytes = std::size_t{48} << 10;
+
+/// Whether steps of layout L are staged in shared memory (values of real_bytes each).
+inline bool fused_staged(const FusedLayout& L, std::size_t real_bytes) {
+  return L.stride * real_bytes <= kFusedSmemBytes;
+}
+
 /// The scalars of one step and how its terms are formed.
 template <typename Real>
 struct FusedStepInfo {
@@ -168,6 +178,10 @@ GMMDIFF_HD void fused_load_lane(const Real* row, int dp, int lane, int G, Real (
 /// One reverse step of one particle, in place on the lanes this thread holds (y[h] is lane
 /// lanes[h]'s 4 NB coordinates). cs: the step's packed coefficients (layout L); group_sum(x)
 /// returns the sum of x over the particle's group (identical in every lane); load4 as ScalarLoad4.
+/// kDiag: the components are diagonal (L.diag, inf.mode == Diagonal). It is a template parameter,
+/// not a runtime test, so that an isotropic instantiation holds no Q_k or S2 registers: they are
+/// 8 NB values a lane (16 NB registers in double) that would stay live through the loop over k.
+/// Isotropic against Uniform (whether the |y|^2 term is formed) stays a runtime choice per step.
 ///
 /// Per component k: the partial products g1 = <y, P_k> (and g2 = <y*y, Q_k>, diagonal) over the
 /// lane's coordinates, summed over the group; the logit as posterior_weights_row forms it
@@ -175,20 +189,20 @@ GMMDIFF_HD void fused_load_lane(const Real* row, int dp, int lane, int G, Real (
 /// sums S1 += e P_k (S2 += e Q_k diagonal; wq += e Q_k isotropic), rescaled when the max grows.
 /// Then S = sums / (sum of e), the score and the update (detail::score_coord, update_coord), with
 /// z and xi from philox_normal4 at the CPU backend's counters.
-template <typename Real, int NB, int LPT, typename GroupSum, typename Load4>
+template <typename Real, int NB, int LPT, bool kDiag, typename GroupSum, typename Load4>
 GMMDIFF_HD void fused_particle_step(Real (&y)[LPT][4 * NB], const Real* cs, const FusedLayout& L,
                                     const FusedStepInfo<Real>& inf, const int (&lanes)[LPT], int G,
                                     uint64_t particle, GroupSum group_sum, Load4 load4) {
   using detail::QMode;
   constexpr int V = 4 * NB;
-  const QMode mode = static_cast<QMode>(inf.mode);
-  const bool diag = mode == QMode::Diagonal;
+  constexpr int VD = kDiag ? V : 1;  // the diagonal-only arrays' length (1: unused)
+  const QMode mode = kDiag ? QMode::Diagonal : static_cast<QMode>(inf.mode);
   const Real* P = cs + L.P;
   const Real* Q = cs + L.Q;
   const Real* bias = cs + L.bias;
 
   Real rsq = 0;  // |y|^2, isotropic components with unequal variances only
-  if (mode == QMode::Isotropic) {
+  if (!kDiag && mode == QMode::Isotropic) {
     GMMDIFF_UNROLL
     for (int h = 0; h < LPT; ++h) {
       GMMDIFF_UNROLL
@@ -197,38 +211,32 @@ GMMDIFF_HD void fused_particle_step(Real (&y)[LPT][4 * NB], const Real* cs, cons
     rsq = group_sum(rsq);
   }
 
-  Real s1[LPT][V], s2[LPT][V];
+  Real s1[LPT][V], s2[LPT][VD];
   GMMDIFF_UNROLL
   for (int h = 0; h < LPT; ++h) {
     GMMDIFF_UNROLL
-    for (int i = 0; i < V; ++i) {
-      s1[h][i] = Real(0);
-      s2[h][i] = Real(0);
-    }
+    for (int i = 0; i < V; ++i) s1[h][i] = Real(0);
+    GMMDIFF_UNROLL
+    for (int i = 0; i < VD; ++i) s2[h][i] = Real(0);
   }
   Real wq = 0;
   detail::OnlineLse<Real> lse{Real(0), Real(0)};
   for (int k = 0; k < L.K; ++k) {
-    Real pk[LPT][V], qk[LPT][V];
+    Real pk[LPT][V], qk[LPT][VD];
     Real g1 = 0, g2 = 0;
     GMMDIFF_UNROLL
     for (int h = 0; h < LPT; ++h) {
       fused_load_lane<Real, NB>(P + static_cast<std::size_t>(k) * L.dp, L.dp, lanes[h], G, pk[h], load4);
-      if (diag) {
-        fused_load_lane<Real, NB>(Q + static_cast<std::size_t>(k) * L.dp, L.dp, lanes[h], G, qk[h], load4);
-      } else {
-        GMMDIFF_UNROLL
-        for (int i = 0; i < V; ++i) qk[h][i] = Real(0);
-      }
+      if constexpr (kDiag) fused_load_lane<Real, NB>(Q + static_cast<std::size_t>(k) * L.dp, L.dp, lanes[h], G, qk[h], load4);
       GMMDIFF_UNROLL
       for (int i = 0; i < V; ++i) {
         g1 += y[h][i] * pk[h][i];
-        if (diag) g2 += (y[h][i] * y[h][i]) * qk[h][i];
+        if constexpr (kDiag) g2 += (y[h][i] * y[h][i]) * qk[h][i];
       }
     }
     g1 = group_sum(g1);
-    if (diag) g2 = group_sum(g2);
-    const Real q_iso = diag ? Real(0) : Q[k];
+    if constexpr (kDiag) g2 = group_sum(g2);
+    const Real q_iso = kDiag ? Real(0) : Q[k];
     const Real l = detail::fused_logit<Real>(bias[k], g1, g2, rsq, q_iso, mode);
     Real scale, e;
     detail::online_lse_push<Real>(lse, l, k, scale, e);
@@ -236,9 +244,10 @@ GMMDIFF_HD void fused_particle_step(Real (&y)[LPT][4 * NB], const Real* cs, cons
       GMMDIFF_UNROLL
       for (int h = 0; h < LPT; ++h) {
         GMMDIFF_UNROLL
-        for (int i = 0; i < V; ++i) {
-          s1[h][i] *= scale;
-          if (diag) s2[h][i] *= scale;
+        for (int i = 0; i < V; ++i) s1[h][i] *= scale;
+        if constexpr (kDiag) {
+          GMMDIFF_UNROLL
+          for (int i = 0; i < V; ++i) s2[h][i] *= scale;
         }
       }
       wq *= scale;
@@ -246,17 +255,18 @@ GMMDIFF_HD void fused_particle_step(Real (&y)[LPT][4 * NB], const Real* cs, cons
     GMMDIFF_UNROLL
     for (int h = 0; h < LPT; ++h) {
       GMMDIFF_UNROLL
-      for (int i = 0; i < V; ++i) {
-        s1[h][i] += e * pk[h][i];
-        if (diag) s2[h][i] += e * qk[h][i];
+      for (int i = 0; i < V; ++i) s1[h][i] += e * pk[h][i];
+      if constexpr (kDiag) {
+        GMMDIFF_UNROLL
+        for (int i = 0; i < V; ++i) s2[h][i] += e * qk[h][i];
       }
     }
-    if (mode == QMode::Isotropic) wq += e * q_iso;
+    if (!kDiag && mode == QMode::Isotropic) wq += e * q_iso;
   }
 
   const Real inv = Real(1) / lse.sum;
   // Coefficient of -y in the score when it is one scalar per particle.
-  const Real s2_row = mode == QMode::Isotropic ? wq * inv : (mode == QMode::Uniform ? Q[0] : Real(0));
+  const Real s2_row = kDiag ? Real(0) : (mode == QMode::Isotropic ? wq * inv : Q[0]);
   GMMDIFF_UNROLL
   for (int h = 0; h < LPT; ++h) {
     Real bdir[V];
@@ -274,7 +284,8 @@ GMMDIFF_HD void fused_particle_step(Real (&y)[LPT][4 * NB], const Real* cs, cons
       for (int q = 0; q < 4; ++q) {
         if (j0 + q >= L.d) continue;
         const int i = 4 * c + q;
-        const Real S2 = diag ? s2[h][i] * inv : s2_row;
+        Real S2 = s2_row;
+        if constexpr (kDiag) S2 = s2[h][i] * inv;
         const Real s = detail::score_coord<Real>(y[h][i], s1[h][i] * inv, S2);
         y[h][i] = detail::update_coord<Real>(y[h][i], s, bdir[i], xi[q], z[q], inf.sc);
       }

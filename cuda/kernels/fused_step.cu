@@ -72,8 +72,20 @@ struct VectorLoad4 {
   }
 };
 
-template <typename Real, int G, int NB, bool kStaged>
-__global__ void __launch_bounds__(kFusedThreads)
+/// Blocks of kFusedThreads an SM should hold at least: __launch_bounds__'s second argument, which
+/// caps a thread's registers at 65536 / (256 x it): 128 for 2, 80 for 3, 64 for 4. Chosen from the
+/// ptxas table (sm_90, docs/cuda.md "Registers") as the most blocks at which every variant (G,
+/// staged or not) of the instantiation still compiles without spills, except fp64 NB = 2 diagonal
+/// (12-16 bytes of spill stores at 2 blocks, against 148-156 registers and 1 block an SM uncapped);
+/// fp64 NB = 4 stays uncapped (196-234 registers, 1 block: at 2 blocks it spills 190-760 bytes).
+template <typename Real, int NB, bool kDiag>
+struct FusedMinBlocks {
+  static constexpr bool kFloat = sizeof(Real) == 4;
+  static constexpr int value = kFloat ? (NB == 1 ? (kDiag ? 3 : 4) : NB == 2 ? 3 : 2) : (NB == 4 ? 1 : 2);
+};
+
+template <typename Real, int G, int NB, bool kDiag, bool kStaged>
+__global__ void __launch_bounds__(kFusedThreads, (FusedMinBlocks<Real, NB, kDiag>::value))
     fused_steps_kernel(Real* __restrict__ Y,                           // [rows, L.d]
                        const Real* __restrict__ coeffs,                // [steps, L.stride]
                        const FusedStepInfo<Real>* __restrict__ info,   // [steps]
@@ -110,8 +122,8 @@ __global__ void __launch_bounds__(kFusedThreads)
       cs = reinterpret_cast<const Real*>(fused_smem);
     }
     const FusedStepInfo<Real> inf = info[s];
-    fused_particle_step<Real, NB, 1>(y, cs, L, inf, lanes, G, first + i, ShuffleSum<G>{},
-                                     VectorLoad4{});
+    fused_particle_step<Real, NB, 1, kDiag>(y, cs, L, inf, lanes, G, first + i, ShuffleSum<G>{},
+                                            VectorLoad4{});
   }
 
   if (!active) return;
@@ -126,7 +138,7 @@ __global__ void __launch_bounds__(kFusedThreads)
   }
 }
 
-template <typename Real, int G, int NB>
+template <typename Real, int G, int NB, bool kDiag>
 void launch_plan(Real* d_Y, const Real* d_coeffs, const FusedStepInfo<Real>* d_info,
                  const FusedLayout& L, int steps, std::size_t rows, uint64_t first,
                  cudaStream_t stream) {
@@ -137,13 +149,21 @@ void launch_plan(Real* d_Y, const Real* d_coeffs, const FusedStepInfo<Real>* d_i
   const dim3 grid(static_cast<unsigned int>(blocks));
   if (fused_staged(L, sizeof(Real))) {
     const std::size_t smem = L.stride * sizeof(Real);
-    fused_steps_kernel<Real, G, NB, true>
+    fused_steps_kernel<Real, G, NB, kDiag, true>
         <<<grid, kFusedThreads, smem, stream>>>(d_Y, d_coeffs, d_info, L, steps, rows, first);
   } else {
-    fused_steps_kernel<Real, G, NB, false>
+    fused_steps_kernel<Real, G, NB, kDiag, false>
         <<<grid, kFusedThreads, 0, stream>>>(d_Y, d_coeffs, d_info, L, steps, rows, first);
   }
   CUDA_CHECK_LAUNCH("fused_steps_kernel");
+}
+
+template <typename Real, int G, int NB>
+void launch_plan(Real* d_Y, const Real* d_coeffs, const FusedStepInfo<Real>* d_info,
+                 const FusedLayout& L, int steps, std::size_t rows, uint64_t first,
+                 cudaStream_t stream) {
+  if (L.diag) launch_plan<Real, G, NB, true>(d_Y, d_coeffs, d_info, L, steps, rows, first, stream);
+  else launch_plan<Real, G, NB, false>(d_Y, d_coeffs, d_info, L, steps, rows, first, stream);
 }
 
 template <typename Real>

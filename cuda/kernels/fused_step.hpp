@@ -15,15 +15,6 @@
 namespace gmmdiff::gpu {
 
 constexpr int kFusedThreads = 256;  ///< threads per block: 256 / G particles
-/// A step's coefficients are staged in shared memory when they fit in this (the default
-/// per-block limit: no opt-in attribute, and at least 4 blocks fit an H100 SM's 228 KB);
-/// otherwise lanes read them straight from global memory (L1/L2-cached, all blocks share them).
-constexpr std::size_t kFusedSmemBytes = std::size_t{48} << 10;
-
-/// Whether steps of layout L are staged in shared memory (values of real_bytes each).
-inline bool fused_staged(const FusedLayout& L, std::size_t real_bytes) {
-  return L.stride * real_bytes <= kFusedSmemBytes;
-}
 
 /// `steps` consecutive reverse steps on rows particles (particle index first + i for row i).
 /// d_Y: [rows, L.d] in place; d_coeffs: [steps, L.stride] packed as pack_fused_step does;

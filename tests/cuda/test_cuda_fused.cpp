@@ -276,8 +276,12 @@ void emulate_fused(std::vector<Real>& Y, std::size_t rows, int d, uint64_t first
             const int j = gpu::fused_block_coord(h, G, cc) + q;
             y[h][4 * cc + q] = j < d ? Y[i * d + j] : Real(0);
           }
-      gpu::fused_particle_step<Real, NB, G>(y, packed.data(), L, inf, lanes, G, first + i, gpu::IdentitySum{},
-                                            gpu::ScalarLoad4{});
+      if (L.diag)
+        gpu::fused_particle_step<Real, NB, G, true>(y, packed.data(), L, inf, lanes, G, first + i, gpu::IdentitySum{},
+                                                    gpu::ScalarLoad4{});
+      else
+        gpu::fused_particle_step<Real, NB, G, false>(y, packed.data(), L, inf, lanes, G, first + i,
+                                                     gpu::IdentitySum{}, gpu::ScalarLoad4{});
       for (int h = 0; h < G; ++h)
         for (int cc = 0; cc < NB; ++cc)
           for (int q = 0; q < 4; ++q) {
