@@ -1,14 +1,15 @@
 // gmmdiff: CudaBackend (cuda_backend.hpp).
 //
-// One step on a chunk of `rows` particles (Real = float or double, row-major):
-//   G = Y P^T                        cuBLAS gemm                      [rows, K]
-//   Diagonal: Ysq = Y*Y, G2 = Ysq Q^T  square_kernel + gemm           [rows, K]
-//   G -> W (posterior weights), s2   posterior_weights_kernel (thread per row)
-//   S1 = W P; Diagonal: S2 = W Q     cuBLAS gemm (S2 reuses Ysq)     [rows, d]
+// One step on a chunk of `rows` particles (Real = float or double, row-major), products path:
+//   G = Y P^T                          cuBLAS gemm                      [rows, K]
+//   Diagonal: Ysq = Y*Y, G2 = Ysq Q^T  square_kernel + gemm             [rows, K]
+//   G -> W (posterior weights), s2     posterior_weights_kernel (a group of lanes per row, online
+//                                      log-sum-exp: one read of G, one read-write; weights_lane.hpp)
+//   S1 = W P; Diagonal: S2 = W Q       cuBLAS gemm (S2 reuses Ysq)      [rows, d]
 //   Y <- update(Y, S1, S2 | s2, noise) update_kernel (thread per row x 4 coordinates)
 // Napkin maths: 4 K d FLOP per particle (6 K d Diagonal), and these unfused passes move about
 // (6 d + 4 K) Real per particle where the fused step (fused_step.hpp) moves 2 d per launch.
-// docs/cuda.md compares the two paths and says how "auto" chooses.
+// docs/cuda.md compares the two paths, says how "auto" chooses and what a chunk costs on each.
 #include "cuda/cuda_backend.hpp"
 
 #include <algorithm>
@@ -16,11 +17,11 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
-#include <iterator>
 #include <limits>
 
 #include "cuda/rt/cuda_error.hpp"
 #include "cuda/rt/cuda_event.hpp"
+#include "cuda/rt/stage_plan.hpp"
 #include "cuda/kernels/fused_step.hpp"
 #include "cuda/kernels/gemm.hpp"
 #include "cuda/kernels/histogram_kernels.hpp"
@@ -32,11 +33,6 @@ namespace gmmdiff::gpu {
 
 namespace {
 
-constexpr double kMemoryFraction = 0.8;                     // of the free device memory
-constexpr std::size_t kReserveBytes = std::size_t{64} << 20;  // cuBLAS workspace and slack
-
-std::size_t real_bytes(Precision p) { return bytes_of(p); }
-
 template <typename Real>
 void to_real(const std::vector<double>& src, std::vector<Real>& dst) {
   dst.resize(src.size());
@@ -44,8 +40,8 @@ void to_real(const std::vector<double>& src, std::vector<Real>& dst) {
 }
 
 template <typename T>
-void upload_exact(const std::vector<T>& src, DeviceBuffer<T>& dst, cudaStream_t stream) {
-  dst.resize(src.size());
+void upload_exact(const std::vector<T>& src, DeviceBuffer<T>& dst, cudaStream_t stream, const char* what) {
+  dst.resize(src.size(), what);
   if (!src.empty())
     CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), src.size() * sizeof(T),
                                cudaMemcpyHostToDevice, stream));
@@ -64,11 +60,16 @@ CudaBackend::CudaBackend()
       }()),
       stream_(),
       cublas_(stream_.get()) {
-  d_scalar_.resize(1);
+  // In the body: members declared after device_name_ are initialised after its lambda runs.
+  CUDA_CHECK(cudaDeviceGetAttribute(&cc_major_, cudaDevAttrComputeCapabilityMajor, 0));
+  CUDA_CHECK(cudaDeviceGetAttribute(&cc_minor_, cudaDevAttrComputeCapabilityMinor, 0));
+  d_scalar_.resize(1, "the non-finite row count");
 }
 
 CudaBackend::~CudaBackend() {
-  cudaStreamSynchronize(stream_.get());  // let queued work finish before buffers go; never throws
+  // Let queued work finish before the buffers go. Never throws: a failure here is left to the
+  // frees after it (device_memory.hpp), and cleared so that no later check reads it.
+  if (cudaStreamSynchronize(stream_.get()) != cudaSuccess) take_last_error();
 }
 
 template <>
@@ -92,39 +93,15 @@ void CudaBackend::check_rows(const char* what, std::size_t rows) const {
 
 // ---- memory ----
 
-std::size_t CudaBackend::bytes_per_row(const RunShape& shape) {
-  const std::size_t d = static_cast<std::size_t>(shape.d), K = static_cast<std::size_t>(shape.K);
-  const bool diag = shape.cov == Covariance::Diagonal;
-  // Y, S1, G, s2; Diagonal adds Ysq/S2 and G2.
-  const std::size_t reals = 2 * d + K + 1 + (diag ? d + K : 0);
-  return reals * real_bytes(shape.precision);
-}
-
-std::size_t CudaBackend::fixed_bytes(const RunShape& shape) {
-  const std::size_t kd = static_cast<std::size_t>(shape.K) * static_cast<std::size_t>(shape.d);
-  const std::size_t params = (2 * kd + static_cast<std::size_t>(shape.K) + shape.d) *
-                             real_bytes(shape.precision);   // P, Q, bias, bias_dir
-  const std::size_t target = (2 * kd + shape.K) * sizeof(double);  // means, sd, cum
-  // Fused path: one batch of packed coefficients (at least one step) and its scalars.
-  const FusedLayout L = make_fused_layout(shape.K, shape.d, shape.cov == Covariance::Diagonal);
-  const std::size_t fused = std::max(kFusedCoeffBatchBytes, L.stride * real_bytes(shape.precision)) +
-                            (std::size_t{1} << 20);
-  return params + target + fused + kHistogramWorkspaceBytes + kReserveBytes;
-}
-
 std::size_t CudaBackend::max_chunk_rows(const RunShape& shape) const {
   GMMDIFF_EXPECTS(shape.d >= 1 && shape.K >= 1, "cuda backend: max_chunk_rows needs d >= 1 and "
                   "K >= 1, got d = ", shape.d, ", K = ", shape.K);
+  const PathChoice choice = resolve_step_path(path_request_, shape, cc_major_, cc_minor_);
   std::size_t free_bytes = 0, total_bytes = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   // Memory this backend holds for a previous run is freed by the next begin(): count it as free.
   free_bytes += ws32_.bytes() + ws64_.bytes();
-  const double budget = static_cast<double>(free_bytes) * kMemoryFraction -
-                        static_cast<double>(fixed_bytes(shape));
-  if (budget <= 0) return 0;
-  std::size_t rows = static_cast<std::size_t>(budget / static_cast<double>(bytes_per_row(shape)));
-  rows = std::min<std::size_t>(rows, static_cast<std::size_t>(INT_MAX));  // cuBLAS dimensions
-  return rows / kChunkAlign * kChunkAlign;
+  return chunk_rows_for(free_bytes, chunk_cost(shape, choice.path));
 }
 
 // ---- begin ----
@@ -140,15 +117,18 @@ void CudaBackend::begin(const RunShape& shape, const Mixture& target) {
   GMMDIFF_EXPECTS(target.K >= 1 && target.weights.size() == static_cast<std::size_t>(target.K) &&
                       target.means.size() == static_cast<std::size_t>(target.K) * target.d,
                   "cuda backend: target mixture is not validated (sizes of weights/means)");
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  sync_stream(stream_.get());
   begun_ = false;
   rows_ = 0;
   first_ = 0;
+  // A path this shape cannot take fails here, before any allocation, and leaves the backend as it was.
+  const PathChoice choice = resolve_step_path(path_request_, shape, cc_major_, cc_minor_);
   // Free the previous run's memory before allocating this one's.
   ws32_.release();
   ws64_.release();
   shape_ = shape;
-  resolve_path();  // a path this shape cannot take fails here, before any allocation
+  choice_ = choice;
+  last_path_ = path_name(choice_);
 
   // Target for fill_target, in double (its K may differ from the score model's shape.K).
   const int Kt = target.K, d = target.d;
@@ -162,34 +142,52 @@ void CudaBackend::begin(const RunShape& shape, const Mixture& target) {
   }
   cum[Kt - 1] = 1.0;
   target_K_ = Kt;
-  upload_exact(target.means, d_target_means_, stream_.get());
-  upload_exact(sd, d_target_sd_, stream_.get());
-  upload_exact(cum, d_target_cum_, stream_.get());
+  upload_exact(target.means, d_target_means_, stream_.get(), "the target's means");
+  upload_exact(sd, d_target_sd_, stream_.get(), "the target's standard deviations");
+  upload_exact(cum, d_target_cum_, stream_.get(), "the target's cumulative weights");
 
   if (shape.precision == Precision::FP32) begin_impl<float>();
   else begin_impl<double>();
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));  // the host vectors above go out of scope
+  sync_stream(stream_.get());  // the host vectors above go out of scope
   begun_ = true;
 }
 
 template <typename Real>
 void CudaBackend::begin_impl() {
   auto& w = ws<Real>();
+  w.d_Y.resize(shape_.chunk_rows * static_cast<std::size_t>(shape_.d), "the chunk's particles");
+  if (choice_.path == StepPath::Products) ensure_products(w);
+  else ensure_fused(w);
+}
+
+template <typename Real>
+void CudaBackend::ensure_products(ChunkWorkspace<Real>& w) {
+  if (w.products_ready) return;
   const std::size_t n = shape_.chunk_rows, d = static_cast<std::size_t>(shape_.d),
                     K = static_cast<std::size_t>(shape_.K);
   const bool diag = shape_.cov == Covariance::Diagonal;
-  w.d_Y.resize(n * d);
-  w.d_S1.resize(n * d);
-  w.d_G.resize(n * K);
-  w.d_s2.resize(n);
+  w.d_S1.resize(n * d, "the products path's S1 = W P");
+  w.d_G.resize(n * K, "the products path's logits and weights");
+  w.d_s2.resize(n, "the products path's s2");
   if (diag) {
-    w.d_Ysq.resize(n * d);
-    w.d_G2.resize(n * K);
+    w.d_Ysq.resize(n * d, "the products path's Y*Y");
+    w.d_G2.resize(n * K, "the products path's G2");
   }
-  w.d_P.resize(K * d);
-  w.d_Q.resize(diag ? K * d : K);
-  w.d_bias.resize(K);
-  w.d_bias_dir.resize(d);
+  w.d_P.resize(K * d, "the step's P");
+  w.d_Q.resize(diag ? K * d : K, "the step's Q");
+  w.d_bias.resize(K, "the step's bias");
+  w.d_bias_dir.resize(d, "the step's bias direction");
+  w.products_ready = true;
+}
+
+template <typename Real>
+void CudaBackend::ensure_fused(ChunkWorkspace<Real>& w) {
+  if (w.fused_ready) return;
+  const FusedLayout L = make_fused_layout(shape_.K, shape_.d, shape_.cov == Covariance::Diagonal);
+  const std::size_t batch = fused_batch_steps(L, sizeof(Real));
+  w.d_fcoeffs.resize(batch * L.stride, "a batch of fused steps' coefficients");
+  w.d_finfo.resize(batch, "a batch of fused steps' scalars");
+  w.fused_ready = true;
 }
 
 // ---- filling a chunk ----
@@ -230,17 +228,71 @@ void CudaBackend::upload_chunk(const double* host, uint64_t first, std::size_t r
   first_ = first;
 }
 
+// ---- staging (stage_plan.hpp) ----
+
+void CudaBackend::ensure_stage(std::size_t slot_bytes) const {
+  if (stage_done_.empty()) {
+    stage_done_.emplace_back(false);
+    stage_done_.emplace_back(false);
+  }
+  for (int s = 0; s < 2; ++s) {
+    if (stage_[s].size() >= slot_bytes) continue;
+    if (stage_pending_[s]) stage_done_[s].synchronize();  // a queued copy still uses the old buffer
+    stage_pending_[s] = false;
+    stage_[s].reserve(slot_bytes, "a pinned staging buffer");
+  }
+}
+
 template <typename Real>
 void CudaBackend::upload_impl(const double* host, std::size_t rows) {
-  auto& w = ws<Real>();
-  const std::size_t n = rows * static_cast<std::size_t>(shape_.d);
-  if (n == 0) return;
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));  // h_stage may still feed a queued copy
-  w.h_stage.resize(n);
-  for (std::size_t i = 0; i < n; ++i) w.h_stage[i] = static_cast<Real>(host[i]);
-  CUDA_CHECK(cudaMemcpyAsync(w.d_Y.data(), w.h_stage.data(), n * sizeof(Real),
-                             cudaMemcpyHostToDevice, stream_.get()));
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  const std::size_t d = static_cast<std::size_t>(shape_.d), row_bytes = d * sizeof(Real);
+  if (rows == 0) return;
+  const std::size_t piece = stage_piece_rows(row_bytes);
+  ensure_stage(std::min(piece, rows) * row_bytes);
+  Real* dst = ws<Real>().d_Y.data();
+  cudaStream_t s = stream_.get();
+  staged_upload(
+      rows, piece,
+      [&](int slot) {  // the slot's previous copy must be done before it is written again
+        if (stage_pending_[slot]) stage_done_[slot].synchronize();
+        stage_pending_[slot] = false;
+      },
+      [&](int slot, std::size_t r0, std::size_t n) {
+        Real* buf = reinterpret_cast<Real*>(stage_[slot].data());
+        const double* src = host + r0 * d;
+        for (std::size_t i = 0; i < n * d; ++i) buf[i] = static_cast<Real>(src[i]);
+        CUDA_CHECK(cudaMemcpyAsync(dst + r0 * d, buf, n * row_bytes, cudaMemcpyHostToDevice, s));
+        stage_done_[slot].record(s);
+        stage_pending_[slot] = true;
+      });
+}
+
+void CudaBackend::stream_chunk(std::size_t row_bytes, std::vector<unsigned char>& /*scratch: unused*/,
+                               const PieceConsumer& consume) const {
+  check_begun("stream_chunk");
+  const std::size_t real = real_bytes(shape_.precision);
+  GMMDIFF_EXPECTS(row_bytes == static_cast<std::size_t>(shape_.d) * real, "cuda backend: stream_chunk of rows of ",
+                  row_bytes, " bytes, but a row of the run holds ", shape_.d, " values of ", real, " bytes");
+  if (rows_ == 0) return;
+  const std::size_t piece = stage_piece_rows(row_bytes);
+  ensure_stage(std::min(piece, rows_) * row_bytes);
+  const unsigned char* src = shape_.precision == Precision::FP32
+                                 ? reinterpret_cast<const unsigned char*>(ws<float>().d_Y.data())
+                                 : reinterpret_cast<const unsigned char*>(ws<double>().d_Y.data());
+  cudaStream_t s = stream_.get();
+  staged_download(
+      rows_, piece,
+      [&](int slot, std::size_t r0, std::size_t n) {
+        CUDA_CHECK(cudaMemcpyAsync(stage_[slot].data(), src + r0 * row_bytes, n * row_bytes,
+                                   cudaMemcpyDeviceToHost, s));
+        stage_done_[slot].record(s);
+        stage_pending_[slot] = true;
+      },
+      [&](int slot, std::size_t r0, std::size_t n) {
+        stage_done_[slot].synchronize();
+        stage_pending_[slot] = false;
+        consume(stage_[slot].data(), r0, n);
+      });
 }
 
 // ---- one step ----
@@ -277,42 +329,40 @@ void CudaBackend::check_coeffs(const StepCoeffs& c) const {
 void CudaBackend::step(const StepCoeffs& c) {
   check_begun("step");
   check_coeffs(c);
-  last_path_ = path_name();
-  if (rows_ == 0) return;
-  const bool fp32 = shape_.precision == Precision::FP32;
-  if (path_ == StepPath::Fused) {
-    if (fp32) fused_impl<float>(&c, 1);
-    else fused_impl<double>(&c, 1);
-  } else {
-    if (fp32) step_impl<float>(c);
-    else step_impl<double>(c);
+  if (rows_ != 0) {
+    const bool fp32 = shape_.precision == Precision::FP32;
+    if (choice_.path == StepPath::Fused) {
+      if (fp32) fused_impl<float>(&c, 1);
+      else fused_impl<double>(&c, 1);
+    } else {
+      if (fp32) step_impl<float>(c);
+      else step_impl<double>(c);
+    }
   }
+  last_path_ = path_name(choice_);  // only once the step is queued: never a path that did not run
 }
 
 bool CudaBackend::step_many(const StepCoeffs* steps, std::size_t count) {
   check_begun("step_many");
-  if (path_ != StepPath::Fused) return false;
+  if (choice_.path != StepPath::Fused) return false;
   GMMDIFF_EXPECTS(steps != nullptr || count == 0, "cuda backend: step_many from a null pointer");
   for (std::size_t i = 0; i < count; ++i) check_coeffs(steps[i]);
-  last_path_ = path_name();
-  if (rows_ == 0 || count == 0) return true;
-  if (shape_.precision == Precision::FP32) fused_impl<float>(steps, count);
-  else fused_impl<double>(steps, count);
+  if (rows_ != 0 && count != 0) {
+    if (shape_.precision == Precision::FP32) fused_impl<float>(steps, count);
+    else fused_impl<double>(steps, count);
+  }
+  last_path_ = path_name(choice_);
   return true;
 }
 
 template <typename Real>
 void CudaBackend::fused_impl(const StepCoeffs* steps, std::size_t count) {
   auto& w = ws<Real>();
+  ensure_fused(w);
   cudaStream_t s = stream_.get();
   const FusedLayout L = make_fused_layout(shape_.K, shape_.d, shape_.cov == Covariance::Diagonal);
   const std::size_t step_bytes = L.stride * sizeof(Real);
-  const std::size_t batch = std::clamp<std::size_t>(kFusedCoeffBatchBytes / step_bytes, 1,
-                                                    std::min<std::size_t>(count, INT_MAX));
-  if (w.d_fcoeffs.size() < batch * L.stride || w.d_finfo.size() < batch)
-    stream_.synchronize();  // growing frees the old buffers, which queued launches may still read
-  w.d_fcoeffs.reserve(batch * L.stride);
-  w.d_finfo.reserve(batch);
+  const std::size_t batch = std::min(fused_batch_steps(L, sizeof(Real)), w.d_finfo.size());
   for (std::size_t s0 = 0; s0 < count; s0 += batch) {
     const std::size_t n = std::min(batch, count - s0);
     // Host vectors reused for the next batch: cudaMemcpyAsync from pageable memory returns once
@@ -335,6 +385,7 @@ void CudaBackend::fused_impl(const StepCoeffs* steps, std::size_t count) {
 template <typename Real>
 void CudaBackend::step_impl(const StepCoeffs& c) {
   auto& w = ws<Real>();
+  ensure_products(w);
   const int K = shape_.K, d = shape_.d;
   const std::size_t rows = rows_;
   cudaStream_t s = stream_.get();
@@ -350,7 +401,7 @@ void CudaBackend::step_impl(const StepCoeffs& c) {
                              : c.uniform_q ? detail::QMode::Uniform
                                            : detail::QMode::Isotropic;
 
-  const GemmMath m = gemm_math_;
+  const GemmMath m = choice_.math;
   gemm_abt(h, rows, K, d, w.d_Y.data(), w.d_P.data(), w.d_G.data(), m);  // G1 = Y P^T
   if (mode == detail::QMode::Diagonal) {
     launch_square(w.d_Y.data(), w.d_Ysq.data(), rows * static_cast<std::size_t>(d), s);
@@ -388,7 +439,7 @@ void CudaBackend::download_impl(void* host) const {
   if (n == 0) return;
   CUDA_CHECK(cudaMemcpyAsync(host, ws<Real>().d_Y.data(), n * sizeof(Real), cudaMemcpyDeviceToHost,
                              stream_.get()));
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  sync_stream(stream_.get());
 }
 
 uint64_t CudaBackend::count_nonfinite_rows() const {
@@ -404,7 +455,7 @@ uint64_t CudaBackend::nonfinite_impl() const {
   launch_count_nonfinite_rows(ws<Real>().d_Y.data(), rows_, shape_.d, d_scalar_.data(), s);
   unsigned long long count = 0;
   CUDA_CHECK(cudaMemcpyAsync(&count, d_scalar_.data(), sizeof(count), cudaMemcpyDeviceToHost, s));
-  CUDA_CHECK(cudaStreamSynchronize(s));
+  sync_stream(s);
   return static_cast<uint64_t>(count);
 }
 
@@ -481,7 +532,7 @@ void CudaBackend::hist_impl(const HistogramSpec& spec, HistogramCounts& counts) 
   ints.insert(ints.end(), count_off.begin(), count_off.end());
 
   cudaStream_t s = stream_.get();
-  CUDA_CHECK(cudaStreamSynchronize(s));  // the buffers below may be in use by a previous call
+  sync_stream(s);  // the buffers below may be in use by a previous call
   d_hist_doubles_.reserve(dbl.size());
   d_hist_ints_.reserve(ints.size());
   d_hist_counts_.reserve(static_cast<std::size_t>(total) + 1);
@@ -524,7 +575,7 @@ void CudaBackend::hist_impl(const HistogramSpec& spec, HistogramCounts& counts) 
   std::vector<unsigned long long> host(static_cast<std::size_t>(total) + 1);
   CUDA_CHECK(cudaMemcpyAsync(host.data(), d_counts, host.size() * sizeof(unsigned long long),
                              cudaMemcpyDeviceToHost, s));
-  CUDA_CHECK(cudaStreamSynchronize(s));
+  sync_stream(s);
   for (int v = 0; v < nv; ++v)
     for (int b = 0; b < nbins[v]; ++b) counts.one_d[v][b] += host[count_off[v] + b];
   for (int p = 0; p < np; ++p) {
@@ -537,74 +588,22 @@ void CudaBackend::hist_impl(const HistogramSpec& spec, HistogramCounts& counts) 
 
 // ---- step paths ----
 
-namespace {
-
-const char* const kPathNames[] = {"auto", "products", "fused", "products-tf32", "products-bf16",
-                                  "products-bf16x9"};
-
-}  // namespace
-
-bool CudaBackend::auto_picks_fused(const RunShape& shape) {
-  // Napkin maths (docs/cuda.md), float32, per elt-step: the products path moves about
-  // 4 (6 + 4 K / d) bytes (Y, S1 and the N x K logits/weights several times over) and does 4 K
-  // FLOP at cuBLAS's rate; the fused path moves 8 / S bytes and does about 4 K FLOP plus one
-  // exp and log2(G) shuffles per (particle, k), at perhaps half the FP32 peak (one shared-memory
-  // load per 2 FMA). On an H100 (3.0 TB/s, 67 TFLOP/s) the products path is memory-bound below
-  // K ~ 45 for any d, and its N x K traffic dominates whenever K / d is large: the fused path
-  // wins for K <= 64 at any d it holds, and for any K when d <= 32 (K / d >= 2). Beyond that the
-  // products path's GEMM efficiency wins. Both thresholds are to be measured (docs/cuda.md).
-  if (fused_plan(shape.d).G == 0 || shape.K < 1) return false;
-  const FusedLayout L = make_fused_layout(shape.K, shape.d, shape.cov == Covariance::Diagonal);
-  if (!fused_staged(L, real_bytes(shape.precision))) return false;
-  return shape.K <= kAutoFusedMaxK || shape.d <= kAutoFusedMaxSmallD;
-}
-
 void CudaBackend::set_step_path(const std::string& path) {
-  const bool known = std::find(std::begin(kPathNames), std::end(kPathNames), path) != std::end(kPathNames);
-  GMMDIFF_EXPECTS(known, "--path ", path, ": the cuda backend has auto, products, fused, "
+  GMMDIFF_EXPECTS(is_step_path_name(path), "--path ", path, ": the cuda backend has auto, products, fused, "
                   "products-tf32, products-bf16 and products-bf16x9");
-  const std::string previous = path_request_;
+  // A mode this device lacks is refused now, whatever the shape (a float32 shape stands for the
+  // request); a path the run's shape cannot take is refused at begin(), or now after one.
+  RunShape probe = begun_ ? shape_ : RunShape{};
+  if (!begun_) {
+    probe.d = 1;
+    probe.K = 1;
+    probe.precision = Precision::FP32;
+  }
+  const PathChoice choice = resolve_step_path(path, probe, cc_major_, cc_minor_);
   path_request_ = path;
-  if (!begun_) return;  // resolved by begin()
-  try {
-    resolve_path();
-  } catch (...) {
-    path_request_ = previous;
-    resolve_path();
-    throw;
-  }
-}
-
-void CudaBackend::resolve_path() {
-  const std::string& r = path_request_;
-  gemm_math_ = GemmMath::Exact;
-  if (r == "fused") {
-    GMMDIFF_EXPECTS(fused_plan(shape_.d).G != 0, "--path fused: the cuda backend's fused step holds d <= ",
-                    kFusedMaxD, " coordinates per particle, the run has d = ", shape_.d,
-                    " (use --path auto or products)");
-    path_ = StepPath::Fused;
-  } else if (r == "auto") {
-    path_ = auto_picks_fused(shape_) ? StepPath::Fused : StepPath::Products;
-  } else {
-    path_ = StepPath::Products;
-    if (shape_.precision == Precision::FP32) {  // float64 runs keep exact DGEMMs
-      if (r == "products-tf32") gemm_math_ = GemmMath::TF32;
-      else if (r == "products-bf16") gemm_math_ = GemmMath::BF16;
-      else if (r == "products-bf16x9") gemm_math_ = GemmMath::BF16x9;
-    }
-  }
-  last_path_ = path_name();
-}
-
-std::string CudaBackend::path_name() const {
-  if (path_ == StepPath::Fused) return "cuda-fused";
-  switch (gemm_math_) {
-    case GemmMath::TF32: return "cuda-gemm-tf32";
-    case GemmMath::BF16: return "cuda-gemm-bf16";
-    case GemmMath::BF16x9: return "cuda-gemm-bf16x9";
-    case GemmMath::Exact: break;
-  }
-  return "cuda-gemm";
+  if (!begun_) return;
+  choice_ = choice;
+  last_path_ = path_name(choice_);
 }
 
 std::string CudaBackend::step_path() const { return last_path_.empty() ? name() : last_path_; }

@@ -1,7 +1,7 @@
 // gmmdiff: row-major products through cuBLAS (gemm.hpp), exact or in an explicit tensor-core mode.
 #include "cuda/kernels/gemm.hpp"
 
-#include <climits>
+#include <cstddef>
 
 #include "cuda/rt/cuda_error.hpp"
 
@@ -9,10 +9,11 @@ namespace gmmdiff::gpu {
 
 namespace {
 
-int rows_as_int(std::size_t rows) {
-  GMMDIFF_EXPECTS(rows <= static_cast<std::size_t>(INT_MAX), "cuda backend: a chunk of ", rows,
-                  " rows exceeds cuBLAS's int dimension (at most ", INT_MAX, ")");
-  return static_cast<int>(rows);
+/// The product's other operand ([K, d]) is one call's whole; it is never split.
+void check_params(int K, int d) {
+  GMMDIFF_EXPECTS(static_cast<std::size_t>(K) * static_cast<std::size_t>(d) <= kMaxGemmElements,
+                  "cuda backend: K x d = ", static_cast<std::size_t>(K) * static_cast<std::size_t>(d),
+                  " coefficients exceed one cuBLAS operand (at most ", kMaxGemmElements, " elements)");
 }
 
 cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
@@ -39,20 +40,29 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
 }
 
 // Column-major C^T [K, rows] = B [K, d] (stored as column-major B^T [d, K], transposed)
-//                              x A^T [d, rows] (row-major A as is).
+//                              x A^T [d, rows] (row-major A as is); in row blocks (gemm_plan.hpp):
+// block [r0, r0 + nr) reads A from row r0 and writes C from row r0, with the same leading
+// dimensions.
 template <typename Real>
 void abt(cublasHandle_t h, std::size_t rows, int K, int d, const Real* A, const Real* B, Real* C,
          GemmMath math) {
-  if (rows == 0) return;
-  CUBLAS_CHECK(gemm(h, CUBLAS_OP_T, CUBLAS_OP_N, K, rows_as_int(rows), d, B, d, A, d, C, K, math));
+  check_params(K, d);
+  for_each_gemm_block(rows, K, d, [&](std::size_t r0, std::size_t nr) {
+    CUBLAS_CHECK(gemm(h, CUBLAS_OP_T, CUBLAS_OP_N, K, static_cast<int>(nr), d, B, d, A + r0 * d, d,
+                      C + r0 * K, K, math));
+  });
 }
 
-// Column-major C^T [d, rows] = B^T [d, K] (row-major B as is) x A^T [K, rows] (row-major A as is).
+// Column-major C^T [d, rows] = B^T [d, K] (row-major B as is) x A^T [K, rows] (row-major A as is);
+// in row blocks as abt.
 template <typename Real>
 void ab(cublasHandle_t h, std::size_t rows, int K, int d, const Real* A, const Real* B, Real* C,
         GemmMath math) {
-  if (rows == 0) return;
-  CUBLAS_CHECK(gemm(h, CUBLAS_OP_N, CUBLAS_OP_N, d, rows_as_int(rows), K, B, d, A, K, C, d, math));
+  check_params(K, d);
+  for_each_gemm_block(rows, K, d, [&](std::size_t r0, std::size_t nr) {
+    CUBLAS_CHECK(gemm(h, CUBLAS_OP_N, CUBLAS_OP_N, d, static_cast<int>(nr), K, B, d, A + r0 * K, K,
+                      C + r0 * d, d, math));
+  });
 }
 
 }  // namespace

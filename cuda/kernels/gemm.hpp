@@ -1,6 +1,7 @@
 // gmmdiff: the two row-major products of a step through cuBLAS (column-major), in the run's
 // precision. Full-precision math by default (cublas_handle.hpp: no TF32); the float products take
-// an explicit tensor-core mode as an option (GemmMath), never a default.
+// an explicit tensor-core mode as an option (GemmMath, gemm_plan.hpp), never a default. A chunk
+// whose operands reach 2^31 elements is computed in row blocks (for_each_gemm_block).
 // Row-major X [r, c] is column-major X^T [c, r], so a row-major C = A B^T is computed as the
 // column-major C^T = B A^T, and C = A B as C^T = B^T A^T.
 #pragma once
@@ -8,15 +9,9 @@
 
 #include <cublas_v2.h>
 
-namespace gmmdiff::gpu {
+#include "cuda/kernels/gemm_plan.hpp"
 
-/// How a float product is computed (double products are always exact DGEMMs).
-enum class GemmMath {
-  Exact,   ///< cublasSgemm, FP32 FMA
-  TF32,    ///< cublasGemmEx, CUBLAS_COMPUTE_32F_FAST_TF32: inputs rounded to TF32 (10-bit mantissa)
-  BF16,    ///< cublasGemmEx, CUBLAS_COMPUTE_32F_FAST_16BF: inputs rounded to BF16 (7-bit mantissa)
-  BF16x9,  ///< cublasGemmEx, CUBLAS_COMPUTE_32F_EMULATED_16BFX9 (eager): FP32 from 3 x BF16 terms
-};
+namespace gmmdiff::gpu {
 
 /// C = A B^T: d_A [rows, d], d_B [K, d], d_C [rows, K] (e.g. G1 = Y P^T, G2 = Ysq Q^T).
 void gemm_abt(cublasHandle_t h, std::size_t rows, int K, int d, const float* d_A, const float* d_B,
