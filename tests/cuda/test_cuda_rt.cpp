@@ -349,4 +349,73 @@ TEST(CudaRt, BenchGoesOnAfterAConfigurationRunsOutOfMemory) {
   EXPECT_EQ(rep.results[1].seconds.size(), 1u);
 }
 
+// ---- on a device: the real runtime under the allocation limit (skips without one) ----
+
+/// Sets the allocation limit for a scope, on the real runtime.
+class WithLimit {
+ public:
+  explicit WithLimit(std::size_t bytes) { gpu::set_device_alloc_limit(bytes); }
+  ~WithLimit() { gpu::set_device_alloc_limit(gpu::kNoAllocLimit); }
+};
+
+TEST(CudaOomRetry, SamplerHalvesChunksUnderTheLimitOnADevice) {
+  GMMDIFF_REQUIRE_GPU();
+  // Fused path, d = 16 floats: 1e6 rows are 64 MB of particles, planned as one chunk from the
+  // device's free memory; a 64 MiB limit (the coefficient batch takes 16 MiB of it) refuses that
+  // chunk through a real cudaMalloc failure, and the retry at 499968 rows fits: 3 chunks.
+  PresetParams p;
+  p.name = "random-sphere";
+  p.d = 16;
+  p.K = 8;
+  p.radius = 2.0;
+  p.seed = 3;
+  p.sd = {1.0};
+  const Mixture m = make_preset(p);
+  ScheduleParams sp;
+  sp.name = "lcw";
+  sp.T = 8;
+  const Schedule s = make_schedule(sp);
+  SampleOptions o;
+  o.n = 1000000;
+  o.seed = 4;
+  o.eps_samples = 4;
+  auto gpu = make_backend("cuda");
+  gpu->set_step_path("fused");
+  test::PlacedSink free_run(o.n, m.d, o.precision), limited(o.n, m.d, o.precision);
+  const RunSummary unlimited = run_sampler(m, s, o, *gpu, free_run);
+  EXPECT_EQ(unlimited.chunks, 1u);
+  RunSummary sum;
+  {
+    WithLimit limit(std::size_t{64} << 20);
+    ASSERT_NO_THROW(sum = run_sampler(m, s, o, *gpu, limited)) << "the retry failed under the limit";
+  }
+  EXPECT_EQ(sum.chunk_rows, 499968u);
+  EXPECT_EQ(sum.chunks, 3u);
+  ASSERT_EQ(free_run.y.size(), limited.y.size());
+  for (std::size_t i = 0; i < free_run.y.size(); ++i)
+    ASSERT_EQ(free_run.y[i], limited.y[i]) << "value " << i << ": the chunk size changed a particle";
+  RecordProperty("oom_retry_chunk_rows", std::to_string(sum.chunk_rows));
+}
+
+TEST(CudaOomRetry, BenchGoesOnUnderTheLimitOnADevice) {
+  GMMDIFF_REQUIRE_GPU();
+  // 4e6 rows of d = 16 do not fit 96 MiB; 1e5 rows do.
+  auto gpu = make_backend("cuda");
+  BenchOptions opt;
+  opt.n = {4000000, 100000};
+  opt.d = {16};
+  opt.K = {8};
+  opt.T = 4;
+  opt.repeats = 1;
+  opt.warmup = 0;
+  opt.path = {"fused"};
+  opt.copy_bytes = std::size_t{1} << 20;  // the bandwidth measurement's buffers fit the limit too
+  WithLimit limit(std::size_t{96} << 20);
+  const BenchReport rep = run_bench_on(*gpu, opt);
+  ASSERT_EQ(rep.results.size(), 2u);
+  EXPECT_FALSE(rep.results[0].ok);
+  EXPECT_EQ(rep.results[0].failure.rfind("resources: ", 0), 0u) << rep.results[0].failure;
+  EXPECT_TRUE(rep.results[1].ok) << rep.results[1].failure;
+}
+
 }  // namespace
