@@ -74,18 +74,21 @@ struct VectorLoad4 {
 
 /// Blocks of kFusedThreads an SM should hold at least: __launch_bounds__'s second argument, which
 /// caps a thread's registers at 65536 / (256 x it): 128 for 2, 80 for 3, 64 for 4. Chosen from the
-/// ptxas table (sm_90, docs/cuda.md "Registers") as the most blocks at which every variant (G,
-/// staged or not) of the instantiation still compiles without spills, except fp64 NB = 2 diagonal
-/// (12-16 bytes of spill stores at 2 blocks, against 148-156 registers and 1 block an SM uncapped);
-/// fp64 NB = 4 stays uncapped (196-234 registers, 1 block: at 2 blocks it spills 190-760 bytes).
-template <typename Real, int NB, bool kDiag>
+/// ptxas table (sm_90, docs/cuda.md "Registers") as the most blocks at which every G of the
+/// instantiation still compiles without spills, except fp64 NB = 2 diagonal (12-16 bytes of spill
+/// stores at 2 blocks, against 148-156 registers and 1 block an SM uncapped); fp64 NB = 4 stays
+/// uncapped (196-234 registers, 1 block: at 2 blocks it spills 190-760 bytes).
+template <typename Real, int NB, bool kDiag, bool kStaged>
 struct FusedMinBlocks {
   static constexpr bool kFloat = sizeof(Real) == 4;
-  static constexpr int value = kFloat ? (NB == 1 ? (kDiag ? 3 : 4) : NB == 2 ? 3 : 2) : (NB == 4 ? 1 : 2);
+  // fp32 NB = 1: 64 registers, except diagonal with coefficients in global memory (64 spills 8-12
+  // bytes there): 80.
+  static constexpr int kFloatNb1 = (kDiag && !kStaged) ? 3 : 4;
+  static constexpr int value = kFloat ? (NB == 1 ? kFloatNb1 : NB == 2 ? 3 : 2) : (NB == 4 ? 1 : 2);
 };
 
 template <typename Real, int G, int NB, bool kDiag, bool kStaged>
-__global__ void __launch_bounds__(kFusedThreads, (FusedMinBlocks<Real, NB, kDiag>::value))
+__global__ void __launch_bounds__(kFusedThreads, (FusedMinBlocks<Real, NB, kDiag, kStaged>::value))
     fused_steps_kernel(Real* __restrict__ Y,                           // [rows, L.d]
                        const Real* __restrict__ coeffs,                // [steps, L.stride]
                        const FusedStepInfo<Real>* __restrict__ info,   // [steps]
