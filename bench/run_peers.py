@@ -54,6 +54,9 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--peers", default="numpy,torch", help="numpy, torch (eager and compile)")
     p.add_argument("--torch-device", default="auto", help="auto (cuda when available) | cpu | cuda")
+    p.add_argument("--torch-variants", default="eager,compile",
+                   help="eager, compile: torch.compile costs tens of seconds a configuration (scripts/device.sh "
+                        "runs it on a part of the grid only)")
     p.add_argument("--python", default=sys.executable, help="Python for the peers (needs NumPy; PyTorch for torch)")
     p.add_argument("--out", default=None,
                    help="results JSON, or a folder to write <date>-<host>.json in (default bench/results/)")
@@ -96,7 +99,7 @@ def main():
                     script = os.path.join(HERE, "peers", "%s_peer.py" % peer)
                     cmd = [args.python, script] + common
                     if peer == "torch":
-                        cmd += ["--device", args.torch_device]
+                        cmd += ["--device", args.torch_device, "--variants", args.torch_variants]
                     peer_cmds.append(" ".join(shlex.quote(c) for c in cmd))
                     try:
                         res = run(cmd, cwd=os.path.join(HERE, "peers"))
