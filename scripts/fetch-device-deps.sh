@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Here (a Debian machine with the archive): download the Debian packages the device machine lacks
-# into .deps/ (git-ignored), to be carried to it and unpacked by scripts/device.sh.
+# into .deps/ (git-ignored: name it in the device call's carry), to be unpacked by scripts/device.sh
+# into a prefix its CMake configuration points at. The device image has the CUDA toolkit, a C++
+# compiler, CMake, Ninja and Python with NumPy and PyTorch, not these: the JSON and command-line
+# headers, GoogleTest, and the OpenMP build of OpenBLAS with its Fortran runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .deps
