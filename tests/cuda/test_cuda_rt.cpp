@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "bench/bench_run.hpp"
+#include "bench/bench_testing.hpp"
 #include "cuda/rt/cuda_error.hpp"
 #include "cuda/rt/device_buffer.hpp"
 #include "cuda/rt/device_memory.hpp"
@@ -340,7 +340,7 @@ TEST(CudaRt, BenchGoesOnAfterAConfigurationRunsOutOfMemory) {
   opt.repeats = 1;
   opt.warmup = 0;
   opt.check_rows = 512;
-  const BenchReport rep = run_bench_on(be, opt);
+  const BenchReport rep = bench_testing::run_bench_on(be, opt);
   ASSERT_EQ(rep.results.size(), 2u);
   EXPECT_FALSE(rep.results[0].ok);
   EXPECT_EQ(rep.results[0].failure.rfind("resources: ", 0), 0u) << rep.results[0].failure;
@@ -411,7 +411,7 @@ TEST(CudaOomRetry, BenchGoesOnUnderTheLimitOnADevice) {
   opt.path = {"fused"};
   opt.copy_bytes = std::size_t{1} << 20;  // the bandwidth measurement's buffers fit the limit too
   WithLimit limit(std::size_t{96} << 20);
-  const BenchReport rep = run_bench_on(*gpu, opt);
+  const BenchReport rep = bench_testing::run_bench_on(*gpu, opt);
   ASSERT_EQ(rep.results.size(), 2u);
   EXPECT_FALSE(rep.results[0].ok);
   EXPECT_EQ(rep.results[0].failure.rfind("resources: ", 0), 0u) << rep.results[0].failure;
