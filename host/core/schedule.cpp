@@ -200,6 +200,12 @@ const std::vector<std::string>& schedule_names() {
   return n;
 }
 
+double one_minus_alpha(const Schedule& s, int t) {
+  GMMDIFF_EXPECTS(t >= 1 && t <= s.T, "step ", t, " outside 1..", s.T);
+  if (s.abar[t - 1] >= 0.5) return (s.one_minus_abar[t] - s.one_minus_abar[t - 1]) / s.abar[t - 1];
+  return (s.abar[t - 1] - s.abar[t]) / s.abar[t - 1];
+}
+
 Schedule make_schedule(const ScheduleParams& p) {
   Schedule s;
   if (p.name == "file") {

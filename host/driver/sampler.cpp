@@ -40,11 +40,6 @@ constexpr uint64_t kAuxPerturbWeights = 4000;  // + 0: the log-weight perturbati
 constexpr uint64_t kAuxPerturbMeans = 5000;  // + k: component k's mean displacement
 constexpr int kMaxEpsSteps = 256;            // steps at which eps_score is evaluated (evenly spaced)
 
-// 1 - alpha_t without cancellation: (abar_{t-1} - abar_t) / abar_{t-1}.
-double one_minus_alpha(const Schedule& s, int t) {
-  return (s.one_minus_abar[t] - s.one_minus_abar[t - 1]) / s.abar[t - 1];
-}
-
 }  // namespace
 
 std::vector<double> bias_direction(int d, uint64_t seed) { return aux_unit_vector(d, seed, kAuxBias); }

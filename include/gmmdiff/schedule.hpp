@@ -28,6 +28,12 @@ struct ScheduleParams {
 
 /// Builds and checks a schedule: alpha_t in (0, 1], abar strictly positive and non-increasing.
 Schedule make_schedule(const ScheduleParams& p);
+
+/// 1 - alpha_t = (abar_{t-1} - abar_t) / abar_{t-1} without cancellation: from the accurate
+/// 1 - abar while abar_{t-1} >= 1/2 (alpha_t can be within 1e-21 of 1 there), from abar itself
+/// below (where 1 - abar_{t-1} and 1 - abar_t both round to 1 once abar < 1e-16). Exactly 0 when
+/// abar_t = abar_{t-1}: the step is an identity.
+double one_minus_alpha(const Schedule& s, int t);
 const std::vector<std::string>& schedule_names();
 
 }  // namespace gmmdiff

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <utility>
+#include <vector>
 
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/schedule.hpp"
@@ -82,6 +84,28 @@ TEST(Schedule, OneMinusAbarKeepsDigitsNearOne) {
   const Schedule s = sched("li-yan", 1000, 5.3);
   const double b1 = std::pow(1000.0, -5.3);  // 1.2e-16
   EXPECT_NEAR(s.one_minus_abar[1], b1, 1e-3 * b1);
+}
+
+TEST(Schedule, OneMinusAlphaKeepsDigitsAtBothEnds) {
+  // Near abar = 1 (lcw's first steps, 1 - alpha_t near 1e-21) against lcw's own recursion, and
+  // where abar is tiny (li-yan and linear at small T reach abar < 1e-16, where 1 - abar_{t-1} and
+  // 1 - abar_t both round to 1) against the family's beta.
+  constexpr double kBetaRelTol = 1e-12;
+  const Schedule l = sched("lcw", 256);
+  const double c = 10 * std::log(256.0) / 256;
+  for (int t = 2; t <= 256; ++t) {
+    const double want = c * l.abar[t] * l.one_minus_abar[t] / l.abar[t - 1];  // abar_{t-1} - abar_t = c abar_t (1 - abar_t)
+    EXPECT_NEAR(one_minus_alpha(l, t), want, kBetaRelTol * want) << "lcw t=" << t;
+  }
+  for (const auto& [name, T] : std::vector<std::pair<std::string, int>>{{"li-yan", 64}, {"linear", 12}}) {
+    const Schedule s = sched(name, T);
+    EXPECT_LT(s.abar[T], 1e-12) << name;
+    for (int t = 1; t <= T; ++t) {
+      const double want = 1.0 - s.alpha[t];
+      EXPECT_NEAR(one_minus_alpha(s, t), want, kBetaRelTol * std::max(want, 1e-4)) << name << " t=" << t;
+      EXPECT_GT(one_minus_alpha(s, t), 0.0) << name << " t=" << t;
+    }
+  }
 }
 
 TEST(Schedule, FromFiles) {
