@@ -44,49 +44,7 @@
 #include "gmmdiff/detail/step_math.hpp"
 #include "gmmdiff/error.hpp"
 
-// ---- libmvec: the SIMD variants of logf/cosf/sinf/expf (and double) ----
-// glibc declares them only under -ffast-math; these aliases of the scalar functions (same symbols,
-// other names, so that GCC neither treats them as builtins nor merges sin and cos into sincos)
-// carry `omp declare simd`, and a vectorised loop calls _ZGV{b,d,e}N{lanes}v_<name>.
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(_OPENMP) && defined(__GNUC__) && !defined(__clang__)
-#define GMMDIFF_VMATH_ALIAS(ret, name, sym)                 \
-  _Pragma("omp declare simd notinbranch") ret name(ret x) \
-      __asm__(sym) __attribute__((const, nothrow, leaf));
-extern "C" {
-GMMDIFF_VMATH_ALIAS(float, gmmdiff_vlogf, "logf")
-GMMDIFF_VMATH_ALIAS(float, gmmdiff_vcosf, "cosf")
-GMMDIFF_VMATH_ALIAS(float, gmmdiff_vsinf, "sinf")
-GMMDIFF_VMATH_ALIAS(float, gmmdiff_vexpf, "expf")
-GMMDIFF_VMATH_ALIAS(double, gmmdiff_vlog, "log")
-GMMDIFF_VMATH_ALIAS(double, gmmdiff_vcos, "cos")
-GMMDIFF_VMATH_ALIAS(double, gmmdiff_vsin, "sin")
-GMMDIFF_VMATH_ALIAS(double, gmmdiff_vexp, "exp")
-}
-#undef GMMDIFF_VMATH_ALIAS
-#else
-inline float gmmdiff_vlogf(float x) { return std::log(x); }
-inline float gmmdiff_vcosf(float x) { return std::cos(x); }
-inline float gmmdiff_vsinf(float x) { return std::sin(x); }
-inline float gmmdiff_vexpf(float x) { return std::exp(x); }
-inline double gmmdiff_vlog(double x) { return std::log(x); }
-inline double gmmdiff_vcos(double x) { return std::cos(x); }
-inline double gmmdiff_vsin(double x) { return std::sin(x); }
-inline double gmmdiff_vexp(double x) { return std::exp(x); }
-#endif
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(__SANITIZE_THREAD__)
-#define GMMDIFF_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), flatten))
-#elif defined(__GNUC__)
-#define GMMDIFF_CPU_CLONES __attribute__((flatten))
-#else
-#define GMMDIFF_CPU_CLONES
-#endif
-#if defined(__GNUC__)
-#define GMMDIFF_INLINE inline __attribute__((always_inline))
-#else
-#define GMMDIFF_INLINE inline
-#endif
+#include "cpu/cpu_normals.hpp"
 
 namespace gmmdiff {
 
@@ -104,13 +62,10 @@ void* AlignedBuffer::reserve(std::size_t bytes) {
 
 namespace {
 
+using cpu_simd::block_normals;
+using cpu_simd::ContiguousParticles;
+
 namespace vm {
-GMMDIFF_INLINE float log(float x) { return gmmdiff_vlogf(x); }
-GMMDIFF_INLINE float cos(float x) { return gmmdiff_vcosf(x); }
-GMMDIFF_INLINE float sin(float x) { return gmmdiff_vsinf(x); }
-GMMDIFF_INLINE double log(double x) { return gmmdiff_vlog(x); }
-GMMDIFF_INLINE double cos(double x) { return gmmdiff_vcos(x); }
-GMMDIFF_INLINE double sin(double x) { return gmmdiff_vsin(x); }
 /// exp of a shifted logit (x <= 0). Below the cut the weight is taken as exactly 0: libmvec hands
 /// every lane outside its fast range to the scalar function, which would make a row with one far
 /// component (and the padding columns) many times slower, and a weight below e^-80 (float) or
@@ -203,49 +158,6 @@ struct Scratch {
     }
   }
 };
-
-/// detail::philox4x32_10 (the same bits) on four scalars, its rounds unrolled, so that the
-/// vectoriser sees plain 32-bit lanes (the struct and its loop defeat it).
-GMMDIFF_INLINE void philox4x32_10_lanes(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3, uint32_t k0,
-                                        uint32_t k1) {
-  constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
-#pragma GCC unroll 10
-  for (int r = 0; r < 10; ++r) {
-    const uint64_t p0 = static_cast<uint64_t>(M0) * c0, p1 = static_cast<uint64_t>(M1) * c2;
-    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0, n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
-    c1 = static_cast<uint32_t>(p1);
-    c3 = static_cast<uint32_t>(p0);
-    c0 = n0;
-    c2 = n2;
-    k0 += W0;
-    k1 += W1;
-  }
-}
-
-/// The block's normals of (stream, step): out[4 e + c] for pair e = (row, coordinate block), the
-/// same values as detail::philox_normal4 up to libmvec's rounding. Vectorised across pairs.
-template <typename Real>
-GMMDIFF_INLINE void block_normals(uint64_t seed, uint32_t stream, uint64_t first_particle, uint32_t step, int E,
-                                  const uint32_t* __restrict__ erow, const uint32_t* __restrict__ eblk,
-                                  Real* __restrict__ out) {
-  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  const Real two_pi = static_cast<Real>(6.283185307179586476925286766559);
-#pragma omp simd aligned(erow, eblk, out : 64)
-  for (int e = 0; e < E; ++e) {
-    const uint64_t p = first_particle + erow[e];
-    uint32_t c0 = eblk[e], c1 = step, c2 = static_cast<uint32_t>(p),
-             c3 = static_cast<uint32_t>((p >> 32) & 0xFFFFu) | (stream << 16);
-    philox4x32_10_lanes(c0, c1, c2, c3, k0, k1);
-    const Real r0 = std::sqrt(Real(-2) * vm::log(detail::u01<Real>(c0)));
-    const Real a0 = two_pi * detail::u01<Real>(c1);
-    const Real r1 = std::sqrt(Real(-2) * vm::log(detail::u01<Real>(c2)));
-    const Real a1 = two_pi * detail::u01<Real>(c3);
-    out[4 * e + 0] = r0 * vm::cos(a0);
-    out[4 * e + 1] = r0 * vm::sin(a0);
-    out[4 * e + 2] = r1 * vm::cos(a1);
-    out[4 * e + 3] = r1 * vm::sin(a1);
-  }
-}
 
 /// Logits' products of R rows (row stride d): G1[r, k] = <y_r, P_k>, and for Diagonal
 /// G2[r, k] = <y_r * y_r, Q_k>, for k < Kp (padding columns are 0). Register tiles of R x kLanes.
@@ -360,8 +272,9 @@ GMMDIFF_INLINE void fused_block_impl(const FusedPlan<Real>& p, Real* Yb, int nb,
                                      void* scratch) {
   const Scratch<Real> s(scratch, p);
   const uint32_t t = p.sc.t;
-  if (p.noise) block_normals<Real>(p.sc.seed, kStreamStep, first_particle, t, s.E, s.erow, s.eblk, s.z);
-  if (p.score_noise) block_normals<Real>(p.sc.seed, kStreamScoreNoise, first_particle, t, s.E, s.erow, s.eblk, s.xi);
+  if (p.noise) block_normals<Real>(p.sc.seed, kStreamStep, ContiguousParticles{first_particle}, t, s.E, s.erow, s.eblk, s.z);
+  if (p.score_noise) block_normals<Real>(p.sc.seed, kStreamScoreNoise, ContiguousParticles{first_particle}, t, s.E, s.erow,
+                                          s.eblk, s.xi);
   if (p.mode == detail::QMode::Diagonal) block_rows<Real, true>(p, Yb, nb, s);
   else block_rows<Real, false>(p, Yb, nb, s);
 }

@@ -173,6 +173,9 @@ enum PhiloxStream : uint32_t {
   kStreamTarget = 3,      ///< exact target samples X_0
   kStreamForward = 4,     ///< forward noise W of X_t (eps_score measurement)
   kStreamAux = 5,         ///< directions, random means, bias direction (particle = purpose id)
+  kStreamBoundOuter = 6,  ///< bounds: outer draws x_s ~ p_s of the ddpm path bound (particle = draw i)
+  kStreamBoundForward = 7,  ///< bounds: forward noise of continuation m of draw i at step t
+                            ///< (particle = detail::continuation_particle(i, m))
 };
 
 /// Backend names: "cpu", "cuda", "auto" (cuda when a device is present, else cpu).
