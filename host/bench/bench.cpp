@@ -15,6 +15,7 @@
 
 #include "bench/bench_testing.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "gmmdiff/bounds.hpp"
 #include "io/text.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
@@ -108,6 +109,9 @@ double median(std::vector<double> v) {
 
 nlohmann::json num_or_null(double x, bool have) { return have && std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
 
+/// The bounds' rows of rep (BenchOptions::bounds_outer, bounds_M).
+void run_bounds_bench(const BenchOptions& opt, BenchReport& rep);
+
 void check_bench_options(const BenchOptions& opt) {
   GMMDIFF_EXPECTS(!opt.n.empty() && !opt.d.empty() && !opt.K.empty() && !opt.precision.empty() && !opt.path.empty(),
                   "bench: every list (--n, --d, --K, --precision, --path) needs at least one value");
@@ -118,6 +122,7 @@ void check_bench_options(const BenchOptions& opt) {
   for (uint64_t n : opt.n) GMMDIFF_EXPECTS(n >= 1 && n < (uint64_t(1) << 48), "bench: --n ", n, " (need 1 <= n < 2^48)");
   for (int d : opt.d) GMMDIFF_EXPECTS(d >= 1, "bench: --d ", d, " (need d >= 1)");
   for (int K : opt.K) GMMDIFF_EXPECTS(K >= 1, "bench: --K ", K, " (need K >= 1)");
+  GMMDIFF_EXPECTS(opt.bounds_M >= 1, "bench: --bounds-M = ", opt.bounds_M, " (need >= 1)");
 }
 
 }  // namespace
@@ -235,7 +240,88 @@ BenchReport bench_testing::run_bench_on(Backend& backend, const BenchOptions& op
             if (on_result) on_result(rep, rep.results.back());
           }
       }
+  if (opt.bounds_outer > 0) run_bounds_bench(opt, rep);
   return rep;
+}
+
+namespace {
+void run_bounds_bench(const BenchOptions& opt, BenchReport& rep) {
+  GMMDIFF_EXPECTS(opt.bounds_M >= 1, "bench: --bounds-M = ", opt.bounds_M, " (need >= 1)");
+  // The bounds run on the CPU kernels in fp64: compared with the CPU's own fp64 FLOP limit.
+  rep.cpu_flop_limit_fp64 = rep.backend == "cpu" && rep.flop_limit_fp64 > 0 ? rep.flop_limit_fp64
+                                                                             : CpuBackend(opt.threads).flop_limit(Precision::FP64);
+  auto kr = make_bounds_kernels("cpu", opt.threads);
+  ScheduleParams sp;
+  sp.name = "lcw";
+  sp.T = opt.T;
+  sp.c0 = kBenchC0;
+  sp.c1 = kBenchC1;
+  const Schedule s = make_schedule(sp);
+  for (int d : opt.d)
+    for (int K : opt.K) {
+      const Mixture m = bench_model(d, K, opt.seed);
+      for (const SamplerKind smp : {SamplerKind::DDPM, SamplerKind::DDIM}) {
+        BoundsBenchResult r;
+        r.kind = smp == SamplerKind::DDPM ? "path (ddpm)" : "exact (ddim)";
+        r.d = d;
+        r.K = K;
+        SampleOptions o;
+        o.sampler = smp;
+        o.seed = opt.seed;
+        BoundsOptions bo;
+        try {
+          if (smp == SamplerKind::DDPM) {
+            bo.n = std::max<uint64_t>(2, opt.bounds_outer);
+            bo.M = opt.bounds_M;
+            const PathBound pb = path_bound(m, s, o, bo, *kr);
+            r.outer = pb.n;
+            r.M = pb.M;
+            r.rows = pb.n * static_cast<uint64_t>(pb.M);
+            r.steps = pb.steps;
+            r.seconds = pb.seconds;
+            r.rate = pb.rate();
+          } else {
+            bo.n = std::max<uint64_t>(2, opt.bounds_outer * static_cast<uint64_t>(opt.bounds_M));
+            const ExactDensity ex = exact_density(m, s, o, bo, *kr);
+            r.rows = ex.n;
+            r.steps = ex.steps;
+            r.seconds = ex.seconds;
+            r.rate = ex.rate();
+          }
+          r.gflop_per_s = r.rate * bench_flop_per_elt_step(K) / 1e9;
+          r.pct_flop_limit = rep.cpu_flop_limit_fp64 > 0 ? 100.0 * r.gflop_per_s * 1e9 / rep.cpu_flop_limit_fp64 : NAN;
+          r.ok = true;
+        } catch (const ResourceError& e) {
+          r.failure = std::string("resources: ") + e.what();
+        } catch (const NumericalError& e) {
+          r.failure = e.what();
+        }
+        rep.bounds.push_back(r);
+      }
+    }
+}
+}  // namespace
+
+std::string BenchReport::bounds_table() const {
+  if (bounds.empty()) return "";
+  std::string out = "bounds (bounds.hpp; cpu kernels, fp64, " + std::to_string(steps) +
+                    " steps of a stop-1 lcw run): rows = outer draws x M (path) or particles (exact); rate = rows "
+                    "x steps x d per second; GFLOP/s counts 4K FLOP per elt-step; %flop of the CPU's fp64 limit\n";
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%-13s %6s %6s %10s %6s %10s %12s %9s %6s", "kind", "d", "K", "rows", "M",
+                "seconds", "rate", "GFLOP/s", "%flop");
+  out += buf;
+  for (const BoundsBenchResult& r : bounds) {
+    if (!r.ok) {
+      std::snprintf(buf, sizeof buf, "\n%-13s %6d %6d  FAILED: %s", r.kind.c_str(), r.d, r.K, r.failure.c_str());
+    } else {
+      std::snprintf(buf, sizeof buf, "\n%-13s %6d %6d %10llu %6s %10.4g %12.4g %9.4g %6.1f", r.kind.c_str(), r.d, r.K,
+                    static_cast<unsigned long long>(r.rows), r.M > 0 ? std::to_string(r.M).c_str() : "-", r.seconds,
+                    r.rate, r.gflop_per_s, r.pct_flop_limit);
+    }
+    out += buf;
+  }
+  return out;
 }
 
 std::string BenchReport::table_header() {
@@ -297,6 +383,23 @@ std::string BenchReport::to_json() const {
       {"fp64", num_or_null(memory_limit_elt_steps(Precision::FP64), copy_bandwidth > 0)}};
   j["flop_limit_flop_per_s"] = {{"fp32", num_or_null(flop_limit_fp32, flop_limit_fp32 > 0)},
                                 {"fp64", num_or_null(flop_limit_fp64, flop_limit_fp64 > 0)}};
+  j["bounds"] = json::array();
+  for (const BoundsBenchResult& r : bounds)
+    j["bounds"].push_back({{"kind", r.kind},
+                           {"d", r.d},
+                           {"K", r.K},
+                           {"rows", r.rows},
+                           {"outer", r.outer},
+                           {"M", r.M},
+                           {"steps", r.steps},
+                           {"status", r.ok ? "ok" : "FAILED"},
+                           {"failure", r.failure},
+                           {"seconds", num_or_null(r.seconds, r.ok)},
+                           {"rate", num_or_null(r.rate, r.ok)},
+                           {"rate_unit", "rows x steps x d per second (path: outer draws x M x steps x d)"},
+                           {"gflop_per_s", num_or_null(r.gflop_per_s, r.ok)},
+                           {"pct_flop_limit", num_or_null(r.pct_flop_limit, r.ok)}});
+  j["cpu_flop_limit_fp64"] = num_or_null(cpu_flop_limit_fp64, cpu_flop_limit_fp64 > 0);
   j["results"] = json::array();
   for (const BenchResult& r : results) {
     json x;

@@ -71,6 +71,11 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--seed", st->o.seed, "Seed of the model and the particles")->capture_default_str();
   sub.add_option("--check-rows", st->o.check_rows, "Rows compared with the CPU oracle before timing")
       ->capture_default_str();
+  sub.add_option("--bounds-outer", st->o.bounds_outer,
+                 "Outer draws of the bounds' throughput rows (path bound; the ddim exact density takes outer x M "
+                 "particles); 0: none")
+      ->capture_default_str();
+  sub.add_option("--bounds-M", st->o.bounds_M, "Continuations per outer draw of the bounds' rows")->capture_default_str();
   sub.add_option("--json", st->json, "Write the report as JSON to this file (atomically)");
   return [st]() {
     BenchOptions o = st->o;
@@ -82,6 +87,7 @@ Runner setup(CLI::App& sub) {
     o.path = split(st->path);
     // Checked before the copy-bandwidth measurement and the grid, which take seconds to minutes.
     GMMDIFF_EXPECTS(o.T >= 2 && o.T <= kMaxSteps, "bench: --T = ", o.T, " (need 2 <= T <= ", kMaxSteps, ")");
+    GMMDIFF_EXPECTS(o.bounds_M >= 1, "bench: --bounds-M = ", o.bounds_M, " (need >= 1)");
     if (!st->json.empty()) check_output_file(st->json, "--json");
     bool header = false;
     const BenchReport rep = run_bench(o, [&](const BenchReport& r, const BenchResult& res) {
@@ -106,6 +112,7 @@ Runner setup(CLI::App& sub) {
       }
       std::cout << r.table_row(res) << std::endl;
     });
+    if (!rep.bounds.empty()) std::cout << rep.bounds_table() << std::endl;
     if (!st->json.empty()) write_file_atomic(st->json, rep.to_json());
     int failed = 0, resources = 0;
     std::string first;

@@ -66,6 +66,27 @@ struct BenchOptions {
   uint64_t seed = 0;
   uint64_t check_rows = 512;               ///< rows of the correctness check (at most n)
   std::size_t copy_bytes = std::size_t(256) << 20;  ///< buffer size of the copy-bandwidth measurement
+  /// The bounds' throughput (bounds.hpp, CPU kernels, fp64), for each d and K of the grid: the ddpm
+  /// path bound over bounds_outer outer draws x bounds_M continuations, and the ddim exact density
+  /// over as many particles, each through the T - 1 steps of a stop-1 run. 0: not measured.
+  uint64_t bounds_outer = 256;
+  int bounds_M = 32;
+};
+
+/// One bounds measurement.
+struct BoundsBenchResult {
+  std::string kind;          ///< "path (ddpm)" or "exact (ddim)"
+  int d = 0, K = 0;
+  uint64_t rows = 0;         ///< outer draws x M (path) or particles (exact)
+  uint64_t outer = 0;
+  int M = 0;
+  int steps = 0;
+  double seconds = 0;
+  double rate = 0;           ///< rows x steps x d per second (path: outer x M x steps x d per second)
+  double gflop_per_s = 0;    ///< rate x 4K FLOP (the logits' and the score's products, as for the sampler)
+  double pct_flop_limit = 0; ///< of the CPU's fp64 FLOP limit
+  bool ok = false;
+  std::string failure;
 };
 
 struct BenchResult {
@@ -89,6 +110,8 @@ struct BenchReport {
   double copy_bandwidth = 0;               ///< bytes/s, read + write counted
   double flop_limit_fp32 = 0, flop_limit_fp64 = 0;  ///< FLOP/s (0: precision not in the grid)
   std::vector<BenchResult> results;
+  std::vector<BoundsBenchResult> bounds;   ///< empty when BenchOptions::bounds_outer is 0
+  double cpu_flop_limit_fp64 = 0;          ///< the CPU's fp64 FLOP limit the bounds rows are compared with
 
   double memory_limit_elt_steps(Precision p) const { return copy_bandwidth / bench_bytes_per_elt_step(p); }
   /// The whole report as JSON (field names in docs/bench.md).
@@ -96,6 +119,8 @@ struct BenchReport {
   /// The header of the table and one row per result (also what `gmmdiff bench` prints).
   static std::string table_header();
   std::string table_row(const BenchResult& r) const;
+  /// The bounds' rows (empty when there are none), with their header.
+  std::string bounds_table() const;
 };
 
 /// Runs the grid (n x d x K x precision x path, in that nesting). on_result, when set, is called

@@ -78,6 +78,18 @@ TEST(Bench, TinyGridRunsAndJsonHasEveryField) {
   EXPECT_EQ(j["conventions"]["bytes_per_elt_step"]["fp32"], 8);
   EXPECT_EQ(j["conventions"]["bytes_per_elt_step"]["fp64"], 16);
   EXPECT_FALSE(BenchReport::table_header().empty());
+  // The bounds' rows: the path bound and the exact density for the grid's (d, K), with their rate.
+  ASSERT_EQ(rep.bounds.size(), 2u);
+  for (const BoundsBenchResult& b : rep.bounds) {
+    EXPECT_TRUE(b.ok) << b.kind << ": " << b.failure;
+    EXPECT_EQ(b.steps, 3) << b.kind;
+    EXPECT_EQ(b.rows, o.bounds_outer * o.bounds_M) << b.kind;
+    EXPECT_NEAR(b.rate, double(b.rows) * b.steps * 5 / b.seconds, 1e-9 * b.rate) << b.kind;
+  }
+  ASSERT_EQ(j["bounds"].size(), 2u);
+  EXPECT_EQ(j["bounds"][0]["kind"], "path (ddpm)");
+  EXPECT_TRUE(j["bounds"][1]["rate"].is_number());
+  EXPECT_NE(rep.bounds_table().find("exact (ddim)"), std::string::npos);
 }
 
 TEST(Bench, BrokenConfigIsFailedAndNotTimed) {
