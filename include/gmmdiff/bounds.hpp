@@ -30,7 +30,8 @@ namespace gmmdiff {
 /// device implementation yet); "cuda" throws gmmdiff::Error saying so. threads: 0 for all.
 std::unique_ptr<BoundsKernels> make_bounds_kernels(const std::string& backend = "auto", int threads = 0);
 
-/// Defaults: they keep `gmmdiff bracket` to seconds on 2 CPU cores for d <= 64, K <= 16, T <= 256.
+/// Defaults, sized for `gmmdiff bracket` on 2 CPU cores with d <= 64, K <= 16, T <= 256: the path
+/// bound is then at most n M (T - 1) d = 2.1e9 continuation-elt-steps (docs/tv.md, "Costs").
 constexpr uint64_t kDefaultPathOuter = 4096;      ///< ddpm: outer draws
 constexpr int kDefaultPathM = 32;                 ///< ddpm: continuations per outer draw
 constexpr uint64_t kDefaultFlowParticles = 65536; ///< ddim: particles (each is one path)
