@@ -287,7 +287,12 @@ PathBound path_bound(const Mixture& target, const Schedule& s, const SampleOptio
     const uint64_t count = std::min(chunk, r.n - first);
     out.assign(count * P, 0.0);
     kr.path_begin(plan, first, count);
-    steps.for_each([&](const PathStep& st) { kr.path_step(st); });
+    uint64_t done = first * std::max<uint64_t>(1, steps.size());
+    steps.for_each([&](const PathStep& st) {
+      kr.path_step(st);
+      done += count;
+      if (bo.progress) bo.progress(done, r.n * std::max<uint64_t>(1, steps.size()));
+    });
     kr.path_end(out.data());
     for (uint64_t i = 0; i < count; ++i) {
       const double lq = out[i * P], lm = out[i * P + P - 1];
@@ -299,7 +304,6 @@ PathBound path_bound(const Mixture& target, const Schedule& s, const SampleOptio
       tvq.push(one_minus_exp_plus(lq));
       klq.push(-lq);
     }
-    if (bo.progress) bo.progress(first + count, r.n);
   }
   r.tv = tv.result();
   r.kl = kl.result();
@@ -377,9 +381,13 @@ ExactDensity exact_density(const Mixture& target, const Schedule& s, const Sampl
     const uint64_t count = std::min(chunk, r.n - first);
     out.assign(count, 0.0);
     kr.flow_begin(plan, first, count);
-    steps.for_each([&](const FlowStep& st) { kr.flow_step(st); });
+    uint64_t done = first * std::max<uint64_t>(1, steps.size());
+    steps.for_each([&](const FlowStep& st) {
+      kr.flow_step(st);
+      done += count;
+      if (bo.progress) bo.progress(done, r.n * std::max<uint64_t>(1, steps.size()));
+    });
     fold = std::max(fold, kr.flow_end(out.data()));
-    if (bo.progress) bo.progress(first + count, r.n);
     if (fold > 0) continue;
     for (uint64_t i = 0; i < count; ++i) {
       if (std::isnan(out[i]))

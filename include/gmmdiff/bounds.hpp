@@ -46,7 +46,8 @@ struct BoundsOptions {
   int M = kDefaultPathM;  ///< continuations per outer draw (ddpm)
   uint64_t chunk = 0;  ///< outer draws (ddpm) or particles (ddim) per chunk; 0: automatic (memory-bounded);
                        ///< rounded up to the kernels' unit. Figures do not depend on it.
-  /// Called after each chunk with (outer draws or particles done, n); empty: none. May throw to cancel.
+  /// Called after each step of each chunk with (units done, units in all), a unit being one outer
+  /// draw (with its M continuations) or one particle through one step; empty: none. May throw to cancel.
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
 

@@ -267,6 +267,20 @@ TEST(PathBound, BitwiseAcrossThreadsAndChunks) {
       EXPECT_EQ(0, std::memcmp(&r[i].kl, &r[0].kl, sizeof(MeanSe))) << "d=" << m.d << " run " << i;
       EXPECT_EQ(0, std::memcmp(&r[i].tv_quarter, &r[0].tv_quarter, sizeof(MeanSe))) << "d=" << m.d << " run " << i;
     }
+    // Progress: after each step of each chunk, ending at (total, total).
+    uint64_t last_done = 0, last_total = 0, calls = 0;
+    bo.chunk = 128;
+    bo.progress = [&](uint64_t done, uint64_t total) {
+      EXPECT_GT(done, last_done);
+      last_done = done;
+      last_total = total;
+      ++calls;
+    };
+    CpuBoundsKernels kr(2);
+    path_bound(m, s, o, bo, kr);
+    EXPECT_EQ(last_done, last_total);
+    EXPECT_EQ(last_total, bo.n * static_cast<uint64_t>(r[0].steps));
+    EXPECT_EQ(calls, 3u * r[0].steps);  // 300 outer draws in chunks of 128: 3 chunks
   }
 }
 
