@@ -35,6 +35,7 @@ constexpr double kCollinearTol = 1e-10;     // |mu_k - <mu_k, u> u| <= tol max(1
 constexpr double kEdgeFraction = 0.05;      // the grid's outer 5% on each side ...
 constexpr double kEdgeMass = 1e-13;         // ... must hold less than this mass after every step
 constexpr int kNewtonIterations = 60;
+constexpr double kMaxSpacingPerSd = 0.125;  // a converged grid resolves the components (h <= sd / 8)
 constexpr double kPi = 3.141592653589793238462643383279502884;
 
 // ---- FFT (iterative radix 2, in place), with the twiddles of one size computed once ----
@@ -462,7 +463,9 @@ Reference exact_reference(const Mixture& target, const Schedule& s, const Sample
     r.perp_var = pr.perp_var;
     if (!std::isnan(prev)) {
       r.change = std::abs(fg.tv - prev);
-      if (r.change < ro.tol) {
+      // Two grids that both miss the target's components can agree: converged needs a spacing of
+      // at most an eighth of the components' sd as well.
+      if (r.change < ro.tol && h <= kMaxSpacingPerSd * std::min(1.0, std::sqrt(tl.s2))) {
         r.converged = true;
         break;
       }
