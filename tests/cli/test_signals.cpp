@@ -23,7 +23,9 @@ TEST(Signals, InterruptedSampleLeavesNothing) {
   for (const char* sig : {"TERM", "INT"}) {
     SCOPED_TRACE(sig);
     const std::string dir = testing::TempDir();
-    const std::string out = dir + "/interrupted_" + sig + ".npy";
+    // This process's own name: test runs of other checkouts may share the temporary directory.
+    const std::string name = "interrupted_" + std::to_string(::getpid()) + "_" + sig + ".npy";
+    const std::string out = dir + "/" + name;
     // a run of several seconds, killed after half a second
     const std::string cmd = std::string("CI=1 '") + GMMDIFF_CLI_PATH + "' sample --preset two-point --d 32 --n 4000000 --T 400 " +
                             "--backend cpu --out " + out + " 2>/dev/null & pid=$!; sleep 0.7; kill -" + sig +
@@ -36,6 +38,6 @@ TEST(Signals, InterruptedSampleLeavesNothing) {
     const int code = std::atoi(buf);
     EXPECT_EQ(code, 128 + (std::string(sig) == "TERM" ? 15 : 2)) << "the process must die by the signal";
     EXPECT_FALSE(exists(out));
-    EXPECT_EQ(files_starting_with(dir, std::string("interrupted_") + sig + ".npy"), 0) << "a temporary was left";
+    EXPECT_EQ(files_starting_with(dir, name), 0) << "a temporary was left";
   }
 }
