@@ -40,6 +40,7 @@
 #include <cstring>
 
 #include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_noise.hpp"
 #include "gmmdiff/detail/philox.hpp"
 #include "gmmdiff/detail/step_math.hpp"
 #include "gmmdiff/error.hpp"
@@ -272,9 +273,14 @@ GMMDIFF_INLINE void fused_block_impl(const FusedPlan<Real>& p, Real* Yb, int nb,
                                      void* scratch) {
   const Scratch<Real> s(scratch, p);
   const uint32_t t = p.sc.t;
-  if (p.noise) block_normals<Real>(p.sc.seed, kStreamStep, ContiguousParticles{first_particle}, t, s.E, s.erow, s.eblk, s.z);
-  if (p.score_noise) block_normals<Real>(p.sc.seed, kStreamScoreNoise, ContiguousParticles{first_particle}, t, s.E, s.erow,
-                                          s.eblk, s.xi);
+  // On x86-64-v4 the normals come from cpu_noise (16-lane Philox in registers, the same libmvec
+  // calls: the same bits as this clone's loop); elsewhere from the loop below, vectorised by GCC.
+  auto normals = [&](uint32_t stream, Real* out) {
+    if (cpu_noise::have_avx512()) cpu_noise::block_normals_avx512(p.sc.seed, stream, first_particle, t, s.E, s.erow, s.eblk, out);
+    else block_normals<Real>(p.sc.seed, stream, ContiguousParticles{first_particle}, t, s.E, s.erow, s.eblk, out);
+  };
+  if (p.noise) normals(kStreamStep, s.z);
+  if (p.score_noise) normals(kStreamScoreNoise, s.xi);
   if (p.mode == detail::QMode::Diagonal) block_rows<Real, true>(p, Yb, nb, s);
   else block_rows<Real, false>(p, Yb, nb, s);
 }

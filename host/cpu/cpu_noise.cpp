@@ -1,0 +1,203 @@
+// gmmdiff: Philox normals in AVX-512 registers (host/cpu/cpu_noise.hpp).
+#include "cpu/cpu_noise.hpp"
+
+#include <cstdint>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__) && defined(_OPENMP) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define GMMDIFF_NOISE_AVX512 1
+#endif
+
+#if GMMDIFF_NOISE_AVX512
+#include <immintrin.h>
+
+#pragma GCC push_options
+// GCC 12 warns about the undefined first operand inside its own AVX-512 intrinsics headers.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC target("arch=x86-64-v4")
+// Everything up to pop_options is compiled for x86-64-v4 and runs only where have_avx512().
+// glibc's libmvec, AVX-512 variants (the x86-64-v4 clone of the fused step calls these same symbols).
+extern "C" {
+__m512 _ZGVeN16v_logf(__m512);
+__m512 _ZGVeN16v_cosf(__m512);
+__m512 _ZGVeN16v_sinf(__m512);
+__m512d _ZGVeN8v_log(__m512d);
+__m512d _ZGVeN8v_cos(__m512d);
+__m512d _ZGVeN8v_sin(__m512d);
+}
+
+namespace gmmdiff {
+namespace cpu_noise {
+namespace {
+
+#define GMMDIFF_AVX512 inline __attribute__((always_inline))
+
+/// (lo, hi) of the 32x32->64 products a * m on 16 lanes: vpmuludq on the even lanes and on the odd
+/// lanes shifted down, then the halves put back in place by masked blends.
+GMMDIFF_AVX512 void mulhilo16(__m512i a, __m512i m, __m512i& lo, __m512i& hi) {
+  const __m512i pe = _mm512_mul_epu32(a, m);                          // even lanes: [lo, hi] in 64 bits
+  const __m512i po = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);   // odd lanes
+  constexpr __mmask16 kOdd = 0xAAAA;
+  lo = _mm512_mask_blend_epi32(kOdd, pe, _mm512_slli_epi64(po, 32));
+  hi = _mm512_mask_blend_epi32(kOdd, _mm512_srli_epi64(pe, 32), po);
+}
+
+/// detail::philox4x32_10 on 16 lanes.
+GMMDIFF_AVX512 void philox16(__m512i& c0, __m512i& c1, __m512i& c2, __m512i& c3, uint32_t k0, uint32_t k1) {
+  const __m512i M0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u)), M1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+#pragma GCC unroll 10
+  for (int r = 0; r < 10; ++r) {
+    __m512i lo0, hi0, lo1, hi1;
+    mulhilo16(c0, M0, lo0, hi0);
+    mulhilo16(c2, M1, lo1, hi1);
+    // c0' = hi1 ^ c1 ^ k0, c2' = hi0 ^ c3 ^ k1 (0x96: a ^ b ^ c)
+    c0 = _mm512_ternarylogic_epi32(hi1, c1, _mm512_set1_epi32(static_cast<int>(k0)), 0x96);
+    c2 = _mm512_ternarylogic_epi32(hi0, c3, _mm512_set1_epi32(static_cast<int>(k1)), 0x96);
+    c1 = lo1;
+    c3 = lo0;
+    k0 += W0;
+    k1 += W1;
+  }
+}
+
+/// The counters of pairs e..e+15 (detail::philox_bits' layout): c0 = block, c1 = step,
+/// c2 = particle bits 0..31, c3 = particle bits 32..47 | stream << 16, particle = first + erow[e].
+GMMDIFF_AVX512 void counters16(uint64_t first, uint32_t stream, uint32_t step, const uint32_t* erow,
+                               const uint32_t* eblk, __m512i& c0, __m512i& c1, __m512i& c2, __m512i& c3) {
+  const __m512i flo = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(first)));
+  const __m512i fhi = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(first >> 32)));
+  const __m512i lo = _mm512_add_epi32(flo, _mm512_load_si512(erow));
+  const __mmask16 carry = _mm512_cmplt_epu32_mask(lo, flo);
+  const __m512i hi = _mm512_mask_add_epi32(fhi, carry, fhi, _mm512_set1_epi32(1));
+  c0 = _mm512_load_si512(eblk);
+  c1 = _mm512_set1_epi32(static_cast<int>(step));
+  c2 = lo;
+  c3 = _mm512_or_si512(_mm512_and_si512(hi, _mm512_set1_epi32(0xFFFF)),
+                       _mm512_set1_epi32(static_cast<int>(stream << 16)));
+}
+
+/// detail::u01_float: ((x >> 8) + 1/2) 2^-24, in the same operations.
+GMMDIFF_AVX512 __m512 u01f(__m512i x) {
+  const __m512 a = _mm512_cvtepi32_ps(_mm512_srli_epi32(x, 8));
+  return _mm512_mul_ps(_mm512_add_ps(a, _mm512_set1_ps(0.5f)), _mm512_set1_ps(5.9604644775390625e-08f));
+}
+/// detail::u01_double of 8 words: (x + 1/2) 2^-32.
+GMMDIFF_AVX512 __m512d u01d(__m256i x) {
+  return _mm512_mul_pd(_mm512_add_pd(_mm512_cvtepu32_pd(x), _mm512_set1_pd(0.5)), _mm512_set1_pd(2.3283064365386963e-10));
+}
+
+}  // namespace
+
+void block_normals_avx512(uint64_t seed, uint32_t stream, uint64_t first,
+                                                                    uint32_t step, int E, const uint32_t* erow,
+                                                                    const uint32_t* eblk, float* out) {
+  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  const __m512 two_pi = _mm512_set1_ps(static_cast<float>(6.283185307179586476925286766559));
+  const __m512 m2 = _mm512_set1_ps(-2.0f);
+  for (int e = 0; e < E; e += 16) {
+    __m512i c0, c1, c2, c3;
+    counters16(first, stream, step, erow + e, eblk + e, c0, c1, c2, c3);
+    philox16(c0, c1, c2, c3, k0, k1);
+    const __m512 r0 = _mm512_sqrt_ps(_mm512_mul_ps(m2, _ZGVeN16v_logf(u01f(c0))));
+    const __m512 a0 = _mm512_mul_ps(two_pi, u01f(c1));
+    const __m512 r1 = _mm512_sqrt_ps(_mm512_mul_ps(m2, _ZGVeN16v_logf(u01f(c2))));
+    const __m512 a1 = _mm512_mul_ps(two_pi, u01f(c3));
+    const __m512 o0 = _mm512_mul_ps(r0, _ZGVeN16v_cosf(a0));
+    const __m512 o1 = _mm512_mul_ps(r0, _ZGVeN16v_sinf(a0));
+    const __m512 o2 = _mm512_mul_ps(r1, _ZGVeN16v_cosf(a1));
+    const __m512 o3 = _mm512_mul_ps(r1, _ZGVeN16v_sinf(a1));
+    // 16 lanes x 4 values -> out[4 e + c]: a 4 x 4 transpose within each 128-bit lane, then of the lanes.
+    const __m512 t0 = _mm512_unpacklo_ps(o0, o1), t1 = _mm512_unpackhi_ps(o0, o1);
+    const __m512 t2 = _mm512_unpacklo_ps(o2, o3), t3 = _mm512_unpackhi_ps(o2, o3);
+    const __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44), u1 = _mm512_shuffle_ps(t0, t2, 0xEE);  // pairs 0,4,8,12 | 1,5,9,13
+    const __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44), u3 = _mm512_shuffle_ps(t1, t3, 0xEE);  // 2,6,10,14 | 3,7,11,15
+    const __m512 a = _mm512_shuffle_f32x4(u0, u1, 0x44), b = _mm512_shuffle_f32x4(u2, u3, 0x44);  // 0,4,1,5 | 2,6,3,7
+    const __m512 c = _mm512_shuffle_f32x4(u0, u1, 0xEE), d = _mm512_shuffle_f32x4(u2, u3, 0xEE);  // 8,12,9,13 | 10,14,11,15
+    float* o = out + 4 * static_cast<std::size_t>(e);
+    _mm512_store_ps(o + 0, _mm512_shuffle_f32x4(a, b, 0x88));
+    _mm512_store_ps(o + 16, _mm512_shuffle_f32x4(a, b, 0xDD));
+    _mm512_store_ps(o + 32, _mm512_shuffle_f32x4(c, d, 0x88));
+    _mm512_store_ps(o + 48, _mm512_shuffle_f32x4(c, d, 0xDD));
+  }
+}
+
+void block_normals_avx512(uint64_t seed, uint32_t stream, uint64_t first,
+                                                                    uint32_t step, int E, const uint32_t* erow,
+                                                                    const uint32_t* eblk, double* out) {
+  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  const __m512d two_pi = _mm512_set1_pd(6.283185307179586476925286766559);
+  const __m512d m2 = _mm512_set1_pd(-2.0);
+  for (int e = 0; e < E; e += 16) {
+    __m512i c[4];
+    counters16(first, stream, step, erow + e, eblk + e, c[0], c[1], c[2], c[3]);
+    philox16(c[0], c[1], c[2], c[3], k0, k1);
+    for (int h = 0; h < 2; ++h) {  // pairs e + 8h .. e + 8h + 7
+      __m256i w[4];
+      for (int i = 0; i < 4; ++i) w[i] = h == 0 ? _mm512_castsi512_si256(c[i]) : _mm512_extracti64x4_epi64(c[i], 1);
+      const __m512d r0 = _mm512_sqrt_pd(_mm512_mul_pd(m2, _ZGVeN8v_log(u01d(w[0]))));
+      const __m512d a0 = _mm512_mul_pd(two_pi, u01d(w[1]));
+      const __m512d r1 = _mm512_sqrt_pd(_mm512_mul_pd(m2, _ZGVeN8v_log(u01d(w[2]))));
+      const __m512d a1 = _mm512_mul_pd(two_pi, u01d(w[3]));
+      const __m512d o0 = _mm512_mul_pd(r0, _ZGVeN8v_cos(a0));
+      const __m512d o1 = _mm512_mul_pd(r0, _ZGVeN8v_sin(a0));
+      const __m512d o2 = _mm512_mul_pd(r1, _ZGVeN8v_cos(a1));
+      const __m512d o3 = _mm512_mul_pd(r1, _ZGVeN8v_sin(a1));
+      // 8 lanes x 4 values -> out[4 e + c].
+      const __m512d t0 = _mm512_unpacklo_pd(o0, o1), t1 = _mm512_unpackhi_pd(o0, o1);  // (c0,c1) of 0,2,4,6 | 1,3,5,7
+      const __m512d t2 = _mm512_unpacklo_pd(o2, o3), t3 = _mm512_unpackhi_pd(o2, o3);  // (c2,c3) of the same
+      const __m512d a = _mm512_shuffle_f64x2(t0, t2, 0x44), b = _mm512_shuffle_f64x2(t1, t3, 0x44);  // 0a 2a 0b 2b | 1a 3a 1b 3b
+      const __m512d cc = _mm512_shuffle_f64x2(t0, t2, 0xEE), dd = _mm512_shuffle_f64x2(t1, t3, 0xEE);  // 4a 6a 4b 6b | 5a 7a 5b 7b
+      double* o = out + 4 * (static_cast<std::size_t>(e) + 8 * h);
+      _mm512_store_pd(o + 0, _mm512_shuffle_f64x2(a, b, 0x88));
+      _mm512_store_pd(o + 8, _mm512_shuffle_f64x2(a, b, 0xDD));
+      _mm512_store_pd(o + 16, _mm512_shuffle_f64x2(cc, dd, 0x88));
+      _mm512_store_pd(o + 24, _mm512_shuffle_f64x2(cc, dd, 0xDD));
+    }
+  }
+}
+
+uint32_t philox_only_avx512(uint64_t seed, uint64_t n) {
+  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  __m512i acc = _mm512_setzero_si512();
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (uint64_t b = 0; b < n; b += 16) {
+    __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(b)), lane), c1 = _mm512_setzero_si512(),
+            c2 = _mm512_set1_epi32(static_cast<int>(b >> 32)), c3 = _mm512_set1_epi32(1 << 16);
+    philox16(c0, c1, c2, c3, k0, k1);
+    acc = _mm512_xor_si512(acc, _mm512_ternarylogic_epi32(c0, c1, _mm512_xor_si512(c2, c3), 0x96));
+  }
+  return static_cast<uint32_t>(_mm512_reduce_add_epi32(acc));
+}
+
+}  // namespace cpu_noise
+}  // namespace gmmdiff
+#pragma GCC pop_options
+
+namespace gmmdiff {
+namespace cpu_noise {
+bool have_avx512() {
+  static const bool yes = __builtin_cpu_supports("x86-64-v4");
+  return yes;
+}
+}  // namespace cpu_noise
+}  // namespace gmmdiff
+
+#else  // no AVX-512 path in this build
+
+#include <stdexcept>
+
+namespace gmmdiff {
+namespace cpu_noise {
+bool have_avx512() { return false; }
+void block_normals_avx512(uint64_t, uint32_t, uint64_t, uint32_t, int, const uint32_t*, const uint32_t*, float*) {
+  throw std::logic_error("cpu_noise: no AVX-512 path in this build");
+}
+void block_normals_avx512(uint64_t, uint32_t, uint64_t, uint32_t, int, const uint32_t*, const uint32_t*, double*) {
+  throw std::logic_error("cpu_noise: no AVX-512 path in this build");
+}
+uint32_t philox_only_avx512(uint64_t, uint64_t) { throw std::logic_error("cpu_noise: no AVX-512 path in this build"); }
+}  // namespace cpu_noise
+}  // namespace gmmdiff
+#endif
