@@ -58,8 +58,9 @@ Mixture bench_model(int d, int K, uint64_t seed) {
   return make_preset(pp);
 }
 
-/// The steps of one pass, t = T..2 (a stop-1 DDPM run with sigma_t^2 = 1 - alpha_t).
-std::vector<StepCoeffs> bench_steps(const Mixture& m, int T) {
+/// The computed steps of one pass, t = T..2 (a stop-1 DDPM run with sigma_t^2 = 1 - alpha_t), without
+/// its identity steps (is_identity_step), whose number goes to *identity.
+std::vector<StepCoeffs> bench_steps(const Mixture& m, int T, int* identity = nullptr) {
   ScheduleParams sp;
   sp.name = "lcw";
   sp.T = T;
@@ -70,7 +71,14 @@ std::vector<StepCoeffs> bench_steps(const Mixture& m, int T) {
   o.sampler = SamplerKind::DDPM;
   o.variance = Variance::Beta;
   std::vector<StepCoeffs> cs;
-  for (int t = T; t > 1; --t) cs.push_back(step_coeffs(m, s, t, o, {}));
+  for (int t = T; t > 1; --t) {
+    StepCoeffs c = step_coeffs(m, s, t, o, {});
+    if (is_identity_step(c)) {  // skipped, as the sampler skips it, and not counted
+      if (identity) ++*identity;
+      continue;
+    }
+    cs.push_back(std::move(c));
+  }
   return cs;
 }
 
@@ -156,7 +164,12 @@ BenchReport bench_testing::run_bench_on(Backend& backend, const BenchOptions& op
   rep.cpu_model = cpu_model();
   rep.threads = opt.threads;
   rep.T = opt.T;
-  rep.steps = opt.T - 1;
+  {
+    int identity = 0;
+    bench_steps(bench_model(1, 1, opt.seed), opt.T, &identity);  // identity steps depend on the schedule only
+    rep.steps = opt.T - 1 - identity;
+    rep.identity_steps = identity;
+  }
   rep.repeats = opt.repeats;
   rep.warmup = opt.warmup;
   // A backend that cannot measure a limit leaves it 0: its % columns then read "-" (null in JSON).
@@ -165,26 +178,32 @@ BenchReport bench_testing::run_bench_on(Backend& backend, const BenchOptions& op
   } catch (const Error&) {
     rep.copy_bandwidth = 0;
   }
+  rep.flop_unit = be->flop_unit();
   for (Precision p : opt.precision) {
-    double& lim = p == Precision::FP32 ? rep.flop_limit_fp32 : rep.flop_limit_fp64;
+    const bool f32 = p == Precision::FP32;
+    double& lim = f32 ? rep.flop_limit_fp32 : rep.flop_limit_fp64;
     if (lim != 0) continue;
     try {
       lim = be->flop_limit(p);
     } catch (const Error&) {
       lim = 0;
     }
+    (f32 ? rep.normal_seconds_fp32 : rep.normal_seconds_fp64) = be->normal_seconds(p);
+    (f32 ? rep.weight_seconds_fp32 : rep.weight_seconds_fp64) = be->weight_seconds(p);
   }
 
   for (uint64_t n : opt.n)
     for (int d : opt.d)
       for (int K : opt.K) {
         const Mixture m = bench_model(d, K, opt.seed);
-        const std::vector<StepCoeffs> cs = bench_steps(m, opt.T);
+        int identity = 0;
+        const std::vector<StepCoeffs> cs = bench_steps(m, opt.T, &identity);
         for (Precision prec : opt.precision)
           for (const std::string& path : opt.path) {
             BenchResult r;
             r.config = BenchConfig{n, d, K, prec, path};
             r.steps = static_cast<int>(cs.size());
+            r.identity_steps = identity;
             try {
               // 0. the timed chunk must fit: said before the check spends time on it.
               const RunShape sh = run_shape(m, prec, opt.seed, static_cast<std::size_t>(n));
@@ -229,6 +248,12 @@ BenchReport bench_testing::run_bench_on(Backend& backend, const BenchOptions& op
                   const double flop_lim = prec == Precision::FP32 ? rep.flop_limit_fp32 : rep.flop_limit_fp64;
                   r.pct_memory_limit = mem_lim > 0 ? 100.0 * r.elt_steps_per_s / mem_lim : NAN;
                   r.pct_flop_limit = flop_lim > 0 ? 100.0 * r.gflop_per_s * 1e9 / flop_lim : NAN;
+                  const bool f32 = prec == Precision::FP32;
+                  r.roofline_elt_steps_per_s = bench_roofline_elt_steps(
+                      d, K, prec, rep.copy_bandwidth, flop_lim, f32 ? rep.normal_seconds_fp32 : rep.normal_seconds_fp64,
+                      f32 ? rep.weight_seconds_fp32 : rep.weight_seconds_fp64);
+                  r.pct_roofline =
+                      r.roofline_elt_steps_per_s > 0 ? 100.0 * r.elt_steps_per_s / r.roofline_elt_steps_per_s : NAN;
                 }
               }
             } catch (const ResourceError& e) {
@@ -326,8 +351,9 @@ std::string BenchReport::bounds_table() const {
 
 std::string BenchReport::table_header() {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%10s %6s %6s %5s %-9s %-10s %9s %10s %12s %8s %6s %9s %6s", "n", "d", "K", "prec",
-                "path", "taken", "check", "median_s", "elt-steps/s", "GB/s", "%mem", "GFLOP/s", "%flop");
+  std::snprintf(buf, sizeof buf, "%10s %6s %6s %5s %-9s %-10s %9s %10s %12s %8s %6s %9s %6s %12s %6s", "n", "d", "K",
+                "prec", "path", "taken", "check", "median_s", "elt-steps/s", "GB/s", "%mem", "GFLOP/s", "%flop",
+                "roofline", "%roof");
   return buf;
 }
 
@@ -347,10 +373,11 @@ std::string BenchReport::table_row(const BenchResult& r) const {
     else std::snprintf(b, sizeof b, "-");
     return std::string(b);
   };
-  std::snprintf(buf, sizeof buf, "%10llu %6d %6d %5s %-9s %-10s %9.1e %10.4g %12.4g %8.3g %6s %9.4g %6s",
+  std::snprintf(buf, sizeof buf, "%10llu %6d %6d %5s %-9s %-10s %9.1e %10.4g %12.4g %8.3g %6s %9.4g %6s %12.4g %6s",
                 static_cast<unsigned long long>(c.n), c.d, c.K, to_string(c.precision), c.path.c_str(),
                 r.path_taken.c_str(), r.check_max_abs_diff, r.seconds_median, r.elt_steps_per_s, r.gb_per_s,
-                pct(r.pct_memory_limit).c_str(), r.gflop_per_s, pct(r.pct_flop_limit).c_str());
+                pct(r.pct_memory_limit).c_str(), r.gflop_per_s, pct(r.pct_flop_limit).c_str(),
+                r.roofline_elt_steps_per_s, pct(r.pct_roofline).c_str());
   return buf;
 }
 
@@ -369,6 +396,7 @@ std::string BenchReport::to_json() const {
   j["schedule"] = {{"name", "lcw"}, {"c0", kBenchC0}, {"c1", kBenchC1}, {"T", T}};
   j["sampler"] = "ddpm/beta, stop 1";
   j["steps_per_pass"] = steps;
+  j["identity_steps_per_pass"] = identity_steps;
   j["repeats"] = repeats;
   j["warmup"] = warmup;
   j["conventions"] = {
@@ -376,6 +404,9 @@ std::string BenchReport::to_json() const {
       {"bytes_per_elt_step", {{"fp32", 8}, {"fp64", 16}}},
       {"flop_per_elt_step", "4K (the logits' and the score's products with the K means)"},
       {"memory_limit", "copy_bandwidth / bytes_per_elt_step"},
+      {"flop_limit", "FMA peak of the widest vector unit (CPU: a microbenchmark on all threads)"},
+      {"roofline", "1 / max(bytes_per_elt_step / copy_bandwidth, 4K / flop_limit + normal_seconds + (K/d) weight_seconds)"},
+      {"identity_steps", "steps with 1 - alpha_t = 0, skipped and not counted"},
       {"oracle", "cpu backend, products path, fp64, same model, seed and steps"}};
   j["copy_bandwidth_bytes_per_s"] = num_or_null(copy_bandwidth, copy_bandwidth > 0);
   j["memory_limit_elt_steps_per_s"] = {
@@ -400,6 +431,11 @@ std::string BenchReport::to_json() const {
                            {"gflop_per_s", num_or_null(r.gflop_per_s, r.ok)},
                            {"pct_flop_limit", num_or_null(r.pct_flop_limit, r.ok)}});
   j["cpu_flop_limit_fp64"] = num_or_null(cpu_flop_limit_fp64, cpu_flop_limit_fp64 > 0);
+  j["flop_unit"] = flop_unit;
+  j["normal_seconds"] = {{"fp32", num_or_null(normal_seconds_fp32, normal_seconds_fp32 > 0)},
+                         {"fp64", num_or_null(normal_seconds_fp64, normal_seconds_fp64 > 0)}};
+  j["weight_seconds"] = {{"fp32", num_or_null(weight_seconds_fp32, weight_seconds_fp32 > 0)},
+                         {"fp64", num_or_null(weight_seconds_fp64, weight_seconds_fp64 > 0)}};
   j["results"] = json::array();
   for (const BenchResult& r : results) {
     json x;
@@ -422,6 +458,9 @@ std::string BenchReport::to_json() const {
     x["gflop_per_s"] = num_or_null(r.gflop_per_s, r.ok);
     x["pct_memory_limit"] = num_or_null(r.pct_memory_limit, r.ok);
     x["pct_flop_limit"] = num_or_null(r.pct_flop_limit, r.ok);
+    x["identity_steps"] = r.identity_steps;
+    x["roofline_elt_steps_per_s"] = num_or_null(r.roofline_elt_steps_per_s, r.ok && r.roofline_elt_steps_per_s > 0);
+    x["pct_roofline"] = num_or_null(r.pct_roofline, r.ok);
     j["results"].push_back(x);
   }
   return j.dump(1) + "\n";

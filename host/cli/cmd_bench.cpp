@@ -2,6 +2,7 @@
 // checked against the CPU oracle before it is timed; a table on stdout (one row per
 // configuration as it finishes) and, with --json, the whole report written atomically.
 // docs/bench.md says how to run and read it.
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
@@ -90,6 +91,12 @@ Runner setup(CLI::App& sub) {
     GMMDIFF_EXPECTS(o.bounds_M >= 1, "bench: --bounds-M = ", o.bounds_M, " (need >= 1)");
     if (!st->json.empty()) check_output_file(st->json, "--json");
     bool header = false;
+    auto ns = [](double sec) {
+      if (!(sec > 0)) return std::string("-");
+      char b[32];
+      std::snprintf(b, sizeof b, "%.3g ns", sec * 1e9);
+      return std::string(b);
+    };
     const BenchReport rep = run_bench(o, [&](const BenchReport& r, const BenchResult& res) {
       if (!header) {
         std::cout << "gmmdiff bench: " << r.backend << " (" << r.device << "; " << r.cpu_model << "), " << r.date
@@ -104,7 +111,12 @@ Runner setup(CLI::App& sub) {
                   << r.memory_limit_elt_steps(Precision::FP64) << " fp64\n"
                   << "  FLOP limit: " << (r.flop_limit_fp32 > 0 ? std::to_string(r.flop_limit_fp32 / 1e9) : "-")
                   << " GFLOP/s fp32, " << (r.flop_limit_fp64 > 0 ? std::to_string(r.flop_limit_fp64 / 1e9) : "-")
-                  << " fp64\n"
+                  << " fp64 (" << (r.flop_unit.empty() ? "the device's peak" : r.flop_unit) << ", measured now)\n"
+                  << "  noise: " << ns(r.normal_seconds_fp32) << " fp32, " << ns(r.normal_seconds_fp64)
+                  << " fp64 per normal; softmax: " << ns(r.weight_seconds_fp32) << " fp32, "
+                  << ns(r.weight_seconds_fp64) << " fp64 per posterior weight (whole backend, measured now)\n"
+                  << "  roofline: 1 / max(bytes / bandwidth, 4K / FLOP limit + 1 normal + K/d weights) per "
+                     "elt-step; identity steps (1 - alpha_t = 0) are skipped and not counted\n"
                   << "  check: max |y - y_oracle| over " << o.check_rows
                   << " rows against the cpu products path in fp64 (a FAILED row is not timed)\n"
                   << BenchReport::table_header() << "\n";

@@ -73,6 +73,7 @@ SampleOptions SamplerArgs::build() const {
   s.variance = parse_variance(variance);
   s.precision = parse_precision(precision);
   s.score_error.kind = parse_score_error(score_error);
+  s.threads = threads;
   GMMDIFF_EXPECTS(s.eps_samples >= 1, "--eps-samples = ", s.eps_samples, " (need >= 1)");
   return s;
 }

@@ -14,10 +14,10 @@
 #include <fstream>
 #include <string>
 
+#include "cpu/cpu_peak.hpp"
 #include "gmmdiff/detail/step_math.hpp"
 #include "gmmdiff/error.hpp"
 
-extern "C" void openblas_set_num_threads(int);
 
 namespace gmmdiff {
 
@@ -51,10 +51,12 @@ constexpr double kHostMemoryFraction = 0.25;  // of MemAvailable, for the chunk
 
 }  // namespace
 
-CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_max_threads()) {
-  // Our OpenMP loops own the parallelism; BLAS runs single-threaded inside each block.
-  openblas_set_num_threads(1);
-}
+// Our OpenMP loops own the parallelism and OpenBLAS runs single-threaded inside each block. That is
+// asked of each of our threads, inside the region (omp_set_num_threads there sets the thread's own
+// nested default, which OpenBLAS's OpenMP build reads), never process-wide: openblas_set_num_threads
+// would call omp_set_num_threads(1) on the calling thread and so make every later OpenMP region of
+// the process, ours or a user's, single-threaded.
+CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_max_threads()) {}
 
 std::string CpuBackend::device_name() const {
   return std::to_string(threads_) + (threads_ == 1 ? " thread" : " threads");
@@ -186,6 +188,7 @@ void CpuBackend::step_impl(const StepCoeffs& c) {
   const std::size_t nblocks = (rows_ + kCpuBlock - 1) / kCpuBlock;
 #pragma omp parallel num_threads(threads_)
   {
+    omp_set_num_threads(1);  // OpenBLAS, called below, on this thread alone (see the constructor)
     std::vector<Real> G1(kCpuBlock * K), G2(mode == detail::QMode::Diagonal ? kCpuBlock * K : 0),
         S1(kCpuBlock * d), S2(mode == detail::QMode::Diagonal ? kCpuBlock * d : 0), sq(S2.size()),
         s2row(kCpuBlock);
@@ -313,23 +316,28 @@ double CpuBackend::copy_bandwidth(std::size_t bytes) {
 }
 
 double CpuBackend::flop_limit(Precision p) {
-  // The achievable rate of a large OpenBLAS GEMM on all threads, measured now.
-  constexpr int kN = 1536, kRepeats = 3;
-  openblas_set_num_threads(threads_);
-  double best = 1e300;
-  auto run = [&](auto zero) {
-    using Real = decltype(zero);
-    std::vector<Real> A(std::size_t(kN) * kN, Real(0.5)), B(A), C(A.size());
-    for (int r = 0; r < kRepeats; ++r) {
-      const auto t0 = std::chrono::steady_clock::now();
-      gemm(false, kN, kN, kN, A.data(), kN, B.data(), kN, C.data(), kN);
-      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  // The FMA peak of the widest vector unit on all threads at once, measured now (cpu_peak.hpp):
+  // threads x 2 x lanes x FMAs per second. The best of a few runs of ~20 ms each.
+  constexpr int kRepeats = 5;
+  constexpr long kIters = 1L << 20;
+  const bool fp64 = p == Precision::FP64;
+  double best = 0;
+  for (int r = 0; r < kRepeats; ++r) {
+    double flop_all = 0, keep = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads_) reduction(+ : flop_all, keep)
+    {
+      double flop = 0;
+      keep += cpu_peak::fma_loop(fp64, kIters, &flop);
+      flop_all += flop;
     }
-  };
-  if (p == Precision::FP32) run(0.0f);
-  else run(0.0);
-  openblas_set_num_threads(1);
-  return 2.0 * kN * double(kN) * kN / best;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (keep == 12345.678) flop_all += 1;  // keeps the loops' results
+    best = std::max(best, flop_all / s);
+  }
+  return best;
 }
+
+std::string CpuBackend::flop_unit() const { return cpu_peak::widest_unit().name; }
 
 }  // namespace gmmdiff

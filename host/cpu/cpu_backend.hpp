@@ -55,7 +55,12 @@ class CpuBackend final : public Backend {
   /// "cpu-fused" or "cpu-blas": the path the last step took (before any step: the one it will take).
   std::string step_path() const override;
   double copy_bandwidth(std::size_t bytes) override;
+  /// The FMA peak of the widest vector unit (cpu_peak.hpp) on all threads, measured now.
   double flop_limit(Precision p) override;
+  std::string flop_unit() const override;
+  /// The fused step's noise and softmax on all threads, measured now (host/cpu/cpu_fused.cpp).
+  double normal_seconds(Precision p) override;
+  double weight_seconds(Precision p) override;
 
   int threads() const { return threads_; }
   const RunShape& shape() const { return shape_; }

@@ -35,9 +35,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "cpu/cpu_backend.hpp"
 #include "cpu/cpu_noise.hpp"
@@ -302,7 +304,104 @@ void fused_block(const FusedPlan<double>& p, double* Yb, int nb, uint64_t first,
   fused_block_f64(p, Yb, nb, first, scratch);
 }
 
+// ---- bench's limits: the noise and the softmax alone, as a step runs them ----
+GMMDIFF_CPU_CLONES void draw_normals_f32(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E,
+                                         const uint32_t* erow, const uint32_t* eblk, float* out) {
+  if (cpu_noise::have_avx512()) cpu_noise::block_normals_avx512(seed, stream, first, step, E, erow, eblk, out);
+  else block_normals<float>(seed, stream, first, step, E, erow, eblk, out);
+}
+GMMDIFF_CPU_CLONES void draw_normals_f64(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E,
+                                         const uint32_t* erow, const uint32_t* eblk, double* out) {
+  if (cpu_noise::have_avx512()) cpu_noise::block_normals_avx512(seed, stream, first, step, E, erow, eblk, out);
+  else block_normals<double>(seed, stream, first, step, E, erow, eblk, out);
+}
+void draw_normals(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E, const uint32_t* erow,
+                  const uint32_t* eblk, float* out) {
+  draw_normals_f32(seed, stream, first, step, E, erow, eblk, out);
+}
+void draw_normals(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E, const uint32_t* erow,
+                  const uint32_t* eblk, double* out) {
+  draw_normals_f64(seed, stream, first, step, E, erow, eblk, out);
+}
+GMMDIFF_CPU_CLONES float softmax_rows_f32(float* rows, int nrows, int Kp, const float* bias, const float* Q) {
+  for (int r = 0; r < nrows; ++r)
+    detail::posterior_weights_row_v<float>(rows + std::size_t(r) * Kp, nullptr, 0.0f, bias, Q, Kp,
+                                           detail::QMode::Uniform, vm::Exp());
+  return rows[0];
+}
+GMMDIFF_CPU_CLONES double softmax_rows_f64(double* rows, int nrows, int Kp, const double* bias, const double* Q) {
+  for (int r = 0; r < nrows; ++r)
+    detail::posterior_weights_row_v<double>(rows + std::size_t(r) * Kp, nullptr, 0.0, bias, Q, Kp,
+                                            detail::QMode::Uniform, vm::Exp());
+  return rows[0];
+}
+float softmax_rows(float* rows, int nrows, int Kp, const float* bias, const float* Q) {
+  return softmax_rows_f32(rows, nrows, Kp, bias, Q);
+}
+double softmax_rows(double* rows, int nrows, int Kp, const double* bias, const double* Q) {
+  return softmax_rows_f64(rows, nrows, Kp, bias, Q);
+}
+
+/// Seconds per item of work(thread buffer) run on all threads at once, the best of kRepeats runs.
+template <typename Work>
+double per_item_seconds(int threads, double items_per_thread, Work work) {
+  constexpr int kRepeats = 5;
+  double best = 1e300;
+  for (int r = 0; r < kRepeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads)
+    work();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best / (items_per_thread * threads);
+}
+
+template <typename Real>
+double normal_seconds_impl(int threads) {
+  // A d = 64 block as a step draws it: 256 rows x 16 Philox blocks, 16384 normals, kReps times.
+  constexpr int kRows = static_cast<int>(kCpuBlock), kBlocks = 16, E = kRows * kBlocks, kReps = 64;
+  return per_item_seconds(threads, double(kReps) * 4 * E, [&] {
+    AlignedBuffer buf;
+    char* mem = static_cast<char*>(buf.reserve(2 * E * sizeof(uint32_t) + 4 * E * sizeof(Real)));
+    uint32_t* erow = reinterpret_cast<uint32_t*>(mem);
+    uint32_t* eblk = erow + E;
+    Real* out = reinterpret_cast<Real*>(eblk + E);
+    for (int e = 0; e < E; ++e) {
+      erow[e] = static_cast<uint32_t>(e / kBlocks);
+      eblk[e] = static_cast<uint32_t>(e % kBlocks);
+    }
+    Real keep = 0;
+    for (int r = 0; r < kReps; ++r) {
+      draw_normals(12345, kStreamStep, uint64_t(r) * kRows, 7, E, erow, eblk, out);
+      keep += out[r];
+    }
+    if (keep == Real(-1e30)) std::abort();  // keeps the draws
+  });
+}
+
+template <typename Real>
+double weight_seconds_impl(int threads) {
+  // 256 rows of K = 64 logits (the softmax of a block at K = 64), kReps times.
+  constexpr int kRows = static_cast<int>(kCpuBlock), Kp = 64, kReps = 64;
+  return per_item_seconds(threads, double(kReps) * kRows * Kp, [&] {
+    std::vector<Real> rows(std::size_t(kRows) * Kp), bias(Kp), Q(Kp, Real(1));
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = Real(-0.15) * Real(i % 67);
+    for (int k = 0; k < Kp; ++k) bias[k] = Real(-0.1) * Real(k % 7);
+    Real keep = 0;
+    for (int r = 0; r < kReps; ++r) keep += softmax_rows(rows.data(), kRows, Kp, bias.data(), Q.data());
+    if (keep == Real(-1e30)) std::abort();
+  });
+}
+
 }  // namespace
+
+double CpuBackend::normal_seconds(Precision p) {
+  return p == Precision::FP32 ? normal_seconds_impl<float>(threads_) : normal_seconds_impl<double>(threads_);
+}
+
+double CpuBackend::weight_seconds(Precision p) {
+  return p == Precision::FP32 ? weight_seconds_impl<float>(threads_) : weight_seconds_impl<double>(threads_);
+}
 
 template <typename Real>
 void CpuBackend::fused_step_impl(const StepCoeffs& c) {

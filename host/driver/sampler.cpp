@@ -40,7 +40,36 @@ constexpr uint64_t kAuxPerturbWeights = 4000;  // + 0: the log-weight perturbati
 constexpr uint64_t kAuxPerturbMeans = 5000;  // + k: component k's mean displacement
 constexpr int kMaxEpsSteps = 256;            // steps at which eps_score is evaluated (evenly spaced)
 
+// kappa, 1/sqrt(alpha_t) and sigma of step t (THEORY.md, Samplers).
+void set_step_scalars(StepCoeffs& c, const Schedule& s, int t, const SampleOptions& opt) {
+  const double oma = s.one_minus_abar[t];
+  const double oma_t = one_minus_alpha(s, t), alpha = s.alpha[t];
+  c.kappa = opt.sampler == SamplerKind::DDPM ? oma_t : 0.5 * oma_t;
+  c.inv_sqrt_alpha = 1.0 / std::sqrt(alpha);
+  double var = 0;
+  if (opt.sampler == SamplerKind::DDPM) {
+    switch (opt.variance) {
+      case Variance::Beta: var = oma_t; break;
+      case Variance::Posterior: var = oma > 0 ? s.one_minus_abar[t - 1] / oma * oma_t : 0.0; break;
+      case Variance::Inside: var = oma_t / alpha; break;
+    }
+  }
+  c.sigma = std::sqrt(var);
+}
+
 }  // namespace
+
+bool is_identity_step(const StepCoeffs& c) { return c.kappa == 0 && c.sigma == 0 && c.inv_sqrt_alpha == 1; }
+
+std::vector<bool> identity_steps(const Schedule& s, const SampleOptions& opt) {
+  std::vector<bool> id(static_cast<std::size_t>(s.T) + 1, false);
+  for (int t = 1; t <= s.T; ++t) {
+    StepCoeffs c;
+    set_step_scalars(c, s, t, opt);
+    id[t] = is_identity_step(c);
+  }
+  return id;
+}
 
 std::vector<double> bias_direction(int d, uint64_t seed) { return aux_unit_vector(d, seed, kAuxBias); }
 
@@ -92,18 +121,7 @@ StepCoeffs step_coeffs(const Mixture& m, const Schedule& s, int t, const SampleO
     c.bias[k] = std::log(m.weights[k]) - 0.5 * logdet - 0.5 * abar * quad;
   }
   c.uniform_q = uniform;
-  const double oma_t = one_minus_alpha(s, t), alpha = s.alpha[t];
-  c.kappa = opt.sampler == SamplerKind::DDPM ? oma_t : 0.5 * oma_t;
-  c.inv_sqrt_alpha = 1.0 / std::sqrt(alpha);
-  double var = 0;
-  if (opt.sampler == SamplerKind::DDPM) {
-    switch (opt.variance) {
-      case Variance::Beta: var = oma_t; break;
-      case Variance::Posterior: var = oma > 0 ? s.one_minus_abar[t - 1] / oma * oma_t : 0.0; break;
-      case Variance::Inside: var = oma_t / alpha; break;
-    }
-  }
-  c.sigma = std::sqrt(var);
+  set_step_scalars(c, s, t, opt);
   switch (opt.score_error.kind) {
     case ScoreErrorKind::Scale: c.score_scale = 1.0 + opt.score_error.eps; break;
     case ScoreErrorKind::Bias:
@@ -115,6 +133,69 @@ StepCoeffs step_coeffs(const Mixture& m, const Schedule& s, int t, const SampleO
   }
   return c;
 }
+
+namespace {
+
+/// The exact score of a mixture's forward marginal at one abar (THEORY.md, Exact score), with what
+/// does not depend on x computed once: V_kj, sqrt(abar) mu_kj, sum_j log V_kj and log pi_k. The same
+/// operations in the same order as exact_score (core/model.cpp), so the same bits; it only stops
+/// recomputing log(V) and V for every (k, j) pair of every sample.
+class MarginalScore {
+ public:
+  MarginalScore(const Mixture& m, double abar) : m_(m), K_(m.K), d_(m.d) {
+    const double sa = std::sqrt(abar), oma = 1.0 - abar;
+    v_.resize(std::size_t(K_) * d_);
+    smu_.resize(v_.size());
+    logdet_.resize(K_);
+    logw_.resize(K_);
+    for (int k = 0; k < K_; ++k) {
+      const double* mu = m.mean(k);
+      double logdet = 0;
+      for (int j = 0; j < d_; ++j) {
+        const double v = abar * m.var(k, j) + oma;
+        v_[std::size_t(k) * d_ + j] = v;
+        smu_[std::size_t(k) * d_ + j] = sa * mu[j];
+        logdet += std::log(v);
+      }
+      logdet_[k] = logdet;
+      logw_[k] = std::log(m.weights[k]);
+    }
+  }
+  /// out[d] = the score at x; l[K] is scratch.
+  void operator()(const double* x, double* out, double* l) const {
+    constexpr double kLog2Pi = 1.8378770664093454836;  // as component_logits
+    for (int k = 0; k < K_; ++k) {
+      const double* v = v_.data() + std::size_t(k) * d_;
+      const double* smu = smu_.data() + std::size_t(k) * d_;
+      double q = 0;
+      for (int j = 0; j < d_; ++j) {
+        const double r = x[j] - smu[j];
+        q += r * r / v[j];
+      }
+      l[k] = logw_[k] - 0.5 * (q + logdet_[k] + m_.d * kLog2Pi);
+    }
+    double mx = l[0];  // logsumexp: the first largest, then the sum in order
+    for (int k = 1; k < K_; ++k)
+      if (mx < l[k]) mx = l[k];
+    double s = 0;
+    for (int k = 0; k < K_; ++k) s += std::exp(l[k] - mx);
+    const double lse = mx + std::log(s);
+    std::fill(out, out + d_, 0.0);
+    for (int k = 0; k < K_; ++k) {
+      const double w = std::exp(l[k] - lse);
+      const double* v = v_.data() + std::size_t(k) * d_;
+      const double* smu = smu_.data() + std::size_t(k) * d_;
+      for (int j = 0; j < d_; ++j) out[j] += w * (smu[j] - x[j]) / v[j];
+    }
+  }
+
+ private:
+  const Mixture& m_;
+  int K_, d_;
+  std::vector<double> v_, smu_, logdet_, logw_;
+};
+
+}  // namespace
 
 double measure_eps_score(const Mixture& target, const Schedule& s, const SampleOptions& opt) {
   const ScoreError& err = opt.score_error;
@@ -133,19 +214,26 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
   for (int k = 0; k < target.K; ++k) cum[k] = (c += target.weights[k]);
   cum[target.K - 1] = 1.0;
   const int d = target.d, m = opt.eps_samples;
+  const bool need_true = err.kind != ScoreErrorKind::Bias && err.kind != ScoreErrorKind::Gaussian;
+  const bool need_model = need_true && err.kind != ScoreErrorKind::Scale;
+  const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+  // Each sample's squared error goes to its own slot, on all threads; the slots are then summed in
+  // the order (step, sample), so the figure is the same for any thread count.
+  std::vector<double> e2s(static_cast<std::size_t>(m));
   double total = 0;
-#pragma omp parallel reduction(+ : total)
-  {
-    std::vector<double> x(d), s_true(d), s_err(d);
-#pragma omp for schedule(dynamic, 1) collapse(2)
-    for (int ti = 0; ti < static_cast<int>(ts.size()); ++ti)
+  for (int t : ts) {
+    const MarginalScore score_true(target, s.abar[t]);
+    const MarginalScore score_model_t(sm, s.abar[t]);
+    const uint32_t st = static_cast<uint32_t>(3 * t);
+    const double sa = std::sqrt(s.abar[t]), sw = std::sqrt(s.one_minus_abar[t]);
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<double> x(d), s_true(d), s_err(d), l(std::max(target.K, sm.K));
+#pragma omp for schedule(static)
       for (int i = 0; i < m; ++i) {
-        const int t = ts[ti];
-        const uint32_t st = static_cast<uint32_t>(3 * t);
         const int k = detail::pick_component(
             detail::philox_uniform(opt.seed, kStreamForward, i, st, detail::kTargetComponentBlock), cum.data(),
             target.K);
-        const double sa = std::sqrt(s.abar[t]), sw = std::sqrt(s.one_minus_abar[t]);
         for (int b = 0; 4 * b < d; ++b) {
           double z0[4], w[4];
           detail::philox_normal4<double>(opt.seed, kStreamForward, i, st + 1, static_cast<uint32_t>(b), z0);
@@ -155,7 +243,7 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
             x[j] = sa * (target.mean(k)[j] + std::sqrt(target.var(k, j)) * z0[cc]) + sw * w[cc];
           }
         }
-        exact_score(target, s.abar[t], x.data(), s_true.data());
+        if (need_true) score_true(x.data(), s_true.data(), l.data());
         double e2 = 0;
         switch (err.kind) {
           case ScoreErrorKind::Scale:
@@ -166,18 +254,23 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
             break;
           case ScoreErrorKind::Gaussian: {
             const double sd = err.eps / std::sqrt(double(d));
-            for (int j = 0; j < d; ++j) {
-              const double xi = detail::philox_normal<double>(opt.seed, kStreamScoreNoise, i, static_cast<uint32_t>(t), j);
-              e2 += sd * sd * xi * xi;
+            for (int b = 0; 4 * b < d; ++b) {
+              double xi[4];
+              detail::philox_normal4<double>(opt.seed, kStreamScoreNoise, i, static_cast<uint32_t>(t),
+                                             static_cast<uint32_t>(b), xi);
+              for (int cc = 0; cc < 4 && 4 * b + cc < d; ++cc) e2 += sd * sd * xi[cc] * xi[cc];
             }
             break;
           }
           default:
-            exact_score(sm, s.abar[t], x.data(), s_err.data());
+            (void)need_model;
+            score_model_t(x.data(), s_err.data(), l.data());
             for (int j = 0; j < d; ++j) e2 += (s_err[j] - s_true[j]) * (s_err[j] - s_true[j]);
         }
-        total += e2;
+        e2s[static_cast<std::size_t>(i)] = e2;
       }
+    }
+    for (int i = 0; i < m; ++i) total += e2s[static_cast<std::size_t>(i)];
   }
   return std::sqrt(total / (double(m) * ts.size()));
 }
@@ -262,6 +355,8 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
   const bool interior_snapshot = std::any_of(opt.snapshot_steps.begin(), opt.snapshot_steps.end(),
                                              [&](int t) { return t > opt.stop && t < s.T; });
   const int many_slice = std::max(16, (sum.steps + 15) / 16);  // about 16 progress updates a chunk
+  const std::vector<bool> identity = identity_steps(s, opt);
+  for (int t = s.T; t > opt.stop; --t) sum.identity_steps += identity[t] ? 1 : 0;
 
   // An allocation that fails becomes smaller chunks (results do not depend on the chunk size),
   // unless the user fixed --chunk.
@@ -286,10 +381,16 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
     int t_at = s.T;  // the chunk holds Y_{t_at}
     // Several steps per backend call (Backend::step_many) when no snapshot falls between them,
     // in slices that keep the progress callback moving; step() for whatever it declines.
+    // Identity steps are skipped (is_identity_step: they leave every finite particle as it is).
     if (cache && !interior_snapshot) {
       while (t_at > opt.stop) {
-        const int n = std::min(t_at - opt.stop, many_slice);
-        if (!be.step_many(&cached[s.T - t_at], static_cast<std::size_t>(n))) break;
+        int n = 0;  // identity steps first, then up to many_slice computed ones
+        while (t_at - n > opt.stop && identity[t_at - n]) ++n;
+        const bool skip = n > 0;
+        if (!skip) {
+          while (n < many_slice && t_at - n > opt.stop && !identity[t_at - n]) ++n;
+          if (!be.step_many(&cached[s.T - t_at], static_cast<std::size_t>(n))) break;
+        }
         t_at -= n;
         if (is_snapshot(t_at)) sink.on_snapshot(be, t_at);
         done_units += rows * static_cast<uint64_t>(n);
@@ -297,7 +398,7 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
       }
     }
     for (int t = t_at; t > opt.stop; --t) {
-      be.step(coeffs(t));
+      if (!identity[t]) be.step(coeffs(t));
       if (is_snapshot(t - 1)) sink.on_snapshot(be, t - 1);
       done_units += rows;
       if (opt.progress) opt.progress(done_units, total_units);
@@ -307,6 +408,7 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
       be.init_chunk(first, rows);
       int bad_t = s.T;
       for (int t = s.T; t > opt.stop; --t) {
+        if (identity[t]) continue;
         be.step(coeffs(t));
         if (be.count_nonfinite_rows() > 0) {
           bad_t = t;
@@ -322,8 +424,9 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
   be.synchronize();
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   sum.path = be.step_path();
-  sum.elt_steps_per_s =
-      sum.seconds > 0 ? double(opt.n) * target.d * std::max(sum.steps, 0) / sum.seconds : 0.0;
+  sum.elt_steps_per_s = sum.seconds > 0
+                            ? double(opt.n) * target.d * std::max(sum.steps - sum.identity_steps, 0) / sum.seconds
+                            : 0.0;
   return sum;
 }
 

@@ -154,8 +154,22 @@ class Backend {
   /// now with buffers of about `bytes` each.
   virtual double copy_bandwidth(std::size_t bytes);
   /// The FLOP-rate limit in FLOP/s for precision p: the device's peak where it is known
-  /// (GPU: SMs x clock x FMA units), else measured now (CPU: a large OpenBLAS GEMM).
+  /// (GPU: SMs x clock x FMA units), else measured now (CPU: FMA chains in the widest vector unit).
   virtual double flop_limit(Precision p);
+  /// What flop_limit measured or assumed, e.g. "zmm (AVX-512 FMA)" or "SMs x clock x FMA lanes".
+  virtual std::string flop_unit() const { return ""; }
+  /// Seconds per standard normal of a step's noise (Philox + Box-Muller as the step draws them) for
+  /// the whole backend (all its threads at once), measured now; 0 when this backend does not know.
+  virtual double normal_seconds(Precision p) {
+    (void)p;
+    return 0;
+  }
+  /// Seconds per posterior weight of a step (logit, max, exp, sum and normalisation of one
+  /// component for one particle) for the whole backend, measured now; 0 when this backend does not know.
+  virtual double weight_seconds(Precision p) {
+    (void)p;
+    return 0;
+  }
 
   std::size_t rows() const { return rows_; }
   uint64_t first() const { return first_; }

@@ -4,15 +4,22 @@
 // CPU oracle (the CPU backend's BLAS "products" path in fp64, same model, seed and steps, on a few
 // hundred rows); a configuration that fails the check is reported FAILED and is not timed. Then
 // the steps are timed with Backend::time_seconds (events on the GPU), after warm-up, and the
-// median of the repeats is reported with both limits beside it:
-//   elt-steps/s   particle-dimension-steps per second, n d steps / seconds;
+// median of the repeats is reported with the limits beside it:
+//   elt-steps/s   particle-dimension-steps per second, n d steps / seconds, counting computed steps
+//                 only (identity steps, 1 - alpha_t = 0, are skipped as the sampler skips them;
+//                 the default T has none);
 //   GB/s          elt-steps/s x 8 bytes (fp32) or 16 (fp64): a fused step reads and writes each
 //                 coordinate once (DESIGN.md, Performance vocabulary), whatever the path moves;
 //   GFLOP/s       elt-steps/s x 4K FLOP: the two products with the K means (logits and score),
 //                 counted as exactly 4K, whatever else a step does;
 //   % of memory   elt-steps/s / (copy bandwidth / bytes per elt-step), the copy bandwidth
 //                 measured once per run on the same backend;
-//   % of FLOP     GFLOP/s / the backend's FLOP limit (Backend::flop_limit).
+//   % of FLOP     GFLOP/s / the backend's FLOP limit (Backend::flop_limit: on the CPU the FMA peak
+//                 of its widest vector unit, measured by a microbenchmark, not a BLAS call);
+//   % of roofline elt-steps/s / the configuration's roofline (bench_roofline_elt_steps): the time
+//                 of an elt-step's 4K FLOP at the FMA peak, plus its normal (Philox + Box-Muller)
+//                 and its K/d posterior weights (softmax) at their measured costs
+//                 (Backend::normal_seconds, weight_seconds), or the memory time if larger.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -44,6 +51,18 @@ inline double bench_check_tolerance(Precision p, int d) {
 inline double bench_bytes_per_elt_step(Precision p) { return p == Precision::FP32 ? 8.0 : 16.0; }
 inline double bench_flop_per_elt_step(int K) { return 4.0 * K; }
 
+/// The roofline of a configuration in elt-steps/s: 1 / max(bytes / bandwidth, 4K / flop_limit +
+/// normals x normal_seconds + (K / d) x weight_seconds), normals = the normals one elt-step draws
+/// (1 for DDPM). A limit given as 0 (unknown) is left out; 0 when neither FLOP nor memory is known.
+inline double bench_roofline_elt_steps(int d, int K, Precision p, double copy_bandwidth, double flop_limit,
+                                       double normal_seconds, double weight_seconds, double normals = 1.0) {
+  const double mem = copy_bandwidth > 0 ? bench_bytes_per_elt_step(p) / copy_bandwidth : 0.0;
+  double compute = flop_limit > 0 ? bench_flop_per_elt_step(K) / flop_limit : 0.0;
+  if (compute > 0) compute += normals * normal_seconds + double(K) / double(d) * weight_seconds;
+  const double t = mem > compute ? mem : compute;
+  return t > 0 ? 1.0 / t : 0.0;
+}
+
 /// One point of the grid.
 struct BenchConfig {
   uint64_t n = 0;
@@ -60,7 +79,7 @@ struct BenchOptions {
   std::vector<int> K = {8, 64};
   std::vector<Precision> precision = {Precision::FP32};
   std::vector<std::string> path = {"auto"};
-  int T = 16;          ///< schedule length: a pass times its T - 1 steps
+  int T = 64;          ///< schedule length: a pass times its T - 1 steps (lcw: none is an identity step from T = 48)
   int repeats = 5;     ///< timed passes; the median is reported
   int warmup = 1;      ///< untimed passes before them
   uint64_t seed = 0;
@@ -96,19 +115,26 @@ struct BenchResult {
   std::string failure;      ///< why not (check, non-finite values, resources)
   uint64_t check_rows = 0;
   double check_max_abs_diff = 0, check_tolerance = 0;
-  int steps = 0;            ///< per pass (T - 1)
+  int steps = 0;            ///< computed steps per pass (T - 1 less the identity steps)
+  int identity_steps = 0;   ///< identity steps of the pass, skipped and not counted
   std::vector<double> seconds;  ///< each timed pass (empty when not timed)
   double seconds_median = 0;
   double elt_steps_per_s = 0, gb_per_s = 0, gflop_per_s = 0;
   double pct_memory_limit = 0, pct_flop_limit = 0;
+  double roofline_elt_steps_per_s = 0;  ///< bench_roofline_elt_steps (0: a limit is unknown)
+  double pct_roofline = 0;
 };
 
 struct BenchReport {
   std::string version, date, host, backend, device, cpu_model;
   int threads = 0;
-  int T = 0, steps = 0, repeats = 0, warmup = 0;
+  int T = 0, steps = 0, repeats = 0, warmup = 0;  ///< steps: computed steps per pass
+  int identity_steps = 0;  ///< identity steps per pass (skipped, not counted)
   double copy_bandwidth = 0;               ///< bytes/s, read + write counted
   double flop_limit_fp32 = 0, flop_limit_fp64 = 0;  ///< FLOP/s (0: precision not in the grid)
+  std::string flop_unit;                   ///< what the FLOP limit is (Backend::flop_unit)
+  double normal_seconds_fp32 = 0, normal_seconds_fp64 = 0;  ///< per normal, whole backend (0: unknown)
+  double weight_seconds_fp32 = 0, weight_seconds_fp64 = 0;  ///< per posterior weight, whole backend
   std::vector<BenchResult> results;
   std::vector<BoundsBenchResult> bounds;   ///< empty when BenchOptions::bounds_outer is 0
   double cpu_flop_limit_fp64 = 0;          ///< the CPU's fp64 FLOP limit the bounds rows are compared with

@@ -28,6 +28,7 @@ struct SampleOptions {
   ScoreError score_error;
   std::vector<int> snapshot_steps;  ///< steps t whose Y_t the sink also receives
   int eps_samples = 1024;  ///< Monte Carlo size per step for the realised eps_score
+  int threads = 0;  ///< CPU threads of the eps_score measurement (0: OpenMP's default, all cores)
   bool check_finite = true;  ///< stop with an error naming the step when a particle turns non-finite
   /// Called after each step (or slice of steps) of each chunk with (particle-steps done, in all);
   /// empty: none. It may throw to cancel the run: the exception leaves run_sampler, and a sink's
@@ -52,8 +53,9 @@ struct RunSummary {
   std::string precision;        ///< "fp32" | "fp64"
   ScoreErrorKind score_error = ScoreErrorKind::None;
   double seconds = 0;           ///< sampling time (excludes the eps_score measurement)
-  double elt_steps_per_s = 0;   ///< n * d * steps / seconds
+  double elt_steps_per_s = 0;   ///< n * d * (steps - identity_steps) / seconds: computed steps only
   int steps = 0;                ///< reverse steps taken per particle
+  int identity_steps = 0;       ///< of which identity steps (is_identity_step), skipped; elt_steps_per_s counts the others
   double eps_score = 0;         ///< realised sqrt((1/T) sum_t E|s_t(X_t) - s*_t(X_t)|^2)
   double eps_seconds = 0;       ///< time spent measuring eps_score
   std::string backend, device;
@@ -71,13 +73,22 @@ std::size_t choose_chunk_rows(const Backend& be, const RunShape& shape, uint64_t
 StepCoeffs step_coeffs(const Mixture& m, const Schedule& s, int t, const SampleOptions& opt,
                        const std::vector<double>& bias_unit);
 
+/// True when step c maps every finite particle to itself: kappa = 0, sigma = 0 and
+/// 1/sqrt(alpha_t) = 1 exactly (1 - alpha_t = 0 in double, as where a schedule's abar stops moving
+/// near t = 1). y' = 1 (y + 0 e) + 0 z = y bit for bit (only an exact -0.0 coordinate would turn
+/// +0.0), so the sampler skips such steps: the results are those of computing them.
+bool is_identity_step(const StepCoeffs& c);
+/// identity[t] = is_identity_step of step t, for t = 1..T (index 0 unused), from the scalars alone.
+std::vector<bool> identity_steps(const Schedule& s, const SampleOptions& opt);
+
 /// The mixture whose exact score is used (the target itself, or the perturbed one for the
 /// `weights` and `means` score errors: deterministic in seed and eps).
 Mixture score_model(const Mixture& target, const ScoreError& err, uint64_t seed);
 /// Unit bias direction of the `bias` score error (from seed).
 std::vector<double> bias_direction(int d, uint64_t seed);
 
-/// Realised eps_score by Monte Carlo over exact forward samples X_t, t = stop+1..T (double, CPU).
+/// Realised eps_score by Monte Carlo over exact forward samples X_t, t = stop+1..T (double, CPU, on
+/// opt.threads threads; the same figure, bit for bit, for any thread count).
 double measure_eps_score(const Mixture& target, const Schedule& s, const SampleOptions& opt);
 
 /// Throws gmmdiff::Error for options run_sampler would refuse (n, stop, T, eps, snapshot steps):
