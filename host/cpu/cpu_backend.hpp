@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/cpu_pool.hpp"
 #include "gmmdiff/backend.hpp"
 
 namespace gmmdiff {
@@ -87,6 +88,7 @@ class CpuBackend final : public Backend {
   std::string path_ = "auto";          // requested by set_step_path
   std::string last_path_;              // taken by the last step ("" before the first)
   std::vector<AlignedBuffer> scratch_;  // fused path: one per thread
+  std::unique_ptr<CpuPool> pool_;       // fused path: its threads (made at the first fused step)
 };
 
 }  // namespace gmmdiff

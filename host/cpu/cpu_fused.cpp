@@ -472,19 +472,21 @@ void CpuBackend::fused_step_impl(const StepCoeffs& c) {
   Real* Y = y<Real>().data();
   const int d_ = d;
   const std::size_t nblocks = (rows_ + kCpuBlock - 1) / kCpuBlock;
-#pragma omp parallel num_threads(threads_)
-  {
-    void* mem = scratch_[omp_get_thread_num()].reserve(scratch_bytes);
-    Scratch<Real>(mem, p).fill_pairs(p);
-    // Dynamic: a block's arithmetic does not depend on the thread that runs it, and a core shared
-    // with another process then does not hold the step back.
-#pragma omp for schedule(dynamic, 1)
-    for (std::ptrdiff_t blk = 0; blk < static_cast<std::ptrdiff_t>(nblocks); ++blk) {
-      const std::size_t r0 = static_cast<std::size_t>(blk) * kCpuBlock;
-      const int nb = static_cast<int>(std::min(kCpuBlock, rows_ - r0));
-      fused_block(p, Y + r0 * d_, nb, first_ + r0, mem);
+  // The blocks go to the pool (cpu_pool.hpp), one at a time: a block's arithmetic does not depend
+  // on the thread that runs it, and a thread the kernel has not scheduled (a core shared with
+  // another process) holds nothing back.
+  if (!pool_ || pool_->threads() != threads_) pool_ = std::make_unique<CpuPool>(threads_);
+  std::vector<char> paired(static_cast<std::size_t>(threads_), 0);
+  pool_->run(nblocks, [&](std::size_t blk, int thread) {
+    void* mem = scratch_[static_cast<std::size_t>(thread)].reserve(scratch_bytes);
+    if (!paired[static_cast<std::size_t>(thread)]) {
+      Scratch<Real>(mem, p).fill_pairs(p);
+      paired[static_cast<std::size_t>(thread)] = 1;
     }
-  }
+    const std::size_t r0 = blk * kCpuBlock;
+    const int nb = static_cast<int>(std::min(kCpuBlock, rows_ - r0));
+    fused_block(p, Y + r0 * d_, nb, first_ + r0, mem);
+  });
 }
 
 template void CpuBackend::fused_step_impl<float>(const StepCoeffs&);

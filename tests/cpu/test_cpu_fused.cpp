@@ -4,10 +4,16 @@
 // closed-form moments; the path selection.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_pool.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sampler.hpp"
@@ -209,4 +215,59 @@ TEST(CpuFused, PathSelection) {
   sh.K = large.K;
   big->begin(sh, large);
   EXPECT_EQ(big->step_path(), "cpu-blas");  // auto: P of K x d does not fit the fused path's caches
+}
+
+// ---- the fused path's thread pool (host/cpu/cpu_pool.hpp) ----
+
+TEST(CpuPool, EveryItemRunsOnceInEveryRun) {
+  for (int threads : {1, 2, 3, 8}) {
+    gmmdiff::CpuPool pool(threads);
+    for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(2), std::size_t(7), std::size_t(1000)}) {
+      for (int rep = 0; rep < 50; ++rep) {
+        std::vector<std::atomic<int>> hits(n);
+        std::atomic<int> bad_thread{0};
+        pool.run(n, [&](std::size_t i, int thread) {
+          hits[i].fetch_add(1);
+          if (thread < 0 || thread >= threads) bad_thread.fetch_add(1);
+        });
+        for (std::size_t i = 0; i < n; ++i)
+          ASSERT_EQ(hits[i].load(), 1) << "item " << i << " of " << n << ", " << threads << " threads, run " << rep;
+        ASSERT_EQ(bad_thread.load(), 0) << threads << " threads";
+      }
+    }
+  }
+}
+
+TEST(CpuPool, AnItemsExceptionReachesTheCallerAndThePoolGoesOn) {
+  gmmdiff::CpuPool pool(3);
+  std::atomic<int> ran{0};
+  EXPECT_THROW(pool.run(100,
+                        [&](std::size_t i, int) {
+                          ran.fetch_add(1);
+                          if (i == 37) throw std::runtime_error("item 37");
+                        }),
+               std::runtime_error);
+  EXPECT_EQ(ran.load(), 100);  // the other items still ran
+  std::atomic<int> after{0};
+  pool.run(10, [&](std::size_t, int) { after.fetch_add(1); });
+  EXPECT_EQ(after.load(), 10);
+}
+
+// Workers that went to sleep between runs (longer than CpuPool::kSpinMicros) wake for the next.
+TEST(CpuPool, SleepingWorkersWakeForTheNextRun) {
+  gmmdiff::CpuPool pool(4);
+  for (int rep = 0; rep < 5; ++rep) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::vector<std::atomic<int>> by_thread(4);
+    pool.run(400, [&](std::size_t, int thread) {
+      by_thread[static_cast<std::size_t>(thread)].fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    });
+    int total = 0;
+    for (auto& b : by_thread) total += b.load();
+    EXPECT_EQ(total, 400);
+    int workers_used = 0;
+    for (int t = 1; t < 4; ++t) workers_used += by_thread[static_cast<std::size_t>(t)].load() > 0 ? 1 : 0;
+    EXPECT_GE(workers_used, 1) << "run " << rep << ": no worker woke up in 80 ms of work";
+  }
 }
