@@ -83,6 +83,8 @@ void CpuBackend::begin(const RunShape& shape, const Mixture& target) {
                   " does not match the model's d = ", target.d);
   shape_ = shape;
   target_ = target;
+  uniform_sd_ = target.cov == Covariance::Isotropic &&
+                std::all_of(target.sd.begin(), target.sd.end(), [&](double x) { return x == target.sd[0]; });
   target_cum_.resize(target.K);
   double c = 0;
   for (int k = 0; k < target.K; ++k) target_cum_[k] = (c += target.weights[k]);
@@ -237,20 +239,21 @@ void CpuBackend::step_impl(const StepCoeffs& c) {
 }
 
 void CpuBackend::set_step_path(const std::string& path) {
-  GMMDIFF_EXPECTS(path == "auto" || path == "products" || path == "fused", "--path ", path,
-                  ": the cpu backend has auto, products and fused");
+  GMMDIFF_EXPECTS(path == "auto" || path == "products" || path == "fused" || path == "fused-rows" ||
+                      path == "fused-tiles",
+                  "--path ", path, ": the cpu backend has auto, products, fused, fused-rows and fused-tiles");
   path_ = path;
 }
 
 bool CpuBackend::use_fused() const {
-  if (path_ == "fused") return true;
+  if (path_ == "fused" || path_ == "fused-rows" || path_ == "fused-tiles") return true;
   if (path_ == "products") return false;
   return double(shape_.K) * shape_.d * bytes_of(shape_.precision) <= double(kFusedMaxCoeffBytes);
 }
 
 std::string CpuBackend::step_path() const {
   if (!last_path_.empty()) return last_path_;
-  return use_fused() ? "cpu-fused" : "cpu-blas";
+  return use_fused() ? (use_rows() ? "cpu-fused-rows" : "cpu-fused") : "cpu-blas";
 }
 
 void CpuBackend::step(const StepCoeffs& c) {
@@ -259,7 +262,6 @@ void CpuBackend::step(const StepCoeffs& c) {
   const bool fp32 = shape_.precision == Precision::FP32;
   if (use_fused()) {
     fp32 ? fused_step_impl<float>(c) : fused_step_impl<double>(c);
-    last_path_ = "cpu-fused";
   } else {
     fp32 ? step_impl<float>(c) : step_impl<double>(c);
     last_path_ = "cpu-blas";

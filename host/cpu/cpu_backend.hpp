@@ -23,6 +23,11 @@ constexpr std::size_t kCpuBlock = 256;
 /// from 2 MiB (fp64 d = 1024, K = 256: 0.45e8 vs 0.51e8).
 constexpr std::size_t kFusedMaxCoeffBytes = std::size_t(1) << 20;
 
+/// The fused path's row-parallel kernel (host/cpu/cpu_fused.cpp, rows_group): auto takes it for
+/// d <= kRowsMaxD (fp32, one shared variance, AVX-512, K <= kRowsMaxK), the register tiles above.
+constexpr int kRowsMaxD = 12;
+constexpr int kRowsMaxK = 256;
+
 /// A 64-byte-aligned scratch buffer that only grows (per-thread scratch of the fused path).
 class AlignedBuffer {
  public:
@@ -51,9 +56,12 @@ class CpuBackend final : public Backend {
   void download(void* host) const override;
   uint64_t count_nonfinite_rows() const override;
   void accumulate_histograms(const HistogramSpec& spec, HistogramCounts& counts) override;
-  /// "auto" (fused while K d values fit kFusedMaxCoeffBytes, BLAS above), "products" (BLAS), "fused".
+  /// "auto" (fused while K d values fit kFusedMaxCoeffBytes, BLAS above), "products" (BLAS), "fused";
+  /// "fused-rows" and "fused-tiles" force the fused path's row-parallel kernel (where it applies)
+  /// or its register tiles.
   void set_step_path(const std::string& path) override;
-  /// "cpu-fused" or "cpu-blas": the path the last step took (before any step: the one it will take).
+  /// "cpu-fused-rows", "cpu-fused" or "cpu-blas": the path the last step took (before any step: the
+  /// one it will take).
   std::string step_path() const override;
   double copy_bandwidth(std::size_t bytes) override;
   /// The FMA peak of the widest vector unit (cpu_peak.hpp) on all threads, measured now.
@@ -75,6 +83,7 @@ class CpuBackend final : public Backend {
   template <typename Real> void step_impl(const StepCoeffs& c);        // BLAS products (cpu-blas)
   template <typename Real> void fused_step_impl(const StepCoeffs& c);  // host/cpu/cpu_fused.cpp
   bool use_fused() const;
+  bool use_rows() const;  // the fused path's row-parallel kernel (cpu_fused.cpp)
   template <typename Real> void hist_impl(const HistogramSpec& spec, HistogramCounts& counts);
   template <typename Real> std::vector<Real>& y();
   template <typename Real> const std::vector<Real>& y() const;
@@ -86,6 +95,7 @@ class CpuBackend final : public Backend {
   std::vector<float> y32_;
   std::vector<double> y64_;
   std::string path_ = "auto";          // requested by set_step_path
+  bool uniform_sd_ = false;            // isotropic with one sd for every component (set by begin)
   std::string last_path_;              // taken by the last step ("" before the first)
   std::vector<AlignedBuffer> scratch_;  // fused path: one per thread
   std::unique_ptr<CpuPool> pool_;       // fused path: its threads (made at the first fused step)

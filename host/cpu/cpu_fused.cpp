@@ -91,6 +91,8 @@ struct Exp {
 // (8 rows measured no faster with AVX-512 at d = 64, K = 64).
 constexpr int kTileRows = 4;
 constexpr int kNoiseLanes = 16;  // the noise loop's length is padded to a multiple of this
+// The row-parallel kernel (rows_group): particles per group, one per lane of a zmm of floats.
+constexpr int kRowLanes = 16;
 template <typename Real>
 constexpr int kLanes = 64 / sizeof(Real);  // columns per register tile: one 64-byte vector
 
@@ -110,6 +112,7 @@ struct FusedPlan {
   int nblk = 0;  ///< Philox blocks per row, dz / 4
   detail::QMode mode = detail::QMode::Uniform;
   bool noise = false, score_noise = false;
+  bool rows = false;  ///< the row-parallel block kernel (rows_group) instead of the register tiles
   detail::StepScalars<Real> sc{};
   const Real* PT = nullptr;    // [d, Kp]   P transposed (logits)
   const Real* QT = nullptr;    // [d, Kp]   Q transposed (logits, diagonal)
@@ -129,12 +132,16 @@ struct Scratch {
   Real* G2;       // [kTileRows, Kp]  diagonal: (y*y) Q^T
   uint32_t* erow; // [E]  the noise loop's (row, coordinate block) pairs
   uint32_t* eblk; // [E]
+  Real* work;     // [(d + Kp + kRowLanes) * kRowLanes]  the row-parallel kernel's group
   int E;          // kCpuBlock * nblk rounded up to kNoiseLanes
 
+  static std::size_t work_values(const FusedPlan<Real>& p) {
+    return std::size_t(p.d + p.Kp + kRowLanes) * kRowLanes;
+  }
   static std::size_t bytes(const FusedPlan<Real>& p) {
     const std::size_t E = round_up(static_cast<int>(kCpuBlock) * p.nblk, kNoiseLanes);
-    return (2 * kCpuBlock * p.dz + 2 * std::size_t(kTileRows) * p.Kp) * sizeof(Real) + 2 * E * sizeof(uint32_t) +
-           6 * 64;
+    return (2 * kCpuBlock * p.dz + 2 * std::size_t(kTileRows) * p.Kp + work_values(p)) * sizeof(Real) +
+           2 * E * sizeof(uint32_t) + 7 * 64;
   }
   Scratch(void* mem, const FusedPlan<Real>& p) {
     E = round_up(static_cast<int>(kCpuBlock) * p.nblk, kNoiseLanes);
@@ -150,6 +157,7 @@ struct Scratch {
     G2 = reinterpret_cast<Real*>(take(std::size_t(kTileRows) * p.Kp * sizeof(Real)));
     erow = reinterpret_cast<uint32_t*>(take(E * sizeof(uint32_t)));
     eblk = reinterpret_cast<uint32_t*>(take(E * sizeof(uint32_t)));
+    work = reinterpret_cast<Real*>(take(work_values(p) * sizeof(Real)));
   }
   /// Pair e = row * nblk + block, so that normal 4e + c is coordinate 4 block + c of the row: the
   /// noise buffers come out row-major with stride dz. Pairs past the block are harmless padding.
@@ -263,6 +271,123 @@ GMMDIFF_INLINE void rows_tile(const FusedPlan<Real>& p, Real* Yb, int i0, const 
   score_update_tile<Real, R, kDiag>(p, Y, s.G1, s2row, z, p.noise ? dz : 0, xi, p.score_noise ? dz : 0);
 }
 
+/// The row-parallel kernel for small d (uniform Q, fp32, x86-64-v4): kRowLanes particles of the
+/// block, one per vector lane, through a whole step, with loops over the components and the
+/// coordinates. It computes what logits_tile, posterior_weights_row_v and score_update_tile compute
+/// for each row, with the same operations in the same order, so the same bits (the pins of
+/// tests/driver/test_stream_pins.cpp hold): the logits' and the score's sums run over j and k in
+/// order as there; the softmax's sum reproduces that loop's vectorisation in the x86-64-v4 clone
+/// (kRowLanes partial sums over k mod 16, each from 0, then added from 0 in lane order); the exp
+/// is the same vm::Exp and the update the same detail::score_coord and detail::update_coord.
+/// What it saves: the tiles pad K to 16 columns and reduce each row across lanes (max, sum), and
+/// they spend a 16-lane vector on d < 16 coordinates; here every lane is a particle.
+/// Y: the group's first row (stride d); nr <= kRowLanes rows (the other lanes compute on zeros and
+/// are not stored); z, xi: their rows' noise (stride 0: the zero row).
+template <typename Real>
+GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, int nr, const Real* __restrict__ z,
+                               std::size_t z_stride, const Real* __restrict__ xi, std::size_t xi_stride,
+                               Real* __restrict__ work) {
+  constexpr int L = kRowLanes;
+  const int d = p.d, K = p.K, Kp = p.Kp, dp = p.dp;
+  Real* __restrict__ yt = work;                             // [d][L] the coordinates, transposed
+  Real* __restrict__ et = work + std::size_t(d) * L;        // [K][L] logits, then exp, then weights
+  Real* __restrict__ part = et + std::size_t(Kp) * L;       // [16][L] the softmax's partial sums
+  if (nr == L) {
+    for (int l = 0; l < L; ++l)
+      for (int j = 0; j < d; ++j) yt[j * L + l] = Y[std::size_t(l) * d + j];
+  } else {
+    for (int j = 0; j < d; ++j)
+      for (int l = 0; l < L; ++l) yt[j * L + l] = l < nr ? Y[std::size_t(l) * d + j] : Real(0);
+  }
+  // Logits: G1 = sum_j y_j P_kj from 0 in order (logits_tile), l = bias + G1 (posterior_weights_row_v).
+  Real mx[L];  // the first logit, then the larger of it and each next one (as the scalar loop)
+  for (int k = 0; k < K; ++k) {
+    Real acc[L];
+    for (int l = 0; l < L; ++l) acc[l] = Real(0);
+    for (int j = 0; j < d; ++j) {
+      const Real pt = p.PT[std::size_t(j) * Kp + k];
+#pragma omp simd
+      for (int l = 0; l < L; ++l) acc[l] += yt[j * L + l] * pt;
+    }
+    const Real b = p.bias[k];
+#pragma omp simd
+    for (int l = 0; l < L; ++l) {
+      const Real lg = b + acc[l];
+      et[k * L + l] = lg;
+    }
+    if (k == 0)
+      for (int l = 0; l < L; ++l) mx[l] = et[l];
+    else
+#pragma omp simd
+      for (int l = 0; l < L; ++l) mx[l] = et[k * L + l] > mx[l] ? et[k * L + l] : mx[l];
+  }
+  // The padding columns k = K..Kp-1 take part in the max and the sum as there: their G1 is +0,
+  // their logit bias[k] + 0 = kPadLogit.
+  const Real lpad = K < Kp ? p.bias[K] + Real(0) : Real(0);
+  if (K < Kp)
+    for (int l = 0; l < L; ++l) mx[l] = lpad > mx[l] ? lpad : mx[l];
+  const vm::Exp exp_fn;
+  for (int i = 0; i < 16 * L; ++i) part[i] = Real(0);
+  for (int k = 0; k < K; ++k) {
+    Real* __restrict__ pv = part + (k & 15) * L;
+#pragma omp simd
+    for (int l = 0; l < L; ++l) {
+      const Real e = exp_fn(et[k * L + l] - mx[l]);
+      et[k * L + l] = e;
+      pv[l] += e;
+    }
+  }
+  if (K < Kp) {
+    Real epad[L];
+#pragma omp simd
+    for (int l = 0; l < L; ++l) epad[l] = exp_fn(lpad - mx[l]);
+    for (int k = K; k < Kp; ++k) {
+      Real* __restrict__ pv = part + (k & 15) * L;
+      for (int l = 0; l < L; ++l) pv[l] += epad[l];
+    }
+  }
+  Real inv[L];
+  for (int l = 0; l < L; ++l) inv[l] = Real(0);
+  for (int v = 0; v < 16; ++v)
+    for (int l = 0; l < L; ++l) inv[l] += part[v * L + l];
+  for (int l = 0; l < L; ++l) inv[l] = Real(1) / inv[l];
+  for (int k = 0; k < K; ++k)
+#pragma omp simd
+    for (int l = 0; l < L; ++l) et[k * L + l] *= inv[l];
+  // Score and update, coordinate by coordinate: S1 = sum_k w_k P_kj from 0 in order (score_update_tile).
+  const Real s2 = p.Q[0];
+  const detail::StepScalars<Real> sc = p.sc;
+  for (int j = 0; j < d; ++j) {
+    Real acc[L];
+    for (int l = 0; l < L; ++l) acc[l] = Real(0);
+    for (int k = 0; k < K; ++k) {
+      const Real pk = p.P[std::size_t(k) * dp + j];
+#pragma omp simd
+      for (int l = 0; l < L; ++l) acc[l] += et[k * L + l] * pk;
+    }
+    const Real bj = p.bdir[j];
+#pragma omp simd
+    for (int l = 0; l < L; ++l) {
+      const Real y = yt[j * L + l];
+      const Real sco = detail::score_coord<Real>(y, acc[l], s2);
+      yt[j * L + l] = detail::update_coord<Real>(y, sco, bj, xi[l * xi_stride + j], z[l * z_stride + j], sc);
+    }
+  }
+  for (int l = 0; l < nr; ++l)
+    for (int j = 0; j < d; ++j) Y[std::size_t(l) * d + j] = yt[j * L + l];
+}
+
+template <typename Real>
+GMMDIFF_INLINE void block_rows_parallel(const FusedPlan<Real>& p, Real* Yb, int nb, const Scratch<Real>& s) {
+  const std::size_t dz = static_cast<std::size_t>(p.dz);
+  for (int i0 = 0; i0 < nb; i0 += kRowLanes) {
+    const Real* z = p.noise ? s.z + i0 * dz : p.zeros;
+    const Real* xi = p.score_noise ? s.xi + i0 * dz : p.zeros;
+    rows_group<Real>(p, Yb + std::size_t(i0) * p.d, std::min(kRowLanes, nb - i0), z, p.noise ? dz : 0, xi,
+                     p.score_noise ? dz : 0, s.work);
+  }
+}
+
 template <typename Real, bool kDiag>
 GMMDIFF_INLINE void block_rows(const FusedPlan<Real>& p, Real* Yb, int nb, const Scratch<Real>& s) {
   int i = 0;
@@ -283,7 +408,8 @@ GMMDIFF_INLINE void fused_block_impl(const FusedPlan<Real>& p, Real* Yb, int nb,
   };
   if (p.noise) normals(kStreamStep, s.z);
   if (p.score_noise) normals(kStreamScoreNoise, s.xi);
-  if (p.mode == detail::QMode::Diagonal) block_rows<Real, true>(p, Yb, nb, s);
+  if (p.rows) block_rows_parallel<Real>(p, Yb, nb, s);
+  else if (p.mode == detail::QMode::Diagonal) block_rows<Real, true>(p, Yb, nb, s);
   else block_rows<Real, false>(p, Yb, nb, s);
 }
 
@@ -403,6 +529,15 @@ double CpuBackend::weight_seconds(Precision p) {
   return p == Precision::FP32 ? weight_seconds_impl<float>(threads_) : weight_seconds_impl<double>(threads_);
 }
 
+bool CpuBackend::use_rows() const {
+  // fp32 with one shared variance on AVX-512 (the reproduction of the tiles' softmax sum is that
+  // clone's), K up to kRowsMaxK; auto takes it for d up to kRowsMaxD.
+  const bool eligible = shape_.precision == Precision::FP32 && shape_.K <= kRowsMaxK && shape_.cov == Covariance::Isotropic &&
+                        uniform_sd_ && cpu_noise::have_avx512();
+  if (!eligible || path_ == "fused-tiles" || path_ == "products") return false;
+  return path_ == "fused-rows" || shape_.d <= kRowsMaxD;
+}
+
 template <typename Real>
 void CpuBackend::fused_step_impl(const StepCoeffs& c) {
   const int d = shape_.d, K = shape_.K;
@@ -417,6 +552,8 @@ void CpuBackend::fused_step_impl(const StepCoeffs& c) {
   p.mode = c.diagonal ? detail::QMode::Diagonal : (c.uniform_q ? detail::QMode::Uniform : detail::QMode::Isotropic);
   p.noise = c.sigma != 0;
   p.score_noise = c.noise_sd != 0;
+  p.rows = use_rows() && p.mode == detail::QMode::Uniform;
+  last_path_ = p.rows ? "cpu-fused-rows" : "cpu-fused";
   p.sc = detail::StepScalars<Real>{static_cast<Real>(c.kappa),       static_cast<Real>(c.inv_sqrt_alpha),
                                    static_cast<Real>(c.sigma),       static_cast<Real>(c.score_scale),
                                    static_cast<Real>(c.noise_sd),    static_cast<uint32_t>(c.t),

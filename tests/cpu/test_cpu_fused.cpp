@@ -7,12 +7,14 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_noise.hpp"
 #include "cpu/cpu_pool.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
@@ -116,7 +118,11 @@ TEST(CpuFused, MatchesBlasPath) {
             const std::vector<double> blas = run(m, s, o, "products", 2, &p_blas);
             const std::vector<double> fused = run(m, s, o, "fused", 2, &p_fused);
             EXPECT_EQ(p_blas, "cpu-blas");
-            EXPECT_EQ(p_fused, "cpu-fused");
+            // the row-parallel kernel where it applies (fp32, one sd, AVX-512, small d), else the tiles
+            EXPECT_EQ(p_fused, (prec == Precision::FP32 && cov == Cov::IsoUniform && sh.d <= kRowsMaxD &&
+                                cpu_noise::have_avx512())
+                                   ? "cpu-fused-rows"
+                                   : "cpu-fused");
             ASSERT_EQ(blas.size(), fused.size());
             const double tol = prec == Precision::FP32 ? kFusedVsBlasTolF32 : kFusedVsBlasTolF64;
             EXPECT_LE(max_abs_diff(blas, fused), tol);
@@ -198,11 +204,18 @@ TEST(CpuFused, PathSelection) {
   sh.K = small.K;
   sh.chunk_rows = 256;
   be->begin(sh, small);
-  EXPECT_EQ(be->step_path(), "cpu-fused");  // auto, small K: before any step, the path it will take
+  // auto, small K: before any step, the path it will take (small d, one sd, fp32: the rows kernel
+  // on AVX-512)
+  const std::string fused_small = cpu_noise::have_avx512() ? "cpu-fused-rows" : "cpu-fused";
+  EXPECT_EQ(be->step_path(), fused_small);
   be->set_step_path("products");
   EXPECT_EQ(be->step_path(), "cpu-blas");
   be->set_step_path("fused");
+  EXPECT_EQ(be->step_path(), fused_small);
+  be->set_step_path("fused-tiles");
   EXPECT_EQ(be->step_path(), "cpu-fused");
+  be->set_step_path("fused-rows");
+  EXPECT_EQ(be->step_path(), fused_small);
   EXPECT_THROW(be->set_step_path("gemm"), Error);
 
   auto big = make_backend("cpu", 1);
@@ -270,4 +283,45 @@ TEST(CpuPool, SleepingWorkersWakeForTheNextRun) {
     for (int t = 1; t < 4; ++t) workers_used += by_thread[static_cast<std::size_t>(t)].load() > 0 ? 1 : 0;
     EXPECT_GE(workers_used, 1) << "run " << rep << ": no worker woke up in 80 ms of work";
   }
+}
+
+// The row-parallel kernel gives the register tiles' bits: every seed keeps its particles whichever
+// kernel auto takes (fp32, one shared sd, AVX-512). Shapes around the lanes (16) and the padding.
+TEST(CpuFusedRows, BitwiseEqualToTheTiles) {
+  if (!cpu_noise::have_avx512()) GTEST_SKIP() << "the row-parallel kernel runs only with AVX-512";
+  ScheduleParams sp;
+  sp.name = "lcw";
+  sp.T = 30;
+  const Schedule s = make_schedule(sp);
+  struct Shape {
+    int d, K;
+    uint64_t n;
+  };
+  const Shape shapes[] = {{1, 1, 17},  {1, 2, 300}, {2, 8, 513}, {3, 15, 40},  {4, 16, 33},  {5, 17, 300},
+                          {7, 31, 16}, {8, 8, 260}, {9, 33, 70}, {12, 64, 300}, {13, 5, 31}, {20, 3, 100}};
+  for (const Shape& sh : shapes)
+    for (SamplerKind smp : {SamplerKind::DDPM, SamplerKind::DDIM})
+      for (ScoreErrorKind err : {ScoreErrorKind::None, ScoreErrorKind::Gaussian, ScoreErrorKind::Bias,
+                                 ScoreErrorKind::Scale, ScoreErrorKind::Means}) {
+        const Mixture m = make_model(Cov::IsoUniform, sh.d, sh.K);
+        SampleOptions o;
+        o.n = sh.n;
+        o.seed = 11;
+        o.precision = Precision::FP32;
+        o.sampler = smp;
+        o.score_error = {err, err == ScoreErrorKind::None ? 0.0 : 0.25};
+        o.eps_samples = 4;
+        const std::string what = "d=" + std::to_string(sh.d) + " K=" + std::to_string(sh.K) +
+                                 " n=" + std::to_string(sh.n) + " " + to_string(smp) + " err=" + to_string(err);
+        SCOPED_TRACE(what);
+        std::string p_rows, p_tiles;
+        const std::vector<double> rows = run(m, s, o, "fused-rows", 2, &p_rows);
+        const std::vector<double> tiles = run(m, s, o, "fused-tiles", 2, &p_tiles);
+        EXPECT_EQ(p_rows, "cpu-fused-rows");
+        EXPECT_EQ(p_tiles, "cpu-fused");
+        ASSERT_EQ(rows.size(), tiles.size());
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < rows.size(); ++i) differ += std::memcmp(&rows[i], &tiles[i], sizeof(double)) != 0;
+        EXPECT_EQ(differ, 0u) << "of " << rows.size() << " values, max |diff| " << max_abs_diff(rows, tiles);
+      }
 }
