@@ -49,7 +49,8 @@ def main():
     p.add_argument("--n", type=int_list, default=[100000, 1000000])
     p.add_argument("--d", type=int_list, default=[64])
     p.add_argument("--K", type=int_list, default=[8, 16, 32, 64])
-    p.add_argument("--T", type=int, default=16)
+    p.add_argument("--T", type=int, default=64,
+                   help="schedule length (64: no identity step, which gmmdiff skips and the peers compute)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--peers", default="numpy,torch", help="numpy, torch (eager and compile)")

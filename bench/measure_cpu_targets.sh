@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Measures every target figure of issue 16 (CPU speed) in one run, with `uptime` before and after:
+#   1. gmmdiff bench at d = 64, K = 8 and 64 (T = 64: no identity step), with % of roofline;
+#   2. d = 2 and d = 8 (K = 8) against an older build, in the same run (ratio new / old);
+#   3. the embedded default sweep's wall time, new against old, and whether its figures agree;
+#   4. against the NumPy peer (bench/run_peers.py, same configurations, same run): bench figures,
+#      and whole `gmmdiff sample` processes against whole peer processes (wall time, best of 3).
+# Figures measured while the 1-minute load is well above 0 share the cores with other work: say so
+# beside them (bench/RESULTS.md only carries figures from a quiet machine).
+#
+# Usage: bench/measure_cpu_targets.sh --old OLD_GMMDIFF [--new NEW_GMMDIFF] [--python /usr/bin/python3]
+#        [--n 100000] [--skip-sweep] [--out DIR]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+old="" new="$root/build/gmmdiff" py=/usr/bin/python3 n=100000 skip_sweep=0 out=""
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --old) old=$2; shift 2 ;;
+    --new) new=$2; shift 2 ;;
+    --python) py=$2; shift 2 ;;
+    --n) n=$2; shift 2 ;;
+    --skip-sweep) skip_sweep=1; shift ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "measure_cpu_targets: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[[ -x $old ]] || { echo "measure_cpu_targets: --old OLD_GMMDIFF (the build to compare with) is required" >&2; exit 2; }
+[[ -x $new ]] || { echo "measure_cpu_targets: no new build at $new (--new)" >&2; exit 2; }
+out=${out:-$(mktemp -d /tmp/gmmdiff-cpu-targets.XXXXXX)}
+mkdir -p "$out"
+T=64
+
+echo "== measure_cpu_targets $(date -u +%FT%TZ) on $(hostname): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+echo "   new: $new ($("$new" --version 2>/dev/null | head -1))"
+echo "   old: $old ($("$old" --version 2>/dev/null | head -1))"
+echo "   results in $out"
+echo "== uptime before: $(uptime)"
+
+echo
+echo "== 1. bench, d = 64, K = 8 and 64, fp32, n = $n, T = $T (the new build)"
+"$new" bench --backend cpu --n "$n" --d 64 --K 8,64 --T $T --repeats 5 --warmup 1 --json "$out/bench-d64.json"
+
+echo
+echo "== 2. d = 2 and 8, K = 8, new against old (T = $T, n = $n; each build's own bench, one after the other)"
+for r in 1 2; do
+  "$old" bench --backend cpu --n "$n" --d 2,8 --K 8 --T $T --repeats 5 --warmup 1 --json "$out/small-old-$r.json" >/dev/null
+  "$new" bench --backend cpu --n "$n" --d 2,8 --K 8 --T $T --repeats 5 --warmup 1 --json "$out/small-new-$r.json" >/dev/null
+done
+"$py" - "$out" <<'EOF'
+import json, sys, os
+out = sys.argv[1]
+def load(name):
+    with open(os.path.join(out, name)) as f:
+        return {(r["d"], r["K"]): r for r in json.load(f)["results"]}
+print("%4s %4s %14s %14s %7s %16s %8s" % ("d", "K", "old elt-st/s", "new elt-st/s", "new/old", "new path", "%roof"))
+for rep in (1, 2):
+    o, n = load("small-old-%d.json" % rep), load("small-new-%d.json" % rep)
+    for key in sorted(n):
+        a, b = o[key]["elt_steps_per_s"], n[key]["elt_steps_per_s"]
+        roof = n[key].get("pct_roofline")
+        print("%4d %4d %14.4g %14.4g %6.2fx %16s %8s" % (key[0], key[1], a, b, b / a, n[key]["path_taken"],
+                                                       "%.1f" % roof if roof is not None else "-"))
+EOF
+
+if [[ $skip_sweep == 0 ]]; then
+  echo
+  echo "== 3. the embedded default sweep (gmmdiff sweep --backend cpu --no-report), old then new"
+  for b in old new; do
+    bin=$old; [[ $b == new ]] && bin=$new
+    rm -rf "$out/sweep-$b"
+    s=$(date +%s.%N)
+    "$bin" sweep --backend cpu -o "$out/sweep-$b" --no-report >"$out/sweep-$b.log" 2>&1
+    e=$(date +%s.%N)
+    echo "$b: $(echo "$e - $s" | bc) s wall" | tee "$out/sweep-$b.seconds"
+  done
+  "$py" - "$out" <<'EOF'
+import json, sys, os, glob
+out = sys.argv[1]
+def rows(b):
+    res = {}
+    for p in glob.glob(os.path.join(out, "sweep-" + b, "**", "*.jsonl"), recursive=True):
+        with open(p) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    res[r.get("id", r.get("run_id", len(res)))] = r
+    return res
+def figures(r, path=""):
+    # every field but times, rates, dates and build names
+    skip = ("second", "elt_steps", "date", "time", "version", "commit", "host", "threads")
+    if isinstance(r, dict):
+        return {k: figures(v, path + "." + k) for k, v in r.items() if not any(s in k for s in skip)}
+    if isinstance(r, list):
+        return [figures(v, path) for v in r]
+    return r
+o, n = rows("old"), rows("new")
+t_old = float(open(os.path.join(out, "sweep-old.seconds")).read().split()[1])
+t_new = float(open(os.path.join(out, "sweep-new.seconds")).read().split()[1])
+same = sum(1 for k in n if k in o and figures(o[k]) == figures(n[k]))
+print("default sweep: %d runs old, %d new; %d with identical figures; wall %.1f s old, %.1f s new: %.2fx"
+      % (len(o), len(n), same, t_old, t_new, t_old / t_new))
+EOF
+fi
+
+echo
+echo "== 4. against the NumPy peer ($py), same run: bench figures (run_peers.py), then whole processes"
+"$py" "$here/run_peers.py" --gmmdiff "$new" --backend cpu --n "$n" --d 64,2 --K 8 --T $T --repeats 5 --warmup 1 \
+    --peers numpy --python "$py" --out "$out/peers.json"
+best_of_3() {  # prints the best wall time of 3 runs of the command
+  local best="" t
+  for _ in 1 2 3; do
+    local s e
+    s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
+    t=$(echo "$e - $s" | bc)
+    if [[ -z $best ]] || (( $(echo "$t < $best" | bc) )); then best=$t; fi
+  done
+  echo "$best"
+}
+echo "whole processes, best of 3 (gmmdiff sample writes its .npy; the peer runs one pass, no warm-up):"
+printf "%4s %4s %10s %10s %8s\n" d K "gmmdiff_s" "numpy_s" "ratio"
+for d in 64 2; do
+  g=$(best_of_3 "$new" sample --preset random-sphere --d $d --K 8 --radius 2 --sd 1 --n "$n" --T $T --seed 0 \
+      --backend cpu -q -o "$out/sample.npy")
+  p=$(cd "$here/peers" && best_of_3 "$py" numpy_peer.py --n "$n" --d $d --K 8 --T $T --repeats 1 --warmup 0)
+  printf "%4d %4d %10.3f %10.3f %7.1fx\n" $d 8 "$g" "$p" "$(echo "$p / $g" | bc -l)"
+done
+rm -f "$out/sample.npy"
+echo
+echo "== uptime after: $(uptime)"
