@@ -65,8 +65,8 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--d", st->d, "Dimensions, a list")->capture_default_str();
   sub.add_option("--K", st->K, "Components, a list")->capture_default_str();
   sub.add_option("--precision", st->precision, "A list of fp32, fp64")->capture_default_str();
-  sub.add_option("--path", st->path, "Step paths, a list of auto, fused, products")->capture_default_str();
-  sub.add_option("--T", st->o.T, "Schedule length: a pass times its T - 1 steps")->capture_default_str();
+  sub.add_option("--path", st->path, "Step paths, a list of auto, fused, products (cpu also fused-rows, fused-tiles)")->capture_default_str();
+  sub.add_option("--T", st->o.T, "Schedule length: a pass times the steps t = T..2 but identity steps (none from T = 48)")->capture_default_str();
   sub.add_option("--repeats", st->o.repeats, "Timed passes (the median is reported)")->capture_default_str();
   sub.add_option("--warmup", st->o.warmup, "Untimed passes before them")->capture_default_str();
   sub.add_option("--seed", st->o.seed, "Seed of the model and the particles")->capture_default_str();
