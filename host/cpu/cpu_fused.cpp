@@ -113,6 +113,7 @@ struct FusedPlan {
   detail::QMode mode = detail::QMode::Uniform;
   bool noise = false, score_noise = false;
   bool rows = false;  ///< the row-parallel block kernel (rows_group) instead of the register tiles
+  bool wide = false;  ///< tiles of kWide vectors (AVX-512's 32 registers), where K or d allows
   detail::StepScalars<Real> sc{};
   const Real* PT = nullptr;    // [d, Kp]   P transposed (logits)
   const Real* QT = nullptr;    // [d, Kp]   Q transposed (logits, diagonal)
@@ -170,79 +171,115 @@ struct Scratch {
   }
 };
 
-/// Logits' products of R rows (row stride d): G1[r, k] = <y_r, P_k>, and for Diagonal
-/// G2[r, k] = <y_r * y_r, Q_k>, for k < Kp (padding columns are 0). Register tiles of R x kLanes.
+/// Logits' products of R rows (row stride d), columns k0 .. k0 + C kLanes - 1: G1[r, k] = <y_r, P_k>,
+/// and for Diagonal G2[r, k] = <y_r * y_r, Q_k> (padding columns are 0). A register tile of
+/// R x C vectors: each P^T vector loaded serves R rows, each broadcast y serves C vectors.
+template <typename Real, int R, int C, bool kDiag>
+GMMDIFF_INLINE void logits_cols(const FusedPlan<Real>& p, const Real* __restrict__ Y, Real* __restrict__ G1,
+                                Real* __restrict__ G2, int k0) {
+  constexpr int V = kLanes<Real>;
+  const int d = p.d, Kp = p.Kp;
+  Real acc[R][C][V], acc2[R][C][V];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      for (int v = 0; v < V; ++v) acc[r][c][v] = acc2[r][c][v] = Real(0);
+  const Real* __restrict__ pt = p.PT + k0;
+  const Real* __restrict__ qt = kDiag ? p.QT + k0 : nullptr;
+  for (int j = 0; j < d; ++j) {
+    for (int r = 0; r < R; ++r) {
+      const Real y = Y[std::size_t(r) * d + j];
+      for (int c = 0; c < C; ++c) {
+#pragma omp simd
+        for (int v = 0; v < V; ++v) acc[r][c][v] += y * pt[std::size_t(j) * Kp + c * V + v];
+        if (kDiag) {
+          const Real yy = y * y;
+#pragma omp simd
+          for (int v = 0; v < V; ++v) acc2[r][c][v] += yy * qt[std::size_t(j) * Kp + c * V + v];
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      for (int v = 0; v < V; ++v) {
+        G1[r * Kp + k0 + c * V + v] = acc[r][c][v];
+        if (kDiag) G2[r * Kp + k0 + c * V + v] = acc2[r][c][v];
+      }
+}
+
+/// All Kp columns: kWide vectors at a time where the plan says so (AVX-512: 32 registers hold
+/// R x kWide accumulators), then one. Each G1[r, k] is the same sum over j in the same order
+/// whatever the tile, so the tiles change no bit.
+constexpr int kWide = 4;
 template <typename Real, int R, bool kDiag>
 GMMDIFF_INLINE void logits_tile(const FusedPlan<Real>& p, const Real* __restrict__ Y, Real* __restrict__ G1,
                                 Real* __restrict__ G2) {
   constexpr int V = kLanes<Real>;
-  const int d = p.d, Kp = p.Kp;
-  for (int k0 = 0; k0 < Kp; k0 += V) {
-    Real acc[R][V], acc2[R][V];
-    for (int r = 0; r < R; ++r)
-      for (int v = 0; v < V; ++v) acc[r][v] = acc2[r][v] = Real(0);
-    const Real* __restrict__ pt = p.PT + k0;
-    const Real* __restrict__ qt = kDiag ? p.QT + k0 : nullptr;
-    for (int j = 0; j < d; ++j) {
-      for (int r = 0; r < R; ++r) {
-        const Real y = Y[std::size_t(r) * d + j];
+  int k0 = 0;
+  if (!kDiag && p.wide)
+    for (; k0 + kWide * V <= p.Kp; k0 += kWide * V) logits_cols<Real, R, kWide, kDiag>(p, Y, G1, G2, k0);
+  for (; k0 < p.Kp; k0 += V) logits_cols<Real, R, 1, kDiag>(p, Y, G1, G2, k0);
+}
+
+/// Score's products and the update of R rows, coordinates j0 .. j0 + C kLanes - 1 (the last vector
+/// may be partial when C = 1): s = W P - (W Q) * y (diagonal) or W P - s2row * y, then y' by
+/// detail::update_coord.
+template <typename Real, int R, int C, bool kDiag>
+GMMDIFF_INLINE void score_update_cols(const FusedPlan<Real>& p, Real* __restrict__ Y, const Real* __restrict__ W,
+                                      const Real* s2row, const Real* __restrict__ z, std::size_t z_stride,
+                                      const Real* __restrict__ xi, std::size_t xi_stride, int j0) {
+  constexpr int V = kLanes<Real>;
+  const int d = p.d, dp = p.dp, K = p.K, Kp = p.Kp;
+  const detail::StepScalars<Real> sc = p.sc;
+  Real acc[R][C][V], acc2[R][C][V];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      for (int v = 0; v < V; ++v) acc[r][c][v] = acc2[r][c][v] = Real(0);
+  const Real* __restrict__ pk = p.P + j0;
+  const Real* __restrict__ qk = kDiag ? p.Q + j0 : nullptr;
+  for (int k = 0; k < K; ++k) {
+    for (int r = 0; r < R; ++r) {
+      const Real w = W[r * Kp + k];
+      for (int c = 0; c < C; ++c) {
 #pragma omp simd
-        for (int v = 0; v < V; ++v) acc[r][v] += y * pt[std::size_t(j) * Kp + v];
+        for (int v = 0; v < V; ++v) acc[r][c][v] += w * pk[std::size_t(k) * dp + c * V + v];
         if (kDiag) {
-          const Real yy = y * y;
 #pragma omp simd
-          for (int v = 0; v < V; ++v) acc2[r][v] += yy * qt[std::size_t(j) * Kp + v];
+          for (int v = 0; v < V; ++v) acc2[r][c][v] += w * qk[std::size_t(k) * dp + c * V + v];
         }
       }
     }
-    for (int r = 0; r < R; ++r)
-      for (int v = 0; v < V; ++v) {
-        G1[r * Kp + k0 + v] = acc[r][v];
-        if (kDiag) G2[r * Kp + k0 + v] = acc2[r][v];
+  }
+  for (int c = 0; c < C; ++c) {
+    const int jc = j0 + c * V;
+    const int jn = std::min(V, d - jc);
+    for (int r = 0; r < R; ++r) {
+      Real* __restrict__ y = Y + std::size_t(r) * d + jc;
+      const Real* __restrict__ zr = z + r * z_stride + jc;
+      const Real* __restrict__ xr = xi + r * xi_stride + jc;
+      const Real* __restrict__ bj = p.bdir + jc;
+      const Real s2 = s2row[r];
+#pragma omp simd
+      for (int v = 0; v < jn; ++v) {
+        const Real s = detail::score_coord<Real>(y[v], acc[r][c][v], kDiag ? acc2[r][c][v] : s2);
+        y[v] = detail::update_coord<Real>(y[v], s, bj[v], xr[v], zr[v], sc);
       }
+    }
   }
 }
 
-/// Score's products and the update of R rows: s = W P - (W Q) * y (diagonal) or W P - s2row * y,
-/// then y' by detail::update_coord, kLanes coordinates at a time.
+/// All d coordinates: kWide whole vectors at a time where the plan says so, then one (the same
+/// sums over k in the same order whatever the tile).
 template <typename Real, int R, bool kDiag>
 GMMDIFF_INLINE void score_update_tile(const FusedPlan<Real>& p, Real* __restrict__ Y, const Real* __restrict__ W,
                                       const Real* s2row, const Real* __restrict__ z, std::size_t z_stride,
                                       const Real* __restrict__ xi, std::size_t xi_stride) {
   constexpr int V = kLanes<Real>;
-  const int d = p.d, dp = p.dp, K = p.K, Kp = p.Kp;
-  const detail::StepScalars<Real> sc = p.sc;
-  for (int j0 = 0; j0 < d; j0 += V) {
-    Real acc[R][V], acc2[R][V];
-    for (int r = 0; r < R; ++r)
-      for (int v = 0; v < V; ++v) acc[r][v] = acc2[r][v] = Real(0);
-    const Real* __restrict__ pk = p.P + j0;
-    const Real* __restrict__ qk = kDiag ? p.Q + j0 : nullptr;
-    for (int k = 0; k < K; ++k) {
-      for (int r = 0; r < R; ++r) {
-        const Real w = W[r * Kp + k];
-#pragma omp simd
-        for (int v = 0; v < V; ++v) acc[r][v] += w * pk[std::size_t(k) * dp + v];
-        if (kDiag) {
-#pragma omp simd
-          for (int v = 0; v < V; ++v) acc2[r][v] += w * qk[std::size_t(k) * dp + v];
-        }
-      }
-    }
-    const int jn = std::min(V, d - j0);
-    for (int r = 0; r < R; ++r) {
-      Real* __restrict__ y = Y + std::size_t(r) * d + j0;
-      const Real* __restrict__ zr = z + r * z_stride + j0;
-      const Real* __restrict__ xr = xi + r * xi_stride + j0;
-      const Real* __restrict__ bj = p.bdir + j0;
-      const Real s2 = s2row[r];
-#pragma omp simd
-      for (int v = 0; v < jn; ++v) {
-        const Real s = detail::score_coord<Real>(y[v], acc[r][v], kDiag ? acc2[r][v] : s2);
-        y[v] = detail::update_coord<Real>(y[v], s, bj[v], xr[v], zr[v], sc);
-      }
-    }
-  }
+  int j0 = 0;
+  if (!kDiag && p.wide)
+    for (; j0 + kWide * V <= p.d; j0 += kWide * V)
+      score_update_cols<Real, R, kWide, kDiag>(p, Y, W, s2row, z, z_stride, xi, xi_stride, j0);
+  for (; j0 < p.d; j0 += V) score_update_cols<Real, R, 1, kDiag>(p, Y, W, s2row, z, z_stride, xi, xi_stride, j0);
 }
 
 /// R rows of the block (row i0 of it onwards), all three phases.
@@ -553,6 +590,7 @@ void CpuBackend::fused_step_impl(const StepCoeffs& c) {
   p.noise = c.sigma != 0;
   p.score_noise = c.noise_sd != 0;
   p.rows = use_rows() && p.mode == detail::QMode::Uniform;
+  p.wide = cpu_noise::have_avx512();
   last_path_ = p.rows ? "cpu-fused-rows" : "cpu-fused";
   p.sc = detail::StepScalars<Real>{static_cast<Real>(c.kappa),       static_cast<Real>(c.inv_sqrt_alpha),
                                    static_cast<Real>(c.sigma),       static_cast<Real>(c.score_scale),
