@@ -471,12 +471,12 @@ void fused_block(const FusedPlan<double>& p, double* Yb, int nb, uint64_t first,
 GMMDIFF_CPU_CLONES void draw_normals_f32(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E,
                                          const uint32_t* erow, const uint32_t* eblk, float* out) {
   if (cpu_noise::have_avx512()) cpu_noise::block_normals_avx512(seed, stream, first, step, E, erow, eblk, out);
-  else block_normals<float>(seed, stream, first, step, E, erow, eblk, out);
+  else block_normals<float>(seed, stream, ContiguousParticles{first}, step, E, erow, eblk, out);
 }
 GMMDIFF_CPU_CLONES void draw_normals_f64(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E,
                                          const uint32_t* erow, const uint32_t* eblk, double* out) {
   if (cpu_noise::have_avx512()) cpu_noise::block_normals_avx512(seed, stream, first, step, E, erow, eblk, out);
-  else block_normals<double>(seed, stream, first, step, E, erow, eblk, out);
+  else block_normals<double>(seed, stream, ContiguousParticles{first}, step, E, erow, eblk, out);
 }
 void draw_normals(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E, const uint32_t* erow,
                   const uint32_t* eblk, float* out) {
