@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cuda/cuda_backend.hpp"
+#include "cuda/cuda_bounds.hpp"
 #include "cuda/rt/device_memory.hpp"
 #include "gmmdiff/error.hpp"
 
@@ -27,7 +28,10 @@ int device_count() {
   return n < 0 ? 0 : n;
 }
 
-std::unique_ptr<Backend> make_cuda_backend() {
+namespace {
+
+/// Throws the "no CUDA device" error when there is none (the reason named), else returns.
+void require_device() {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
   if (err != cudaSuccess || n <= 0) {
@@ -40,7 +44,18 @@ std::unique_ptr<Backend> make_cuda_backend() {
     throw Error("--backend cuda: no CUDA device is available (" + why +
                 "); use --backend cpu or --backend auto");
   }
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  require_device();
   return std::make_unique<gpu::CudaBackend>();
+}
+
+std::unique_ptr<BoundsKernels> make_cuda_bounds_kernels() {
+  require_device();
+  return std::make_unique<gpu::CudaBoundsKernels>();
 }
 
 std::vector<DeviceInfo> devices() {

@@ -14,6 +14,9 @@
 #include "core/special_functions.hpp"
 #include "gmmdiff/detail/bounds_math.hpp"
 #include "gmmdiff/error.hpp"
+#if defined(GMMDIFF_HAVE_CUDA)
+#include "cuda/cuda_api.hpp"
+#endif
 
 namespace gmmdiff {
 
@@ -117,10 +120,19 @@ double u_minus_log1p(double u) {
 }  // namespace
 
 std::unique_ptr<BoundsKernels> make_bounds_kernels(const std::string& backend, int threads) {
-  if (backend == "cpu" || backend == "auto") return std::make_unique<CpuBoundsKernels>(threads);
-  if (backend == "cuda")
-    throw Error("the bounds (path bound, exact density) have no CUDA kernels yet: use --backend cpu or auto "
-                "(the lower bound's sample may still run on cuda)");
+  GMMDIFF_EXPECTS(threads >= 0, "--threads = ", threads, " (need >= 0; 0 means all cores)");
+  if (backend == "cpu") return std::make_unique<CpuBoundsKernels>(threads);
+  if (backend == "cuda" || backend == "auto") {
+#if defined(GMMDIFF_HAVE_CUDA)
+    if (cuda_api::device_count() > 0) return cuda_api::make_cuda_bounds_kernels();
+    GMMDIFF_EXPECTS(backend == "auto", "--backend cuda: no CUDA device is available on this machine "
+                                       "(use --backend cpu or auto)");
+#else
+    GMMDIFF_EXPECTS(backend == "auto", "--backend cuda: this build of gmmdiff has no CUDA backend "
+                                       "(rebuild with nvcc available, or use --backend cpu)");
+#endif
+    return std::make_unique<CpuBoundsKernels>(threads);
+  }
   throw Error("unknown backend '" + backend + "' (allowed: cpu, cuda, auto)");
 }
 

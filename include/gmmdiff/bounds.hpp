@@ -9,9 +9,10 @@
 //   exact_reference  reducible models (means on a line through the origin, one shared isotropic
 //                    sd): the output law by a 1-D grid and an isotropic Gaussian orthogonal part,
 //                    TV and KL to quadrature accuracy, without sampling noise.
-// Every function is in double on the CPU (the kernels behind the first two are BoundsKernels,
-// gmmdiff/bounds_kernels.hpp), and every random number is a pure function of (seed, stream,
-// index, step, coordinate): the figures are bitwise the same for any thread count and chunk size.
+// Every function is in double, on the CPU or (the kernels behind the first two, BoundsKernels,
+// gmmdiff/bounds_kernels.hpp) on a CUDA device, and every random number is a pure function of
+// (seed, stream, index, step, coordinate): on the CPU the figures are bitwise the same for any
+// thread count and chunk size, and the CUDA kernels give them to rounding.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -26,8 +27,10 @@
 
 namespace gmmdiff {
 
-/// The bounds' chunk kernels for a backend name: "cpu" or "auto" (the CPU kernels; there is no
-/// device implementation yet); "cuda" throws gmmdiff::Error saying so. threads: 0 for all.
+/// The bounds' chunk kernels for a backend name, as make_backend chooses: "cpu" (the CPU kernels,
+/// the oracle; threads: 0 for all), "cuda" (device 0: docs/cuda.md, "The bounds on the device";
+/// gmmdiff::Error when the build or the machine has no CUDA device), "auto" (cuda when a device
+/// is there, else cpu). The CUDA kernels give the CPU's figures to rounding (not bitwise).
 std::unique_ptr<BoundsKernels> make_bounds_kernels(const std::string& backend = "auto", int threads = 0);
 
 /// Defaults, sized for `gmmdiff bracket` on 2 CPU cores with d <= 64, K <= 16, T <= 256: the path

@@ -307,7 +307,17 @@ TEST(PathBound, RefusesWhatItCannotBound) {
   o = SampleOptions();
   o.sampler = SamplerKind::DDIM;
   EXPECT_THROW(path_bound(m, s, o, bo, *kr), Error);
-  EXPECT_THROW(make_bounds_kernels("cuda"), Error);
+  // The factory: an unknown name; "cuda" without a device (or without CUDA in the build) is one
+  // clear error, and "auto" then falls back to the CPU kernels.
+  EXPECT_THROW(make_bounds_kernels("tpu"), Error);
+  EXPECT_THROW(make_bounds_kernels("cpu", -1), Error);
+  if (cuda_devices().empty()) {
+    EXPECT_THROW(make_bounds_kernels("cuda"), Error);
+    EXPECT_EQ(make_bounds_kernels("auto", 1)->name(), "cpu");
+  } else {
+    EXPECT_EQ(make_bounds_kernels("cuda")->name(), "cuda");
+    EXPECT_EQ(make_bounds_kernels("auto")->name(), "cuda");
+  }
 }
 
 TEST(ExactDensity, GaussianLogDensityMatchesTheClosedForm) {
