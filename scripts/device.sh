@@ -129,7 +129,7 @@ if [ -x "$CLI" ]; then
 fi
 if [ $have_device -eq 0 ]; then
   if [ -x "$GPU_TESTS" ]; then  # what runs without a device: the host emulations and plans
-    "$GPU_TESTS" --gtest_filter='CudaFusedHelpers.*:CudaWeightsEmulation.*:CudaPlan.*:CudaRt.*' \
+    "$GPU_TESTS" --gtest_filter='CudaFusedHelpers.*:CudaWeightsEmulation.*:CudaPlan.*:CudaRt.*:CudaBoundsEmulation.*:CudaBoundsPlan.*' \
       --gtest_output="json:$OUT/gpu-tests.json" >>"$LOG" 2>&1 && record host-tests ok 0 "no device: host-side tests only" ||
       { record host-tests failed 0 "no device: host-side tests only"; status=1; }
     $REPORT gtest "$OUT/gpu-tests.json" >"$WORK/gtest.json" 2>>"$LOG"

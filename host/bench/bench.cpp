@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_testing.hpp"
@@ -117,8 +118,8 @@ double median(std::vector<double> v) {
 
 nlohmann::json num_or_null(double x, bool have) { return have && std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
 
-/// The bounds' rows of rep (BenchOptions::bounds_outer, bounds_M).
-void run_bounds_bench(const BenchOptions& opt, BenchReport& rep);
+/// The bounds' rows of rep (BenchOptions::bounds_outer, bounds_M), on the kernels of be's kind.
+void run_bounds_bench(Backend& be, const BenchOptions& opt, BenchReport& rep);
 
 void check_bench_options(const BenchOptions& opt) {
   GMMDIFF_EXPECTS(!opt.n.empty() && !opt.d.empty() && !opt.K.empty() && !opt.precision.empty() && !opt.path.empty(),
@@ -265,17 +266,70 @@ BenchReport bench_testing::run_bench_on(Backend& backend, const BenchOptions& op
             if (on_result) on_result(rep, rep.results.back());
           }
       }
-  if (opt.bounds_outer > 0) run_bounds_bench(opt, rep);
+  if (opt.bounds_outer > 0) run_bounds_bench(*be, opt, rep);
   return rep;
 }
 
 namespace {
-void run_bounds_bench(const BenchOptions& opt, BenchReport& rep) {
+// The check of bounds kernels other than the CPU's: their per-particle sums against the CPU
+// kernels' (docs/cuda.md: the two differ by rounding, at most a few 1e-12 on a log-weight).
+constexpr uint64_t kBoundsCheckOuter = 8;        // outer draws (x M continuations) of the path check
+constexpr uint64_t kBoundsCheckParticles = 256;  // particles of the flow check
+constexpr double kBoundsCheckTol = 1e-8;         // absolute, x max(1, |value|)
+
+/// max |a - b| / max(1, |a|) over the values (inf where one is NaN and the other not).
+double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double mx = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) {
+      if (std::isnan(a[i]) != std::isnan(b[i])) return INFINITY;
+      continue;
+    }
+    mx = std::max(mx, std::abs(a[i] - b[i]) / std::max(1.0, std::abs(a[i])));
+  }
+  return mx;
+}
+
+/// The per-particle sums of one chunk of n outer draws (path, prefixes M/4 and M) or particles
+/// (flow) of the stop-1 run of the bounds rows, on kr.
+std::vector<double> bounds_sums(const Mixture& m, const Schedule& s, const SampleOptions& o, uint64_t n, int M,
+                                BoundsKernels& kr) {
+  if (o.sampler == SamplerKind::DDPM) {
+    const std::vector<int> prefixes = std::max(1, M / 4) < M ? std::vector<int>{std::max(1, M / 4), M} : std::vector<int>{M};
+    std::vector<double> out(n * prefixes.size());
+    kr.path_begin(make_path_plan(m, s, o, n, M, prefixes), 0, n);
+    for (int t = o.stop + 1; t <= s.T; ++t)
+      if (one_minus_alpha(s, t) > 0) kr.path_step(make_path_step(m, s, t, o, {}));
+    kr.path_end(out.data());
+    return out;
+  }
+  std::vector<double> out(n);
+  kr.flow_begin(make_flow_plan(m, s, o, n), 0, n);
+  for (int t = s.T; t > o.stop; --t)
+    if (one_minus_alpha(s, t) > 0) kr.flow_step(make_flow_step(m, s, t, o, {}));
+  if (kr.flow_end(out.data()) != 0) out.assign(n, NAN);
+  return out;
+}
+
+void run_bounds_bench(Backend& be, const BenchOptions& opt, BenchReport& rep) {
   GMMDIFF_EXPECTS(opt.bounds_M >= 1, "bench: --bounds-M = ", opt.bounds_M, " (need >= 1)");
-  // The bounds run on the CPU kernels in fp64: compared with the CPU's own fp64 FLOP limit.
-  rep.cpu_flop_limit_fp64 = rep.backend == "cpu" && rep.flop_limit_fp64 > 0 ? rep.flop_limit_fp64
-                                                                             : CpuBackend(opt.threads).flop_limit(Precision::FP64);
-  auto kr = make_bounds_kernels("cpu", opt.threads);
+  // The bounds run in fp64 on the kernels of the bench's backend, compared with that backend's fp64
+  // FLOP limit (the CPU kernels: the CPU's own).
+  const bool on_cuda = be.name() == "cuda";
+  rep.cpu_flop_limit_fp64 = 0;
+  if (!on_cuda)
+    rep.cpu_flop_limit_fp64 = rep.backend == "cpu" && rep.flop_limit_fp64 > 0 ? rep.flop_limit_fp64
+                                                                               : CpuBackend(opt.threads).flop_limit(Precision::FP64);
+  try {
+    rep.bounds_flop_limit_fp64 = on_cuda ? be.flop_limit(Precision::FP64) : rep.cpu_flop_limit_fp64;
+  } catch (const Error&) {
+    rep.bounds_flop_limit_fp64 = 0;
+  }
+  auto kr = make_bounds_kernels(on_cuda ? "cuda" : "cpu", opt.threads);
+  std::unique_ptr<BoundsKernels> oracle;
+  if (on_cuda) oracle = make_bounds_kernels("cpu", opt.threads);
+  rep.bounds_backend = kr->name();
+  rep.bounds_device = kr->device_name();
   ScheduleParams sp;
   sp.name = "lcw";
   sp.T = opt.T;
@@ -295,6 +349,20 @@ void run_bounds_bench(const BenchOptions& opt, BenchReport& rep) {
         o.seed = opt.seed;
         BoundsOptions bo;
         try {
+          // 1. kernels other than the oracle: their per-particle sums against the CPU's, before any timing.
+          if (oracle) {
+            const uint64_t n = smp == SamplerKind::DDPM ? kBoundsCheckOuter : kBoundsCheckParticles;
+            r.check_rows = smp == SamplerKind::DDPM ? n * static_cast<uint64_t>(opt.bounds_M) : n;
+            r.check_tolerance = kBoundsCheckTol;
+            r.check_max_abs_diff = max_rel_diff(bounds_sums(m, s, o, n, opt.bounds_M, *oracle),
+                                                bounds_sums(m, s, o, n, opt.bounds_M, *kr));
+            if (!(r.check_max_abs_diff <= r.check_tolerance))
+              throw NumericalError("check: max |sum - sum_cpu| / max(1, |sum_cpu|) = " +
+                                   std::to_string(r.check_max_abs_diff) + " over " + std::to_string(n) +
+                                   (smp == SamplerKind::DDPM ? " outer draws" : " particles") + " exceeds " +
+                                   std::to_string(r.check_tolerance));
+          }
+          // 2. the timed run.
           if (smp == SamplerKind::DDPM) {
             bo.n = std::max<uint64_t>(2, opt.bounds_outer);
             bo.M = opt.bounds_M;
@@ -314,7 +382,8 @@ void run_bounds_bench(const BenchOptions& opt, BenchReport& rep) {
             r.rate = ex.rate();
           }
           r.gflop_per_s = r.rate * bench_flop_per_elt_step(K) / 1e9;
-          r.pct_flop_limit = rep.cpu_flop_limit_fp64 > 0 ? 100.0 * r.gflop_per_s * 1e9 / rep.cpu_flop_limit_fp64 : NAN;
+          r.pct_flop_limit =
+              rep.bounds_flop_limit_fp64 > 0 ? 100.0 * r.gflop_per_s * 1e9 / rep.bounds_flop_limit_fp64 : NAN;
           r.ok = true;
         } catch (const ResourceError& e) {
           r.failure = std::string("resources: ") + e.what();
@@ -329,9 +398,11 @@ void run_bounds_bench(const BenchOptions& opt, BenchReport& rep) {
 
 std::string BenchReport::bounds_table() const {
   if (bounds.empty()) return "";
-  std::string out = "bounds (bounds.hpp; cpu kernels, fp64, " + std::to_string(steps) +
+  std::string out = "bounds (bounds.hpp; " + bounds_backend + " kernels (" + bounds_device + "), fp64, " +
+                    std::to_string(steps) +
                     " steps of a stop-1 lcw run): rows = outer draws x M (path) or particles (exact); rate = rows "
-                    "x steps x d per second; GFLOP/s counts 4K FLOP per elt-step; %flop of the CPU's fp64 limit\n";
+                    "x steps x d per second; GFLOP/s counts 4K FLOP per elt-step; %flop of the " + bounds_backend +
+                    " fp64 limit" + (bounds_backend == "cpu" ? "" : "; checked against the cpu kernels first") + "\n";
   char buf[256];
   std::snprintf(buf, sizeof buf, "%-13s %6s %6s %10s %6s %10s %12s %9s %6s", "kind", "d", "K", "rows", "M",
                 "seconds", "rate", "GFLOP/s", "%flop");
@@ -429,13 +500,19 @@ std::string BenchReport::to_json() const {
                            {"rate", num_or_null(r.rate, r.ok)},
                            {"rate_unit", "rows x steps x d per second (path: outer draws x M x steps x d)"},
                            {"gflop_per_s", num_or_null(r.gflop_per_s, r.ok)},
-                           {"pct_flop_limit", num_or_null(r.pct_flop_limit, r.ok)}});
+                           {"pct_flop_limit", num_or_null(r.pct_flop_limit, r.ok)},
+                           {"check", {{"rows", r.check_rows},
+                                      {"max_abs_diff", num_or_null(r.check_max_abs_diff, r.check_rows > 0)},
+                                      {"tolerance", num_or_null(r.check_tolerance, r.check_rows > 0)}}}});
   j["cpu_flop_limit_fp64"] = num_or_null(cpu_flop_limit_fp64, cpu_flop_limit_fp64 > 0);
   j["flop_unit"] = flop_unit;
   j["normal_seconds"] = {{"fp32", num_or_null(normal_seconds_fp32, normal_seconds_fp32 > 0)},
                          {"fp64", num_or_null(normal_seconds_fp64, normal_seconds_fp64 > 0)}};
   j["weight_seconds"] = {{"fp32", num_or_null(weight_seconds_fp32, weight_seconds_fp32 > 0)},
                          {"fp64", num_or_null(weight_seconds_fp64, weight_seconds_fp64 > 0)}};
+  j["bounds_backend"] = bounds_backend.empty() ? json() : json(bounds_backend);
+  j["bounds_device"] = bounds_device.empty() ? json() : json(bounds_device);
+  j["bounds_flop_limit_fp64"] = num_or_null(bounds_flop_limit_fp64, bounds_flop_limit_fp64 > 0);
   j["results"] = json::array();
   for (const BenchResult& r : results) {
     json x;

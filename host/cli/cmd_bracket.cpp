@@ -75,7 +75,8 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--n-lower", st->n_lower, "Particles of the fresh sample for the lower bound")->capture_default_str();
   sub.add_option("--precision", st->precision, "Precision of the lower bound's sample (fp32 | fp64); the bounds are fp64")
       ->capture_default_str();
-  sub.add_option("--backend", st->backend, "Backend of the lower bound's sample: cpu | cuda | auto (the bounds run on cpu)")
+  sub.add_option("--backend", st->backend,
+                 "Backend of the bounds and of the lower bound's sample: cpu | cuda | auto (cuda when there is a device)")
       ->capture_default_str();
   sub.add_option("--threads", st->threads, "CPU threads (0: all)");
   sub.add_option("--chunk", st->chunk, "Outer draws or particles per chunk of the bounds (0: automatic; figures do not depend on it)");
@@ -118,7 +119,8 @@ Runner setup(CLI::App& sub) {
 
     // 1. The upper bound (ddpm) or the exact value (ddim): first, since it can refuse the sampler
     // (a ddim step map that folds).
-    auto kr = make_bounds_kernels("cpu", st->threads);
+    auto kr = make_bounds_kernels(st->backend, st->threads);
+    const std::string bounds_backend = kr->name(), bounds_device = kr->device_name();
     std::optional<PathBound> pb;
     std::optional<ExactDensity> ex;
     {
@@ -127,6 +129,7 @@ Runner setup(CLI::App& sub) {
       if (ddpm) pb = path_bound(target, sched, opt, bo, *kr);
       else ex = exact_density(target, sched, opt, bo, *kr);
     }
+    kr.reset();  // its chunk's memory (device memory for cuda) goes before the sample's is planned
 
     // 2. The lower bound: a fresh sample binned where it lies, as `gmmdiff tv` does.
     auto be = make_backend(st->backend, st->threads);
@@ -209,10 +212,10 @@ Runner setup(CLI::App& sub) {
     os << "time: lower " << fmt(sum.seconds, "%.2f") << " s; ";
     if (pb)
       os << "upper " << fmt(pb->seconds, "%.2f") << " s (" << fmt(pb->rate(), "%.3g")
-         << " outer x M x steps x d per s, cpu " << kr->device_name() << ")";
+         << " outer x M x steps x d per s, " << bounds_backend << " " << bounds_device << ")";
     if (ex)
       os << "exact " << fmt(ex->seconds, "%.2f") << " s (" << fmt(ex->rate(), "%.3g")
-         << " particles x steps x d per s, cpu " << kr->device_name() << ")";
+         << " particles x steps x d per s, " << bounds_backend << " " << bounds_device << ")";
     if (ref) os << "; reference " << fmt(ref->seconds, "%.2f") << " s";
     os << "\n";
 
@@ -281,7 +284,8 @@ Runner setup(CLI::App& sub) {
                          {"n_lower", lower.n},
                          {"precision_lower", st->precision},
                          {"backend_lower", sum.backend},
-                         {"bounds_backend", kr->name()},
+                         {"bounds_backend", bounds_backend},
+                         {"bounds_device", bounds_device},
                          {"threads", st->threads},
                          {"stats", to.stats},
                          {"bins", to.bins},

@@ -85,7 +85,8 @@ struct BenchOptions {
   uint64_t seed = 0;
   uint64_t check_rows = 512;               ///< rows of the correctness check (at most n)
   std::size_t copy_bytes = std::size_t(256) << 20;  ///< buffer size of the copy-bandwidth measurement
-  /// The bounds' throughput (bounds.hpp, CPU kernels, fp64), for each d and K of the grid: the ddpm
+  /// The bounds' throughput (bounds.hpp, fp64, on the bench's backend: the CPU kernels, or the CUDA
+  /// kernels for a cuda backend, checked against the CPU's first), for each d and K of the grid: the ddpm
   /// path bound over bounds_outer outer draws x bounds_M continuations, and the ddim exact density
   /// over as many particles, each through the T - 1 steps of a stop-1 run. 0: not measured.
   uint64_t bounds_outer = 256;
@@ -103,7 +104,11 @@ struct BoundsBenchResult {
   double seconds = 0;
   double rate = 0;           ///< rows x steps x d per second (path: outer x M x steps x d per second)
   double gflop_per_s = 0;    ///< rate x 4K FLOP (the logits' and the score's products, as for the sampler)
-  double pct_flop_limit = 0; ///< of the CPU's fp64 FLOP limit
+  double pct_flop_limit = 0; ///< of the fp64 FLOP limit of the backend the bounds ran on
+  /// Kernels other than the CPU's (the oracle): the per-particle sums (log R_m, log p - log q) of
+  /// check_rows outer draws or particles against the CPU kernels', before the timing; 0 rows: none.
+  uint64_t check_rows = 0;
+  double check_max_abs_diff = 0, check_tolerance = 0;
   bool ok = false;
   std::string failure;
 };
@@ -137,7 +142,9 @@ struct BenchReport {
   double weight_seconds_fp32 = 0, weight_seconds_fp64 = 0;  ///< per posterior weight, whole backend
   std::vector<BenchResult> results;
   std::vector<BoundsBenchResult> bounds;   ///< empty when BenchOptions::bounds_outer is 0
-  double cpu_flop_limit_fp64 = 0;          ///< the CPU's fp64 FLOP limit the bounds rows are compared with
+  double cpu_flop_limit_fp64 = 0;          ///< the CPU's fp64 FLOP limit (bounds rows on the cpu kernels)
+  std::string bounds_backend, bounds_device;  ///< where the bounds rows ran: "cpu" or "cuda", and on what
+  double bounds_flop_limit_fp64 = 0;       ///< the fp64 FLOP limit the bounds rows are compared with
 
   double memory_limit_elt_steps(Precision p) const { return copy_bandwidth / bench_bytes_per_elt_step(p); }
   /// The whole report as JSON (field names in docs/bench.md).
