@@ -216,8 +216,9 @@ if want sass; then run_stage sass 60 sass || status=1; fi
 # ---- compute-sanitizer on a short subset: every kernel once, small ----
 # Each kernel at least once, on a few hundred particles: init, upload/download, histograms (shared
 # memory), the products path (GEMMs, weights, update; isotropic fp32, diagonal fp64), the fused path
-# (staged fp32 diagonal, fp64 isotropic) and the staged transfers.
-SUBSET='CudaBackend.InitChunkMatchesCpu:CudaBackend.UploadDownloadRoundTrip:CudaBackend.HistogramsMatchCpuSharedMemory:Cuda/CudaRun.MatchesCpu/iso_varying_fp32_ddpm_gaussian_256:Cuda/CudaRun.MatchesCpu/diagonal_fp64_ddim_bias_all:Cuda/CudaFusedRun.MatchesCpu/diagonal_fp32_ddpm_bias_256:Cuda/CudaFusedRun.MatchesCpu/iso_varying_fp64_ddpm_gaussian_all:CudaStaging.*'
+# (staged fp32 diagonal, fp64 isotropic), the staged transfers and the bounds' kernels (path bound,
+# flow, fallbacks: a few rows each).
+SUBSET='CudaBackend.InitChunkMatchesCpu:CudaBackend.UploadDownloadRoundTrip:CudaBackend.HistogramsMatchCpuSharedMemory:Cuda/CudaRun.MatchesCpu/iso_varying_fp32_ddpm_gaussian_256:Cuda/CudaRun.MatchesCpu/diagonal_fp64_ddim_bias_all:Cuda/CudaFusedRun.MatchesCpu/diagonal_fp32_ddpm_bias_256:Cuda/CudaFusedRun.MatchesCpu/iso_varying_fp64_ddpm_gaussian_all:CudaStaging.*:CudaBounds.EveryKernelOnceSmall'
 sanitize() {
   : >"$OUT/sanitizer.log"
   local rc=0 tool

@@ -759,6 +759,37 @@ TEST(CudaBoundsPlan, PackedTablesGiveTheModelsLogDensity) {
 
 // ======================= with a device =======================
 
+TEST(CudaBounds, EveryKernelOnceSmall) {
+  // Every bounds kernel at least once on a few rows (scripts/device.sh runs this one under
+  // compute-sanitizer): the path bound with isotropic (unequal variances, a bias direction) and
+  // diagonal components, the flow with both and, with a scale error past 1, the fallback kernel
+  // (the Jacobi route for d <= K, the dense route for diagonal components) and the fold flag.
+  GMMDIFF_REQUIRE_GPU();
+  auto cpu = make_bounds_kernels("cpu", 0);
+  auto gpu_kr = make_bounds_kernels("cuda");
+  const Mixture m3 = iso(3, {{1.0, 0.0, -0.5}, {-0.8, 0.6, 0.1}, {0.0, -1.2, 0.9}}, {0.7, 1.1, 0.5}, {0.2, 0.3, 0.5});
+  const Schedule s = schedule("linear", 6);
+  for (const Mixture& m : {m3, diag3()}) {
+    SampleOptions o;
+    o.score_error = {ScoreErrorKind::Bias, 0.3};
+    o.seed = 2;
+    const std::vector<int> prefixes = {1, 4};
+    expect_sums_close(path_sums(m, s, o, 5, 4, prefixes, *cpu), path_sums(m, s, o, 5, 4, prefixes, *gpu_kr),
+                      kLogWeightTol, describe(o, "linear T=6", m));
+    o.sampler = SamplerKind::DDIM;
+    int fc = -1, fg = -1;
+    expect_sums_close(flow_sums(m, s, o, 33, *cpu, &fc), flow_sums(m, s, o, 33, *gpu_kr, &fg), kLogRatioTol,
+                      describe(o, "linear T=6", m));
+    EXPECT_EQ(fc, 0);
+    EXPECT_EQ(fg, 0);
+    o.score_error = {ScoreErrorKind::Scale, 6.0};
+    flow_sums(m, s, o, 33, *cpu, &fc);
+    flow_sums(m, s, o, 33, *gpu_kr, &fg);
+    EXPECT_EQ(fg, fc) << describe(o, "linear T=6", m);
+    EXPECT_GT(fg, 0) << describe(o, "linear T=6", m);
+  }
+}
+
 TEST(CudaBounds, PathLogWeightsMatchCpu) {
   GMMDIFF_REQUIRE_GPU();
   auto cpu = make_bounds_kernels("cpu", 0);
@@ -920,7 +951,7 @@ TEST(CudaBounds, BracketCliMatchesCpu) {
                                std::to_string(::getpid()) + ".json";
       const std::string cmd = "bracket --preset two-point --d 16 --radius 2 --sd 0.5 --T 64 --sampler " + sampler +
                               " --n " + (sampler == "ddpm" ? "512 --M 16" : "4096") +
-                              " --n-lower 20000 --precision fp64 --no-reference --backend " + backends[b] +
+                              " --n-lower 4000 --precision fp64 --no-reference --backend " + backends[b] +
                               " --json " + path;
       const test::CliResult r = test::run_cli(cmd);
       ASSERT_EQ(r.code, 0) << cmd << "\n" << r.out << r.err;
