@@ -16,7 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // The layers from the bottom up. cuda/ sits beside cpu/: both implement the Backend interface.
-const std::vector<std::string> kLayers = {"io",     "core",   "cpu",    "driver", "tv", "bounds",
+const std::vector<std::string> kLayers = {"io",    "core",   "cpu",    "driver", "dist", "tv", "bounds",
                                           "sweep", "report", "claims", "bench",  "cli"};
 
 int rank_of(const std::string& layer) {
