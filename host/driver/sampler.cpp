@@ -299,6 +299,7 @@ std::string RunSummary::one_line() const {
                 static_cast<unsigned long long>(n), d, K, T, sampler.c_str(), precision.c_str(), backend.c_str(),
                 device.c_str(), path.c_str(), seconds, elt_steps_per_s, chunks, chunks == 1 ? "" : "s", chunk_rows, eps_score,
                 score_error == ScoreErrorKind::None ? " (exact score)" : " (realised, measured)");
+  if (ranks > 1) return std::string(buf) + ", over " + std::to_string(ranks) + " ranks (the slowest rank's time)";
   return buf;
 }
 
@@ -311,17 +312,25 @@ void check_sample_options(const Mixture& target, const Schedule& s, const Sample
                   " (need a finite eps >= 0)");
   for (int t : opt.snapshot_steps)
     GMMDIFF_EXPECTS(t >= opt.stop && t <= s.T, "--snapshot ", t, " is outside ", opt.stop, "..", s.T);
+  GMMDIFF_EXPECTS(opt.first <= opt.n, "particle range from ", opt.first, " is past the run's n = ", opt.n);
+  GMMDIFF_EXPECTS(opt.count == UINT64_MAX || opt.count <= opt.n - opt.first, "particle range ", opt.first, " + ",
+                  opt.count, " is past the run's n = ", opt.n);
   (void)target;
+}
+
+uint64_t range_count(const SampleOptions& opt) {
+  return opt.count == UINT64_MAX ? opt.n - std::min(opt.first, opt.n) : opt.count;
 }
 
 RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOptions& opt, Backend& be,
                        ChunkSink& sink) {
   check_sample_options(target, s, opt);
+  const uint64_t count = range_count(opt), end = opt.first + count;
   RunShape shape = run_shape(target, opt.precision, opt.seed);
-  shape.chunk_rows = choose_chunk_rows(be, shape, opt.n, opt.chunk);
+  shape.chunk_rows = count > 0 ? choose_chunk_rows(be, shape, count, opt.chunk) : 0;
 
   RunSummary sum;
-  sum.n = opt.n;
+  sum.n = count;
   sum.d = target.d;
   sum.K = target.K;
   sum.T = s.T;
@@ -332,7 +341,7 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
   sum.device = be.device_name();
   sum.chunk_rows = shape.chunk_rows;
   sum.steps = s.T - opt.stop;
-  sum.chunks = static_cast<std::size_t>((opt.n + shape.chunk_rows - 1) / shape.chunk_rows);
+  sum.chunks = count > 0 ? static_cast<std::size_t>((count + shape.chunk_rows - 1) / shape.chunk_rows) : 0;
 
   const auto e0 = std::chrono::steady_clock::now();
   sum.eps_score = measure_eps_score(target, s, opt);
@@ -357,6 +366,10 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
   const int many_slice = std::max(16, (sum.steps + 15) / 16);  // about 16 progress updates a chunk
   const std::vector<bool> identity = identity_steps(s, opt);
   for (int t = s.T; t > opt.stop; --t) sum.identity_steps += identity[t] ? 1 : 0;
+  if (count == 0) {  // an empty range (a rank with no particles): nothing to allocate or run
+    sum.path = be.step_path();
+    return sum;
+  }
 
   // An allocation that fails becomes smaller chunks (results do not depend on the chunk size),
   // unless the user fixed --chunk.
@@ -370,12 +383,12 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
     }
   }
   sum.chunk_rows = shape.chunk_rows;
-  sum.chunks = static_cast<std::size_t>((opt.n + shape.chunk_rows - 1) / shape.chunk_rows);
-  const uint64_t total_units = opt.n * static_cast<uint64_t>(std::max(sum.steps, 1));
+  sum.chunks = static_cast<std::size_t>((count + shape.chunk_rows - 1) / shape.chunk_rows);
+  const uint64_t total_units = count * static_cast<uint64_t>(std::max(sum.steps, 1));
   uint64_t done_units = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (uint64_t first = 0; first < opt.n; first += shape.chunk_rows) {
-    const std::size_t rows = static_cast<std::size_t>(std::min<uint64_t>(shape.chunk_rows, opt.n - first));
+  for (uint64_t first = opt.first; first < end; first += shape.chunk_rows) {
+    const std::size_t rows = static_cast<std::size_t>(std::min<uint64_t>(shape.chunk_rows, end - first));
     be.init_chunk(first, rows);
     if (is_snapshot(s.T)) sink.on_snapshot(be, s.T);
     int t_at = s.T;  // the chunk holds Y_{t_at}
@@ -425,7 +438,7 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   sum.path = be.step_path();
   sum.elt_steps_per_s = sum.seconds > 0
-                            ? double(opt.n) * target.d * std::max(sum.steps - sum.identity_steps, 0) / sum.seconds
+                            ? double(count) * target.d * std::max(sum.steps - sum.identity_steps, 0) / sum.seconds
                             : 0.0;
   return sum;
 }

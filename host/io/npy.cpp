@@ -14,6 +14,7 @@
 #include <new>
 
 #include "io/atomic_file.hpp"
+#include "io/npy_slices.hpp"
 #include "gmmdiff/error.hpp"
 
 namespace gmmdiff {
@@ -215,6 +216,17 @@ uint64_t NpyReader::read_rows(double* dst, uint64_t max_rows) {
   return r;
 }
 
+void NpyReader::seek_row(uint64_t row) {
+  GMMDIFF_EXPECTS(!failed_, path_, ": seek after a failed read");
+  GMMDIFF_EXPECTS(row <= rows_, path_, ": row ", row, " is past the last row (", rows_, " rows)");
+  const uint64_t at = header_.data_offset + row * cols_ * itemsize_;  // <= the file's size: no wrap
+  if (::fseeko(f_, static_cast<off_t>(at), SEEK_SET) != 0) {
+    failed_ = true;
+    throw Error(detail::cat(path_, ": cannot seek to row ", row, " (", std::strerror(errno), ")"));
+  }
+  rows_read_ = row;
+}
+
 NpyArray read_npy(const std::string& path) {
   NpyReader r(path);
   NpyArray a;
@@ -332,6 +344,79 @@ void write_npy(const std::string& path, const double* data, uint64_t rows, uint6
     w.append(data, rows);
   }
   w.commit();
+}
+
+}  // namespace gmmdiff
+
+// ---- NpySlices (host/io/npy_slices.hpp): one file, rows written by several processes ----------
+
+namespace gmmdiff {
+
+void NpySlices::create(const std::string& path, const std::string& tmp, uint64_t rows, uint64_t cols, bool fp64) {
+  check_output_path(path);
+  const std::string h = make_header(rows, cols, fp64, false);
+  check_room(path, tmp, h.size(), rows, cols, fp64);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  GMMDIFF_EXPECTS(fd >= 0, path, ": cannot write (", std::strerror(errno), ")");
+  const uint64_t size = h.size() + rows * cols * (fp64 ? 8 : 4);  // check_room: no wrap
+  const bool ok = ::pwrite(fd, h.data(), h.size(), 0) == static_cast<ssize_t>(h.size()) &&
+                  ::ftruncate(fd, static_cast<off_t>(size)) == 0;
+  const int e = errno;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    throw_io_error(path + ": cannot create", e);
+  }
+}
+
+void NpySlices::commit(const std::string& tmp, const std::string& path) {
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw_io_error(path + ": could not finish the file", errno);
+}
+
+NpySlices::NpySlices(const std::string& path, const std::string& tmp, uint64_t rows, uint64_t cols, bool fp64)
+    : path_(path), tmp_(tmp), rows_(rows), cols_(cols), width_(fp64 ? 8 : 4),
+      offset_(make_header(rows, cols, fp64, false).size()) {
+  fd_ = ::open(tmp.c_str(), O_WRONLY | O_CLOEXEC);
+  GMMDIFF_EXPECTS(fd_ >= 0, path, ": cannot open the shared temporary ", tmp, " (", std::strerror(errno),
+                  "; do all ranks see the same filesystem?)");
+  struct stat st {};
+  const uint64_t size = offset_ + rows * cols * width_;
+  if (::fstat(fd_, &st) != 0 || static_cast<uint64_t>(st.st_size) != size) {
+    ::close(fd_);
+    fd_ = -1;
+    throw Error(detail::cat(path, ": the shared temporary ", tmp, " is not the file this rank expects (",
+                            static_cast<uint64_t>(st.st_size), " bytes, not ", size, ")"));
+  }
+}
+
+NpySlices::~NpySlices() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void NpySlices::write_rows(uint64_t first_row, const void* data, uint64_t rows) {
+  GMMDIFF_EXPECTS(fd_ >= 0, path_, ": write after finish");
+  GMMDIFF_EXPECTS(first_row <= rows_ && rows <= rows_ - first_row, path_, ": rows ", first_row, "..",
+                  first_row + rows, " are outside the ", rows_, " rows of the file");
+  const char* p = static_cast<const char*>(data);
+  uint64_t left = rows * cols_ * width_, at = offset_ + first_row * cols_ * width_;
+  while (left > 0) {
+    const std::size_t m = static_cast<std::size_t>(std::min<uint64_t>(left, uint64_t(1) << 30));
+    const ssize_t w = ::pwrite(fd_, p, m, static_cast<off_t>(at));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) throw_io_error(path_ + ": write failed", w < 0 ? errno : EIO);
+    p += w;
+    at += static_cast<uint64_t>(w);
+    left -= static_cast<uint64_t>(w);
+  }
+}
+
+void NpySlices::finish() {
+  GMMDIFF_EXPECTS(fd_ >= 0, path_, ": finished twice");
+  const bool synced = ::fsync(fd_) == 0;
+  const int e = errno;
+  const bool closed = ::close(fd_) == 0;
+  fd_ = -1;
+  if (!synced || !closed) throw_io_error(path_ + ": could not finish this rank's rows", synced ? errno : e);
 }
 
 }  // namespace gmmdiff

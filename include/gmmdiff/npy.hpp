@@ -73,6 +73,9 @@ class NpyReader {
   /// nothing past the rows it returns. Throws gmmdiff::Error on a short or failed read, and on
   /// every call after one.
   uint64_t read_rows(double* dst, uint64_t max_rows);
+  /// Moves to row `row` (0 .. rows()): the next read_rows starts there. For a part of the rows
+  /// read by one of several processes (docs/scale.md). Throws gmmdiff::Error past the end.
+  void seek_row(uint64_t row);
 
  private:
   std::string path_;

@@ -19,6 +19,12 @@ struct ScoreError {
 
 struct SampleOptions {
   uint64_t n = 1000;
+  /// The particles this call runs: first .. first + count - 1 of the run's n (count kAllParticles:
+  /// to the end). Each particle, its noise and its arithmetic depend only on its index, so runs of
+  /// consecutive ranges give, range by range, the particles of the whole run, bit for bit (one
+  /// range per MPI rank, docs/scale.md). An empty range runs nothing.
+  uint64_t first = 0;
+  uint64_t count = UINT64_MAX;
   SamplerKind sampler = SamplerKind::DDPM;
   Variance variance = Variance::Beta;
   int stop = 1;  ///< output Y_1 (1, Theorem 1 of 2504.05300) or Y_0 (0)
@@ -47,7 +53,8 @@ class ChunkSink {
 };
 
 struct RunSummary {
-  uint64_t n = 0;
+  uint64_t n = 0;               ///< particles this call ran (the run's n unless a range was given)
+  int ranks = 1;                ///< processes the run was split over (docs/scale.md)
   int d = 0, K = 0, T = 0;
   std::string sampler;          ///< e.g. "ddpm/beta" or "ddim"
   std::string precision;        ///< "fp32" | "fp64"
@@ -95,7 +102,11 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
 /// call it before creating a run's outputs. run_sampler calls it too.
 void check_sample_options(const Mixture& target, const Schedule& s, const SampleOptions& opt);
 
-/// Runs the sampler over all n particles, chunk by chunk, handing each chunk to sink.
+/// The range [opt.first, opt.first + count) that opt selects (count resolved against opt.n).
+uint64_t range_count(const SampleOptions& opt);
+
+/// Runs the sampler over the particles of opt's range (all n by default), chunk by chunk, handing
+/// each chunk to sink.
 RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOptions& opt,
                        Backend& be, ChunkSink& sink);
 
