@@ -325,11 +325,14 @@ ReferenceSpec reference_spec(const Plan& plan, const std::vector<int>& need) {
   return r;
 }
 
-/// The counts of an exact sample of m rows of the plan's target in the bins of `ref`, drawn by be
-/// (fill_target) in chunks of at most 64 MiB of doubles.
-HistogramCounts reference_counts(const Plan& plan, const HistogramSpec& ref, uint64_t m, Backend& be,
+/// The counts of rows first .. first + m - 1 of the exact sample of the plan's target in the bins
+/// of `ref`, drawn by be (fill_target: each row a function of its index) in chunks of at most
+/// 64 MiB of doubles.
+HistogramCounts reference_counts(const Plan& plan, const HistogramSpec& ref, uint64_t first, uint64_t m, Backend& be,
                                  Precision precision) {
   const int d = plan.spec.d;
+  HistogramCounts counts = HistogramCounts::zeros(ref);
+  if (m == 0) return counts;
   RunShape shape = run_shape(plan.target, precision, reference_seed(plan.opt.seed));
   const std::size_t max_rows = be.max_chunk_rows(shape);
   if (max_rows == 0) throw ResourceError("TV reference sample: not even one row fits the backend's memory");
@@ -338,15 +341,22 @@ HistogramCounts reference_counts(const Plan& plan, const HistogramSpec& ref, uin
   if (chunk < m && chunk >= kChunkAlign) chunk -= chunk % kChunkAlign;
   shape.chunk_rows = chunk;
   be.begin(shape, plan.target);
-  HistogramCounts counts = HistogramCounts::zeros(ref);
-  for (uint64_t first = 0; first < m; first += chunk) {
-    const std::size_t rows = static_cast<std::size_t>(std::min<uint64_t>(chunk, m - first));
-    be.fill_target(first, rows);
+  for (uint64_t at = first; at < first + m; at += chunk) {
+    const std::size_t rows = static_cast<std::size_t>(std::min<uint64_t>(chunk, first + m - at));
+    be.fill_target(at, rows);
     be.accumulate_histograms(ref, counts);
   }
   GMMDIFF_EXPECTS(counts.nonfinite_rows == 0, "TV reference sample: ", counts.nonfinite_rows,
                   " non-finite rows in an exact sample of the target (internal error)");
   return counts;
+}
+
+/// The statistics that wait for a reference sample.
+std::vector<int> stats_needing_reference(const Plan& plan) {
+  std::vector<int> need;
+  for (std::size_t i = 0; i < plan.stats.size(); ++i)
+    if (!plan.stats[i].exact && plan.stats[i].reference_n == 0) need.push_back(static_cast<int>(i));
+  return need;
 }
 
 }  // namespace
@@ -399,14 +409,37 @@ int TvPlan::bins_1d() const { return impl_->plan.bins1; }
 int TvPlan::bins_2d_axis() const { return impl_->plan.bins2; }
 
 void TvPlan::prepare_reference(Backend& be, Precision precision) {
-  tv_detail::Plan& plan = impl_->plan;
-  std::vector<int> need;
-  for (std::size_t i = 0; i < plan.stats.size(); ++i)
-    if (!plan.stats[i].exact && plan.stats[i].reference_n == 0) need.push_back(static_cast<int>(i));
-  if (need.empty()) return;
-  const uint64_t m = plan.opt.reference_n > 0 ? plan.opt.reference_n : plan.n;
+  const uint64_t m = reference_rows();
+  if (m == 0) return;
+  set_reference(reference_counts(be, precision, 0, m));
+}
+
+uint64_t TvPlan::reference_rows() const {
+  const tv_detail::Plan& plan = impl_->plan;
+  if (tv_detail::stats_needing_reference(plan).empty()) return 0;
+  return plan.opt.reference_n > 0 ? plan.opt.reference_n : plan.n;
+}
+
+HistogramCounts TvPlan::reference_counts(Backend& be, Precision precision, uint64_t first, uint64_t count) const {
+  const tv_detail::Plan& plan = impl_->plan;
+  const uint64_t m = reference_rows();
+  GMMDIFF_EXPECTS(first <= m && count <= m - first, "TV reference sample: rows ", first, " + ", count,
+                  " are outside its ", m, " rows");
+  const std::vector<int> need = tv_detail::stats_needing_reference(plan);
+  if (need.empty()) return HistogramCounts{};
   const tv_detail::ReferenceSpec ref = tv_detail::reference_spec(plan, need);
-  const HistogramCounts counts = tv_detail::reference_counts(plan, ref.spec, m, be, precision);
+  return tv_detail::reference_counts(plan, ref.spec, first, count, be, precision);
+}
+
+void TvPlan::set_reference(const HistogramCounts& counts) {
+  tv_detail::Plan& plan = impl_->plan;
+  const std::vector<int> need = tv_detail::stats_needing_reference(plan);
+  if (need.empty()) return;
+  const uint64_t m = reference_rows();
+  const tv_detail::ReferenceSpec ref = tv_detail::reference_spec(plan, need);
+  GMMDIFF_EXPECTS(counts.rows == m && counts.one_d.size() == ref.spec.edges.size() &&
+                      counts.two_d.size() == ref.spec.pairs.size(),
+                  "TV reference sample: counts of ", counts.rows, " rows where the plan needs ", m);
   const double dm = static_cast<double>(m);
   for (int i : need) {
     tv_detail::PlanStat& s = plan.stats[i];

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/tv.hpp"
+#include "tv/distributed.hpp"
 
 namespace gmmdiff {
 
@@ -35,32 +37,48 @@ std::size_t tv_chunk_rows(const Backend& be, const RunShape& shape, uint64_t row
 namespace {
 
 /// Hands over rows first .. first + rows - 1 of the sample (rows x d doubles, row-major); the
-/// pointer stays valid until the next call. Called in order, each chunk once.
+/// pointer stays valid until the next call. Called in order, each chunk once, from the first row
+/// of this rank's range.
 using ChunkSource = std::function<const double*(uint64_t first, std::size_t rows)>;
 
 /// The one path of tv_of_sample and tv_of_npy: the plan for n = rows, its reference sample, then
-/// every chunk uploaded and binned in order. Only the counts are kept, and integer counts do not
-/// depend on how the rows are cut into chunks.
+/// every chunk of this rank's rows (all of them in one process) uploaded and binned in order, the
+/// counts summed over the ranks. Only the counts are kept, and integer counts do not depend on how
+/// the rows are cut into chunks or ranks.
 /// `label` (e.g. "y.npy: ") starts the messages about the sample's values.
 TvReport tv_of_chunks(const Mixture& target, uint64_t rows, const TvOptions& opt, Backend& be,
-                      std::size_t chunk_rows, const ChunkSource& next, const std::string& label = "") {
+                      std::size_t chunk_rows, const ChunkSource& next, const std::string& label,
+                      dist::Comm& comm) {
   GMMDIFF_EXPECTS(rows > 0, "empty sample: there are no rows to estimate TV from");
-  TvPlan plan(target, opt, rows);
+  std::unique_ptr<TvPlan> plan;
   RunShape shape = run_shape(target, Precision::FP64, opt.seed);
-  // Chosen before the reference sample is drawn, so that a --chunk that does not fit fails at once.
-  const std::size_t chunk = tv_chunk_rows(be, shape, rows, chunk_rows);
-  plan.prepare_reference(be, Precision::FP64);
-  shape.chunk_rows = chunk;
-  be.begin(shape, target);
-  HistogramCounts counts = HistogramCounts::zeros(plan.spec());
-  for (uint64_t first = 0; first < rows; first += chunk) {
-    const std::size_t r = static_cast<std::size_t>(std::min<uint64_t>(chunk, rows - first));
-    be.upload_chunk(next(first, r), first, r);
-    be.accumulate_histograms(plan.spec(), counts);
-  }
-  GMMDIFF_EXPECTS(counts.nonfinite_rows < counts.rows, label, "all ", counts.rows,
-                  " rows of the sample hold NaN or Inf: no finite rows to estimate TV from");
-  return plan.evaluate(counts);
+  std::size_t chunk = 0;
+  dist::collective(comm, [&] {
+    plan = std::make_unique<TvPlan>(target, opt, rows);
+    // Chosen before the reference sample is drawn, so that a --chunk that does not fit fails at once.
+    chunk = tv_chunk_rows(be, shape, rows, chunk_rows);
+  });
+  prepare_reference(*plan, be, Precision::FP64, comm);
+  const dist::Range mine = dist::split_range(rows, comm.rank(), comm.size());
+  HistogramCounts counts = HistogramCounts::zeros(plan->spec());
+  dist::collective(comm, [&] {
+    if (mine.count == 0) return;
+    shape.chunk_rows = chunk;
+    be.begin(shape, target);
+    for (uint64_t first = mine.first; first < mine.first + mine.count; first += chunk) {
+      const std::size_t r = static_cast<std::size_t>(std::min<uint64_t>(chunk, mine.first + mine.count - first));
+      be.upload_chunk(next(first, r), first, r);
+      be.accumulate_histograms(plan->spec(), counts);
+    }
+  });
+  dist::sum_counts(comm, counts);
+  TvReport report;
+  dist::on_root(comm, [&] {
+    GMMDIFF_EXPECTS(counts.nonfinite_rows < counts.rows, label, "all ", counts.rows,
+                    " rows of the sample hold NaN or Inf: no finite rows to estimate TV from");
+    report = plan->evaluate(counts);
+  });
+  return report;
 }
 
 }  // namespace
@@ -68,8 +86,8 @@ TvReport tv_of_chunks(const Mixture& target, uint64_t rows, const TvOptions& opt
 TvReport tv_of_sample(const Mixture& target, const double* y, uint64_t rows, const TvOptions& opt, Backend& be,
                       std::size_t chunk_rows) {
   const std::size_t d = static_cast<std::size_t>(target.d);
-  return tv_of_chunks(target, rows, opt, be, chunk_rows,
-                      [&](uint64_t first, std::size_t) { return y + first * d; });
+  return tv_of_chunks(target, rows, opt, be, chunk_rows, [&](uint64_t first, std::size_t) { return y + first * d; },
+                      "", dist::serial());
 }
 
 void check_tv_sample(const NpyReader& sample, int target_d) {
@@ -83,9 +101,26 @@ void check_tv_sample(const NpyReader& sample, int target_d) {
 
 TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& opt, Backend& be,
                    std::size_t chunk_rows) {
-  check_tv_sample(sample, target.d);
-  GMMDIFF_EXPECTS(sample.rows_read() == 0, sample.path(), ": ", sample.rows_read(),
-                  " rows were already read; the TV needs the sample from its first row");
+  return tv_of_npy(target, sample, opt, be, chunk_rows, dist::serial());
+}
+
+void prepare_reference(TvPlan& plan, Backend& be, Precision precision, dist::Comm& comm) {
+  const uint64_t m = plan.reference_rows();
+  if (m == 0) return;
+  const dist::Range mine = dist::split_range(m, comm.rank(), comm.size());
+  HistogramCounts counts;
+  dist::collective(comm, [&] { counts = plan.reference_counts(be, precision, mine.first, mine.count); });
+  dist::sum_counts(comm, counts);
+  dist::collective(comm, [&] { plan.set_reference(counts); });
+}
+
+TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& opt, Backend& be,
+                   std::size_t chunk_rows, dist::Comm& comm) {
+  dist::collective(comm, [&] {
+    check_tv_sample(sample, target.d);
+    GMMDIFF_EXPECTS(sample.rows_read() == 0, sample.path(), ": ", sample.rows_read(),
+                    " rows were already read; the TV needs the sample from its first row");
+  });
   const std::size_t d = static_cast<std::size_t>(target.d);
   std::vector<double> buf;  // one chunk of doubles: the only memory that holds sample values
   auto read_chunk = [&](uint64_t first, std::size_t r) {
@@ -97,11 +132,12 @@ TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& op
                                         " doubles (", (r * d * sizeof(double)) >> 20, " MiB); try a smaller --chunk"));
       }
     }
+    if (sample.rows_read() != first) sample.seek_row(first);  // the first chunk of a rank's range
     const uint64_t got = sample.read_rows(buf.data(), r);
     GMMDIFF_EXPECTS(got == r, sample.path(), ": read ", got, " rows at row ", first, " where ", r, " were due");
     return static_cast<const double*>(buf.data());
   };
-  return tv_of_chunks(target, sample.rows(), opt, be, chunk_rows, read_chunk, sample.path() + ": ");
+  return tv_of_chunks(target, sample.rows(), opt, be, chunk_rows, read_chunk, sample.path() + ": ", comm);
 }
 
 }  // namespace gmmdiff

@@ -67,6 +67,13 @@ class TvPlan {
   /// Completes target masses that need an exact reference sample, using backend be (it calls
   /// be.begin(), so call it before a run's begin()). No-op when every statistic is exact.
   void prepare_reference(Backend& be, Precision precision);
+  /// prepare_reference in parts (e.g. one per MPI rank, docs/scale.md): the reference sample's size
+  /// (0 when every statistic is exact); the counts of its rows first .. first + count - 1 (each row
+  /// a function of its index; it calls be.begin()); then set_reference with the counts of all its
+  /// rows summed (integers: any split and order give the same counts, hence the same figures).
+  uint64_t reference_rows() const;
+  HistogramCounts reference_counts(Backend& be, Precision precision, uint64_t first, uint64_t count) const;
+  void set_reference(const HistogramCounts& counts);
   /// The figures for accumulated counts of a sample.
   TvReport evaluate(const HistogramCounts& counts) const;
   /// The statistics' names, in the order of TvReport::stats.
