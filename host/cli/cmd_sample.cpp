@@ -1,11 +1,16 @@
 // gmmdiff sample: draw Y_1 (or Y_0) from the DDPM/DDIM sampler with the exact mixture score and
-// write it as an (n, d) .npy, atomically; optional snapshots of chosen steps.
+// write it as an (n, d) .npy, atomically; optional snapshots of chosen steps. Under MPI the ranks
+// split the particles and write one file together (docs/scale.md).
+#include <algorithm>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <sstream>
 
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "dist/comm.hpp"
+#include "dist/npy_out.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/npy.hpp"
@@ -63,6 +68,98 @@ class NpySink : public ChunkSink {
   std::vector<unsigned char> buf_;
 };
 
+/// Under MPI (docs/scale.md): this rank's chunks into the shared files, each at its rows (file 0
+/// the output, then the snapshots in the order of snaps).
+class SharedNpySink : public ChunkSink {
+ public:
+  SharedNpySink(dist::SharedNpyOut& files, int d, bool fp64, const std::vector<int>& snaps)
+      : files_(files), d_(d), fp64_(fp64), snaps_(snaps) {}
+  void on_chunk(Backend& be) override { write(be, files_.file(0)); }
+  void on_snapshot(Backend& be, int t) override {
+    const auto it = std::find(snaps_.begin(), snaps_.end(), t);
+    write(be, files_.file(1 + static_cast<std::size_t>(it - snaps_.begin())));
+  }
+
+ private:
+  void write(Backend& be, NpySlices& f) {
+    buf_.resize(be.rows() * static_cast<std::size_t>(d_) * (fp64_ ? 8 : 4));
+    be.download(buf_.data());
+    f.write_rows(be.first(), buf_.data(), be.rows());
+  }
+  dist::SharedNpyOut& files_;
+  int d_;
+  bool fp64_;
+  std::vector<int> snaps_;
+  std::vector<unsigned char> buf_;
+};
+
+/// The run's summary from every rank's: all n particles, the slowest rank's time.
+RunSummary combined(dist::Comm& comm, const RunSummary& mine, uint64_t n, int d) {
+  const std::vector<std::string> all =
+      comm.gather(std::to_string(mine.seconds) + " " + std::to_string(mine.chunks), 0);
+  RunSummary s = mine;
+  s.n = n;
+  s.ranks = comm.size();
+  s.chunks = 0;
+  s.seconds = 0;
+  for (const auto& a : all) {
+    double sec = 0;
+    std::size_t chunks = 0;
+    std::istringstream(a) >> sec >> chunks;
+    s.seconds = std::max(s.seconds, sec);
+    s.chunks += chunks;
+  }
+  s.elt_steps_per_s = s.seconds > 0 ? double(n) * d * std::max(s.steps, 0) / s.seconds : 0.0;
+  return s;
+}
+
+/// `mpirun ... gmmdiff sample`: rank r samples its contiguous range of particles (each particle
+/// and its noise a function of its index) and writes its rows of one shared .npy at their offset;
+/// the files are renamed into place once every rank has written its rows (dist::SharedNpyOut).
+int sample_over_ranks(const SampleState& st, dist::Comm& comm) {
+  SampleOptions opt;
+  Mixture target;
+  Schedule sched;
+  std::unique_ptr<Backend> be;
+  std::vector<std::string> paths;
+  dist::collective(comm, [&] {  // the same checks as one process, reported once
+    opt = st.sampler.build();
+    target = st.model.build(opt.seed);
+    sched = st.schedule.build();
+    opt.snapshot_steps = parse_int_list(st.snapshots, "--snapshot");
+    check_sample_options(target, sched, opt);
+    check_output_file(st.out, "--out");
+    paths = {st.out};
+    for (int t : opt.snapshot_steps) {
+      check_output_file(snapshot_path(st.out, t), "--snapshot");
+      paths.push_back(snapshot_path(st.out, t));
+    }
+    be = make_backend(st.sampler.backend, st.sampler.threads);
+    opt.chunk = dist::rank_chunk_rows(*be, run_shape(target, opt.precision, opt.seed), opt.chunk);
+  });
+  const dist::Range mine = dist::split_range(opt.n, comm.rank(), comm.size());
+  opt.first = mine.first;
+  opt.count = mine.count;
+  if (!comm.root()) opt.eps_samples = 0;  // eps_score is measured once, by rank 0 (it does not depend on the split)
+  const bool fp64 = opt.precision == Precision::FP64;
+  dist::SharedNpyOut files(comm, paths, opt.n, static_cast<uint64_t>(target.d), fp64);
+  SharedNpySink sink(files, target.d, fp64, opt.snapshot_steps);
+  RunSummary sum;
+  dist::collective(comm, [&] {
+    std::unique_ptr<Progress> progress;
+    if (comm.root()) {  // rank 0's share stands for the run's progress
+      progress = std::make_unique<Progress>("sampling");
+      opt.progress = progress->callback();
+    }
+    sum = run_sampler(target, sched, opt, *be, sink);
+    opt.progress = nullptr;
+  });
+  files.commit();
+  const RunSummary all = combined(comm, sum, opt.n, target.d);
+  if (comm.root() && !st.quiet) std::cerr << all.one_line() << "\n";
+  return 0;
+}
+
 Runner setup(CLI::App& sub) {
   auto st = std::make_shared<SampleState>();
   st->model.add(sub);
@@ -72,6 +169,8 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--snapshot", st->snapshots, "Also write Y_t for these steps, e.g. 256,128 (OUT.t<t>.npy)");
   sub.add_flag("-q,--quiet", st->quiet, "No run summary on stderr");
   return [st]() {
+    dist::Comm& comm = dist::world();
+    if (comm.kind() == "mpi") return sample_over_ranks(*st, comm);
     const SampleOptions base = st->sampler.build();
     const Mixture target = st->model.build(base.seed);
     const Schedule sched = st->schedule.build();
@@ -98,7 +197,8 @@ Runner setup(CLI::App& sub) {
   };
 }
 
-const Registrar reg("sample", "Draw samples with DDPM/DDIM and the exact mixture score; write .npy", 10, setup);
+const Registrar reg("sample", "Draw samples with DDPM/DDIM and the exact mixture score; write .npy", 10, setup,
+                    Ranks::kAll);
 
 }  // namespace
 }  // namespace gmmdiff::cli

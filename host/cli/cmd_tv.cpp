@@ -11,10 +11,12 @@
 #include "io/atomic_file.hpp"
 #include "cli/command.hpp"
 #include "cli/common.hpp"
+#include "dist/comm.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/npy.hpp"
 #include "gmmdiff/tv.hpp"
+#include "tv/distributed.hpp"
 
 namespace gmmdiff::cli {
 namespace {
@@ -63,6 +65,8 @@ void print_table(std::ostream& os, const TvReport& r) {
      << "statistic\n";
 }
 
+void report(const TvState& st, const Mixture& target, const TvReport& r, const std::string& backend, int ranks);
+
 Runner setup(CLI::App& sub) {
   auto st = std::make_shared<TvState>();
   sub.add_option("sample", st->sample, "Sample .npy (n x d, float32 or float64)")->required();
@@ -85,55 +89,68 @@ Runner setup(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--json", st->json, "Also write the report as JSON to this file (atomically)");
   return [st]() {
-    const Mixture target = st->model.build(st->opt.seed);
-    if (!st->json.empty()) check_output_file(st->json, "--json");  // before the work, not after
-    // Opened and checked (header, size, shape) before the backend is made; the values are
-    // streamed chunk by chunk by tv_of_npy, never held whole.
-    NpyReader sample(st->sample);
-    check_tv_sample(sample, target.d);
-    auto be = make_backend(st->backend, st->threads);
-    const TvReport r = tv_of_npy(target, sample, st->opt, *be, st->chunk);
-
-    std::ostringstream os;
-    os << "gmmdiff tv: " << st->sample << ": n = " << r.n << ", d = " << target.d << ", K = " << target.K
-       << " (backend " << be->name() << ")\n";
-    if (r.nonfinite > 0) {
-      os << "non-finite rows: " << r.nonfinite << " of " << r.n << " hold NaN or Inf; they are excluded and every "
-         << "figure refers to the " << (r.n - r.nonfinite) << " finite rows\n";
-      std::cerr << "gmmdiff: warning: " << st->sample << ": " << r.nonfinite << " of " << r.n
-                << " rows hold NaN or Inf (excluded; TV refers to the finite rows)\n";
-    }
-    for (const auto& note : r.notes) os << "note: " << note << "\n";
-    print_table(os, r);
-
-    if (!st->json.empty()) {
-      nlohmann::json j;
-      j["sample"] = st->sample;
-      j["n"] = r.n;
-      j["nonfinite"] = r.nonfinite;
-      j["finite"] = r.n - r.nonfinite;
-      j["d"] = target.d;
-      j["K"] = target.K;
-      j["backend"] = be->name();
-      j["options"] = {{"stats", st->opt.stats},
-                      {"bins", st->opt.bins},
-                      {"bootstrap", st->opt.bootstrap},
-                      {"seed", st->opt.seed},
-                      {"reference_n", st->opt.reference_n}};
-      nlohmann::json stats = nlohmann::json::array();
-      for (const auto& s : r.stats) stats.push_back(stat_json(s));
-      j["stats"] = stats;
-      j["best"] = r.best;
-      j["max"] = stat_json(r.max());
-      j["notes"] = r.notes;
-      write_file_atomic(st->json, j.dump(2) + "\n");
-    }
-    std::cout << os.str() << std::flush;
+    // Under MPI every rank bins its rows and the counts are summed (docs/scale.md); the checks are
+    // every rank's, an error is reported once (dist::collective), and rank 0 alone writes.
+    dist::Comm& comm = dist::world();
+    Mixture target;
+    std::unique_ptr<NpyReader> sample;
+    std::unique_ptr<Backend> be;
+    dist::collective(comm, [&] {
+      target = st->model.build(st->opt.seed);
+      if (!st->json.empty()) check_output_file(st->json, "--json");  // before the work, not after
+      // Opened and checked (header, size, shape) before the backend is made; the values are
+      // streamed chunk by chunk by tv_of_npy, never held whole.
+      sample = std::make_unique<NpyReader>(st->sample);
+      check_tv_sample(*sample, target.d);
+      be = make_backend(st->backend, st->threads);
+    });
+    const TvReport r = tv_of_npy(target, *sample, st->opt, *be, st->chunk, comm);
+    dist::on_root(comm, [&] { report(*st, target, r, be->name(), comm.size()); });
     return 0;
   };
 }
 
-const Registrar reg("tv", "TV of a sample against the target, through statistics, with floor and CI", 20, setup);
+/// The table on stdout and the --json file (rank 0 alone under MPI).
+void report(const TvState& st, const Mixture& target, const TvReport& r, const std::string& backend, int ranks) {
+  std::ostringstream os;
+  os << "gmmdiff tv: " << st.sample << ": n = " << r.n << ", d = " << target.d << ", K = " << target.K
+     << " (backend " << backend << (ranks > 1 ? ", " + std::to_string(ranks) + " ranks" : std::string()) << ")\n";
+  if (r.nonfinite > 0) {
+    os << "non-finite rows: " << r.nonfinite << " of " << r.n << " hold NaN or Inf; they are excluded and every "
+       << "figure refers to the " << (r.n - r.nonfinite) << " finite rows\n";
+    std::cerr << "gmmdiff: warning: " << st.sample << ": " << r.nonfinite << " of " << r.n
+              << " rows hold NaN or Inf (excluded; TV refers to the finite rows)\n";
+  }
+  for (const auto& note : r.notes) os << "note: " << note << "\n";
+  print_table(os, r);
+
+  if (!st.json.empty()) {
+    nlohmann::json j;
+    j["sample"] = st.sample;
+    j["n"] = r.n;
+    j["nonfinite"] = r.nonfinite;
+    j["finite"] = r.n - r.nonfinite;
+    j["d"] = target.d;
+    j["K"] = target.K;
+    j["backend"] = backend;
+    j["options"] = {{"stats", st.opt.stats},
+                    {"bins", st.opt.bins},
+                    {"bootstrap", st.opt.bootstrap},
+                    {"seed", st.opt.seed},
+                    {"reference_n", st.opt.reference_n}};
+    nlohmann::json stats = nlohmann::json::array();
+    for (const auto& s : r.stats) stats.push_back(stat_json(s));
+    j["stats"] = stats;
+    j["best"] = r.best;
+    j["max"] = stat_json(r.max());
+    j["notes"] = r.notes;
+    write_file_atomic(st.json, j.dump(2) + "\n");
+  }
+  std::cout << os.str() << std::flush;
+}
+
+const Registrar reg("tv", "TV of a sample against the target, through statistics, with floor and CI", 20, setup,
+                    Ranks::kAll);
 
 }  // namespace
 }  // namespace gmmdiff::cli

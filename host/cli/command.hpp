@@ -13,17 +13,24 @@ using Runner = std::function<int()>;
 /// Adds a subcommand's options to `sub` (binding them to state it owns) and returns its runner.
 using Setup = std::function<Runner(CLI::App& sub)>;
 
+/// How a command runs under an MPI launcher with more than one rank (docs/scale.md).
+enum class Ranks {
+  kRootOnly,  ///< rank 0 runs it alone; the other ranks only wait for it
+  kAll,       ///< every rank runs it: the command splits its work over dist::world()
+};
+
 struct CommandInfo {
   std::string name, help;
   Setup setup;
   int order;  ///< position in `gmmdiff --help`
+  Ranks ranks = Ranks::kRootOnly;
 };
 std::vector<CommandInfo>& registry();
 
-/// `static Registrar r("sample", "Draw samples", 10, setup);` in a command's file.
+/// `static Registrar r("sample", "Draw samples", 10, setup, Ranks::kAll);` in a command's file.
 struct Registrar {
-  Registrar(std::string name, std::string help, int order, Setup setup) {
-    registry().push_back(CommandInfo{std::move(name), std::move(help), std::move(setup), order});
+  Registrar(std::string name, std::string help, int order, Setup setup, Ranks ranks = Ranks::kRootOnly) {
+    registry().push_back(CommandInfo{std::move(name), std::move(help), std::move(setup), order, ranks});
   }
 };
 
