@@ -21,6 +21,7 @@
 #include "sweep/dir_lock.hpp"
 #include "sweep/results_log.hpp"
 #include "sweep/run_params.hpp"
+#include "sweep/sweep_dir.hpp"
 
 namespace gmmdiff {
 namespace {
@@ -64,16 +65,6 @@ void record_figures(SweepRow& row, const TvReport& r, const RunSummary& s) {
 }
 
 // ---------------------------------------------------------------- the output directory
-
-/// The backends a sweep's runs name, made once each (a name the machine cannot serve, e.g. cuda
-/// without a device, is an error here, before anything is written).
-std::map<std::string, std::unique_ptr<Backend>> make_backends(const SweepSpec& spec, int threads) {
-  std::set<std::string> names;
-  for (const auto& p : spec.runs) names.insert(p.backend);
-  std::map<std::string, std::unique_ptr<Backend>> backends;
-  for (const auto& b : names) backends.emplace(b, make_backend(b, threads));
-  return backends;
-}
 
 void create_out_dir(const std::string& dir) {
   std::error_code ec;
@@ -162,6 +153,14 @@ bool csv_due(std::size_t runs, std::size_t ran, std::size_t finished, std::size_
 
 }  // namespace
 
+std::map<std::string, std::unique_ptr<Backend>> make_backends(const SweepSpec& spec, int threads) {
+  std::set<std::string> names;
+  for (const auto& p : spec.runs) names.insert(p.backend);
+  std::map<std::string, std::unique_ptr<Backend>> backends;
+  for (const auto& b : names) backends.emplace(b, make_backend(b, threads));
+  return backends;
+}
+
 SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& be,
                  const std::function<void(uint64_t, uint64_t)>& on_progress) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -196,49 +195,64 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& be,
   return row;
 }
 
+SweepDir::SweepDir(const SweepSpec& spec, const std::string& out_dir, const SweepCallbacks& cb)
+    : spec_(spec), cb_(cb), out_dir_(out_dir) {
+  if (out_dir.empty()) throw Error("sweep: no output directory");
+  create_out_dir(out_dir);
+  lock_ = std::make_unique<DirLock>(out_dir);
+  check_or_write_spec(out_dir, spec);
+
+  log_path_ = (fs::path(out_dir) / "results.jsonl").string();
+  log_ = std::make_unique<ResultsLog>(log_path_);
+  const Notes note(cb);
+  note(spec.name + ": " + std::to_string(spec.runs.size()) + " runs -> " + out_dir);
+  note.repairs(*log_);
+
+  out_.total = spec.runs.size();
+  std::set<std::string> spec_keys;
+  for (const auto& p : spec.runs) spec_keys.insert(p.key());
+  note.foreign_rows(*log_, spec_keys);
+  for (const auto& p : spec.runs)
+    if (log_->has(p.key())) ++out_.done_before;
+  if (out_.done_before) note.resuming(*log_, spec_keys, out_.done_before, out_.total, log_path_);
+
+  csv_path_ = (fs::path(out_dir) / "results.csv").string();
+  write_file_atomic(csv_path_, rows_to_csv(rows_in_run_order(*log_, spec)));
+  finished_ = out_.done_before;
+}
+
+SweepDir::~SweepDir() = default;
+
+bool SweepDir::done(std::size_t i) const { return log_->has(spec_.runs.at(i).key()); }
+
+void SweepDir::record(SweepRow row, std::size_t i) {
+  row.sweep = spec_.name;
+  row.index = i;
+  log_->append(row);
+  ++finished_;
+  ++out_.ran;
+  if (csv_due(spec_.runs.size(), out_.ran, finished_, out_.total))
+    write_file_atomic(csv_path_, rows_to_csv(rows_in_run_order(*log_, spec_)));
+  if (cb_.on_row) cb_.on_row(row, finished_, out_.total);
+}
+
+SweepOutcome SweepDir::finish() {
+  out_.rows = rows_in_run_order(*log_, spec_);
+  if (out_.ran) write_file_atomic(csv_path_, rows_to_csv(out_.rows));
+  return out_;
+}
+
 SweepOutcome run_sweep(const SweepSpec& spec, const SweepRunOptions& opt, const SweepCallbacks& cb) {
   if (opt.out_dir.empty()) throw Error("sweep: no output directory");
   const auto backends = make_backends(spec, opt.threads);
-  create_out_dir(opt.out_dir);
-  DirLock lock(opt.out_dir);
-  check_or_write_spec(opt.out_dir, spec);
-
-  const std::string log_path = (fs::path(opt.out_dir) / "results.jsonl").string();
-  ResultsLog log(log_path);
-  const Notes note(cb);
-  note(spec.name + ": " + std::to_string(spec.runs.size()) + " runs -> " + opt.out_dir);
-  note.repairs(log);
-
-  SweepOutcome out;
-  out.total = spec.runs.size();
-  std::set<std::string> spec_keys;
-  for (const auto& p : spec.runs) spec_keys.insert(p.key());
-  note.foreign_rows(log, spec_keys);
-  for (const auto& p : spec.runs)
-    if (log.has(p.key())) ++out.done_before;
-  if (out.done_before) note.resuming(log, spec_keys, out.done_before, out.total, log_path);
-
-  const std::string csv_path = (fs::path(opt.out_dir) / "results.csv").string();
-  write_file_atomic(csv_path, rows_to_csv(rows_in_run_order(log, spec)));
-
-  std::size_t finished = out.done_before;
+  SweepDir dir(spec, opt.out_dir, cb);
   for (std::size_t i = 0; i < spec.runs.size(); ++i) {
     const RunParams& p = spec.runs[i];
-    if (log.has(p.key())) continue;
-    if (cb.on_start) cb.on_start(p, finished, out.total);
-    SweepRow row = run_one(p, spec.chunk, *backends.at(p.backend), cb.on_progress);
-    row.sweep = spec.name;
-    row.index = i;
-    log.append(row);
-    ++finished;
-    ++out.ran;
-    if (csv_due(spec.runs.size(), out.ran, finished, out.total))
-      write_file_atomic(csv_path, rows_to_csv(rows_in_run_order(log, spec)));
-    if (cb.on_row) cb.on_row(row, finished, out.total);
+    if (dir.done(i)) continue;
+    if (cb.on_start) cb.on_start(p, dir.finished(), spec.runs.size());
+    dir.record(run_one(p, spec.chunk, *backends.at(p.backend), cb.on_progress), i);
   }
-  out.rows = rows_in_run_order(log, spec);
-  if (out.ran) write_file_atomic(csv_path, rows_to_csv(out.rows));
-  return out;
+  return dir.finish();
 }
 
 }  // namespace gmmdiff
