@@ -8,10 +8,12 @@
 #include <set>
 
 #include "cli/command.hpp"
+#include "dist/comm.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/report.hpp"
 #include "gmmdiff/sweep.hpp"
+#include "sweep/distributed.hpp"
 #include "cli/progress.hpp"
 
 namespace gmmdiff::cli {
@@ -58,6 +60,9 @@ std::string row_line(const SweepRow& r, std::size_t i, std::size_t total) {
   return s;
 }
 
+void dry_run(const SweepSpec& spec, const std::string& out);
+int run(const SweepArgs& a, const SweepSpec& spec, const std::string& out, dist::Comm& comm);
+
 Runner setup(CLI::App& sub) {
   auto a = std::make_shared<SweepArgs>();
   sub.add_option("file", a->file, "Sweep file (JSON, docs/sweeps.md); none: the embedded default");
@@ -71,75 +76,93 @@ Runner setup(CLI::App& sub) {
   sub.add_flag("--no-report", a->no_report, "Do not write the report and plots at the end");
   sub.add_flag("--no-plots", a->no_plots, "Write the report's tables but no PNG plots");
   return [a]() -> int {
-    if (!a->backend.empty() && a->backend != "auto" && a->backend != "cpu" && a->backend != "cuda")
-      throw Error("--backend \"" + a->backend + "\" (allowed: auto, cpu, cuda)");
-    if (a->print_default) {
-      if (!a->file.empty()) throw Error("--print-default takes no sweep file");
-      std::cout << default_text(*a) << "\n";
-      return kOk;
-    }
+    // Under MPI every rank parses the sweep (errors reported once, by rank 0); the runs are spread
+    // over the ranks and rank 0 alone writes and prints (docs/scale.md).
+    dist::Comm& comm = dist::world();
     SweepSpec spec;
     std::string out = a->out;
-    if (a->file.empty()) {
-      const std::string kind = default_kind(a->backend);
-      spec = parse_sweep(default_text(*a), "default sweep (" + kind + ")", ".");
-      if (out.empty()) out = "runs/default-" + kind;
-    } else {
-      if (!a->backend.empty())
-        throw Error("--backend applies to the embedded default; set \"backend\" in " + a->file + " instead");
-      spec = load_sweep_file(a->file);
-      if (out.empty()) out = "runs/" + spec.name;
-    }
-
-    if (a->dry_run) {
-      std::size_t done = 0;
-      // No results.jsonl yet: nothing is done. One that does not read is an error, as it would be
-      // for the sweep itself (a dry run must not claim that every run is still to do).
-      std::vector<SweepRow> have;
-      const std::string results = out + "/results.jsonl";
-      if (std::filesystem::exists(results)) have = read_results(results);
-      std::set<std::string> keys;
-      for (const auto& r : have) keys.insert(r.key);
-      for (std::size_t i = 0; i < spec.runs.size(); ++i) {
-        const bool d = keys.count(spec.runs[i].key()) > 0;
-        done += d;
-        std::cout << spec.runs[i].key() << "  " << (d ? "done " : "to do") << "  " << spec.runs[i].label() << "\n";
+    dist::collective(comm, [&] {
+      if (!a->backend.empty() && a->backend != "auto" && a->backend != "cpu" && a->backend != "cuda")
+        throw Error("--backend \"" + a->backend + "\" (allowed: auto, cpu, cuda)");
+      if (a->print_default) {
+        if (!a->file.empty()) throw Error("--print-default takes no sweep file");
+        return;
       }
-      std::cout << spec.runs.size() << " runs (" << done << " done in " << out << ")\n";
+      if (a->file.empty()) {
+        const std::string kind = default_kind(a->backend);
+        spec = parse_sweep(default_text(*a), "default sweep (" + kind + ")", ".");
+        if (out.empty()) out = "runs/default-" + kind;
+      } else {
+        if (!a->backend.empty())
+          throw Error("--backend applies to the embedded default; set \"backend\" in " + a->file + " instead");
+        spec = load_sweep_file(a->file);
+        if (out.empty()) out = "runs/" + spec.name;
+      }
+    });
+    if (a->print_default) {
+      if (comm.root()) std::cout << default_text(*a) << "\n";
       return kOk;
     }
-
-    std::unique_ptr<Progress> progress;
-    SweepCallbacks cb;
-    cb.on_note = [](const std::string& s) { std::cerr << "gmmdiff sweep: " << s << "\n"; };
-    cb.on_start = [&](const RunParams& p, std::size_t i, std::size_t total) {
-      progress =
-          std::make_unique<Progress>("[" + std::to_string(i + 1) + "/" + std::to_string(total) + "] " + p.label());
-      progress->update(0, 1);
-    };
-    cb.on_progress = [&](uint64_t done, uint64_t total) {
-      if (progress) progress->update(done, total);
-    };
-    cb.on_row = [&](const SweepRow& r, std::size_t i, std::size_t total) {
-      progress.reset();  // clears the progress line before the row is printed
-      std::cout << row_line(r, i, total) << std::endl;
-    };
-    SweepRunOptions ro;
-    ro.out_dir = out;
-    ro.threads = a->threads;
-    const SweepOutcome o = run_sweep(spec, ro, cb);
-    progress.reset();
-    std::cerr << "gmmdiff sweep: " << o.ran << " runs done now, " << o.done_before << " before; results in " << out
-              << "/results.jsonl\n";
-    if (!a->no_report) finish_report(out, !a->no_plots, false, ReportOptions{});
-    return kOk;
+    if (a->dry_run) {
+      dist::on_root(comm, [&] { dry_run(spec, out); });
+      return kOk;
+    }
+    return run(*a, spec, out, comm);
   };
+}
+
+/// --dry-run: the runs, and which of them --out holds.
+void dry_run(const SweepSpec& spec, const std::string& out) {
+  std::size_t done = 0;
+  // No results.jsonl yet: nothing is done. One that does not read is an error, as it would be
+  // for the sweep itself (a dry run must not claim that every run is still to do).
+  std::vector<SweepRow> have;
+  const std::string results = out + "/results.jsonl";
+  if (std::filesystem::exists(results)) have = read_results(results);
+  std::set<std::string> keys;
+  for (const auto& r : have) keys.insert(r.key);
+  for (std::size_t i = 0; i < spec.runs.size(); ++i) {
+    const bool d = keys.count(spec.runs[i].key()) > 0;
+    done += d;
+    std::cout << spec.runs[i].key() << "  " << (d ? "done " : "to do") << "  " << spec.runs[i].label() << "\n";
+  }
+  std::cout << spec.runs.size() << " runs (" << done << " done in " << out << ")\n";
+}
+
+/// Runs the sweep (over the ranks of comm), then writes its report.
+int run(const SweepArgs& a, const SweepSpec& spec, const std::string& out, dist::Comm& comm) {
+  std::unique_ptr<Progress> progress;
+  SweepCallbacks cb;
+  cb.on_note = [](const std::string& s) { std::cerr << "gmmdiff sweep: " << s << "\n"; };
+  cb.on_start = [&](const RunParams& p, std::size_t i, std::size_t total) {
+    progress =
+        std::make_unique<Progress>("[" + std::to_string(i + 1) + "/" + std::to_string(total) + "] " + p.label());
+    progress->update(0, 1);
+  };
+  cb.on_progress = [&](uint64_t done, uint64_t total) {
+    if (progress) progress->update(done, total);
+  };
+  cb.on_row = [&](const SweepRow& r, std::size_t i, std::size_t total) {
+    progress.reset();  // clears the progress line before the row is printed
+    std::cout << row_line(r, i, total) << std::endl;
+  };
+  SweepRunOptions ro;
+  ro.out_dir = out;
+  ro.threads = a.threads;
+  const SweepOutcome o = run_sweep(spec, ro, cb, comm);
+  progress.reset();
+  dist::on_root(comm, [&] {
+    std::cerr << "gmmdiff sweep: " << o.ran << " runs done now, " << o.done_before << " before; results in "
+              << out << "/results.jsonl\n";
+    if (!a.no_report) finish_report(out, !a.no_plots, false, ReportOptions{});
+  });
+  return kOk;
 }
 
 const Registrar reg("sweep",
                     "Run a sweep of T x d x K x eps x sampler x seed (or the embedded default, \"is DDPM "
                     "dimension-free on mixtures?\"): resumable, one JSONL row per run, then the report",
-                    40, setup);
+                    40, setup, Ranks::kAll);
 
 }  // namespace
 }  // namespace gmmdiff::cli
