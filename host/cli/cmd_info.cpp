@@ -1,11 +1,15 @@
 // gmmdiff info: the build configuration, backends, devices and precisions available.
 #include <omp.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
+#include "dist/comm.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/version.hpp"
 
@@ -20,10 +24,31 @@ std::string cpu_model() {
   return "unknown";
 }
 
+std::string host_name() {
+  char buf[256] = {0};
+  return ::gethostname(buf, sizeof buf - 1) == 0 ? buf : "unknown";
+}
+
 Runner setup(CLI::App& sub) {
   auto as_json = std::make_shared<bool>(false);
   sub.add_flag("--json", *as_json, "Print the same as JSON");
   return [as_json]() {
+    // Under MPI every rank says where it runs (its machine, local rank, threads, GPU); rank 0
+    // prints them all (docs/scale.md: how to check the placement of a job).
+    dist::Comm& comm = dist::world();
+    const nlohmann::json me = {{"rank", comm.rank()},
+                               {"host", host_name()},
+                               {"local_rank", comm.local_rank()},
+                               {"local_size", comm.local_size()},
+                               {"threads", omp_get_max_threads()},
+                               {"cuda_visible_devices", std::getenv("CUDA_VISIBLE_DEVICES")
+                                                            ? std::getenv("CUDA_VISIBLE_DEVICES")
+                                                            : ""},
+                               {"placement", dist::placement()}};
+    const std::vector<std::string> all = comm.gather(me.dump(), 0);
+    if (!comm.root()) return 0;
+    nlohmann::json ranks = nlohmann::json::array();
+    for (const auto& r : all) ranks.push_back(nlohmann::json::parse(r));
     nlohmann::json j;
     j["version"] = version();
     j["commit"] = build_commit();
@@ -43,6 +68,8 @@ Runner setup(CLI::App& sub) {
     if (!devs.empty()) backends.push_back("cuda");
     j["backends"] = backends;
     j["auto_backend"] = devs.empty() ? "cpu" : "cuda";
+    j["mpi"] = {{"compiled", dist::mpi_compiled()}, {"launched", comm.kind() == "mpi"}, {"size", comm.size()},
+                {"ranks", ranks}};
     if (*as_json) {
       std::cout << j.dump(2) << "\n";
       return 0;
@@ -60,11 +87,25 @@ Runner setup(CLI::App& sub) {
                 << d["compute_capability"].get<std::string>() << ", " << d["sm_count"].get<int>() << " SMs\n";
     std::cout << "  backends:      " << (devs.empty() ? "cpu" : "cpu, cuda") << " (auto = "
               << j["auto_backend"].get<std::string>() << ")\n";
+    std::cout << "  MPI:           " << (dist::mpi_compiled() ? "compiled" : "not compiled");
+    if (comm.kind() == "mpi") std::cout << ", this job has " << comm.size() << " rank" << (comm.size() == 1 ? "" : "s");
+    else if (dist::mpi_compiled()) std::cout << " (not launched by mpirun or srun: one process)";
+    std::cout << "\n";
+    if (comm.kind() == "mpi")
+      for (const auto& r : ranks) {
+        std::cout << "    rank " << r["rank"].get<int>() << " on " << r["host"].get<std::string>() << ", local rank "
+                  << r["local_rank"].get<int>() << " of " << r["local_size"].get<int>() << ", "
+                  << r["threads"].get<int>() << " OpenMP threads";
+        const std::string vis = r["cuda_visible_devices"].get<std::string>();
+        if (!vis.empty()) std::cout << ", CUDA_VISIBLE_DEVICES=" << vis;
+        std::cout << "\n";
+      }
     return 0;
   };
 }
 
-const Registrar reg("info", "Build configuration, backends, devices found, precision support", 90, setup);
+const Registrar reg("info", "Build configuration, backends, devices found, precision support, MPI ranks", 90, setup,
+                    Ranks::kAll);
 
 }  // namespace
 }  // namespace gmmdiff::cli

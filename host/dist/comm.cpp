@@ -43,6 +43,7 @@ class SerialComm final : public Comm {
 SerialComm g_serial;
 std::unique_ptr<Comm> g_world;  // set by Session when the process is one rank of an MPI job
 int g_gpu_sharers = 1;          // local ranks given the same GPU by Session
+std::vector<std::string> g_placement;  // what Session set for this rank
 
 std::string pack(const std::vector<std::string>& parts) {
   std::string out;
@@ -96,6 +97,7 @@ int affinity_cpus() {
 
 Comm& world() { return g_world ? *g_world : static_cast<Comm&>(g_serial); }
 Comm& serial() { return g_serial; }
+const std::vector<std::string>& placement() { return g_placement; }
 
 bool mpi_compiled() {
 #if defined(GMMDIFF_HAVE_MPI)
@@ -158,10 +160,10 @@ Session::Session(int* argc, char*** argv) {
   const int share = cpu_share(affinity_cpus(), machine, c.local_size());
   if (!std::getenv("OMP_NUM_THREADS")) {
     omp_set_num_threads(share);
-    placement_.push_back("OpenMP threads " + std::to_string(share) + " (" + std::to_string(c.local_size()) +
+    g_placement.push_back("OpenMP threads " + std::to_string(share) + " (" + std::to_string(c.local_size()) +
                          " ranks on this machine, " + std::to_string(machine) + " CPUs)");
   } else {
-    placement_.push_back(std::string("OpenMP threads from OMP_NUM_THREADS=") + std::getenv("OMP_NUM_THREADS"));
+    g_placement.push_back(std::string("OpenMP threads from OMP_NUM_THREADS=") + std::getenv("OMP_NUM_THREADS"));
   }
   // GPU: one per local rank, chosen before anything initialises CUDA.
   if (c.local_size() > 1) {
@@ -172,7 +174,7 @@ Session::Session(int* argc, char*** argv) {
       ::setenv("CUDA_VISIBLE_DEVICES", g->c_str(), 1);
       const int listed = vis ? static_cast<int>(std::count(before.begin(), before.end(), ',')) + 1 : gpus;
       g_gpu_sharers = (c.local_size() + listed - 1) / listed;
-      placement_.push_back("CUDA_VISIBLE_DEVICES=" + *g + " (local rank " + std::to_string(c.local_rank()) +
+      g_placement.push_back("CUDA_VISIBLE_DEVICES=" + *g + " (local rank " + std::to_string(c.local_rank()) +
                            (vis ? " of the devices " + before : " of " + std::to_string(gpus) + " GPUs") + ")");
     }
   }

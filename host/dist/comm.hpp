@@ -81,13 +81,14 @@ class Session {
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
-  /// What the session set for this rank, e.g. "CUDA_VISIBLE_DEVICES=1 (device 1 of 2)"; for `info`.
-  const std::vector<std::string>& placement() const { return placement_; }
 
  private:
   bool mpi_ = false;
-  std::vector<std::string> placement_;
 };
+
+/// What the Session set for this rank, e.g. "CUDA_VISIBLE_DEVICES=1 (local rank 1 of 2 GPUs)"
+/// (empty in one process); `gmmdiff info` prints it for every rank.
+const std::vector<std::string>& placement();
 
 /// How many ranks of this machine share the memory of a backend of this name: "cpu", every local
 /// rank; "cuda", the local ranks given the same GPU (1 when each has its own, or when the launcher
