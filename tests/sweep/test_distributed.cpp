@@ -6,7 +6,6 @@
 
 #include <filesystem>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,25 +20,6 @@ using namespace gmmdiff;
 using namespace gmmdiff::test;
 
 namespace {
-
-/// A row's figures: its JSON without what describes time, build or host (as tools/compare_rows.py).
-std::string figures(const std::string& line) {
-  nlohmann::json j = nlohmann::json::parse(line);
-  for (const char* k : {"seconds", "eps_seconds", "wall_seconds", "elt_steps_per_s", "finished_at", "version",
-                        "device", "backend", "chunks"})
-    j.erase(k);
-  return j.dump();
-}
-
-/// key -> figures of every line of a results.jsonl; fails the test on a key seen twice.
-std::map<std::string, std::string> rows_by_key(const std::string& path) {
-  std::map<std::string, std::string> out;
-  for (const auto& l : lines_of(path)) {
-    const std::string key = nlohmann::json::parse(l).at("key");
-    EXPECT_TRUE(out.emplace(key, figures(l)).second) << "key " << key << " twice in " << path;
-  }
-  return out;
-}
 
 const char* const kSweep = R"({"name": "dist", "family": "random-sphere", "d": [2, 3], "K": 3, "T": [6, 12, 24],
   "n": 900, "seeds": [0, 1], "tv": {"stats": "means,radial", "bootstrap": 20}, "backend": "cpu"})";

@@ -23,11 +23,11 @@ inline std::string slurp(const std::string& p) {
   return ss.str();
 }
 
-/// Runs `gmmdiff <args>` (args already shell-quoted) with CI=1 (no progress drawing).
-inline CliResult run_cli(const std::string& args) {
+/// Runs a shell command line with CI=1 (no progress drawing), capturing its exit code and output.
+inline CliResult run_shell(const std::string& command) {
   static int counter = 0;
   const std::string base = testing::TempDir() + "/cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
-  const std::string cmd = std::string("CI=1 '") + GMMDIFF_CLI_PATH + "' " + args + " >" + base + ".out 2>" + base + ".err";
+  const std::string cmd = "CI=1 " + command + " >" + base + ".out 2>" + base + ".err";
   const int st = std::system(cmd.c_str());
   CliResult r;
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -35,6 +35,9 @@ inline CliResult run_cli(const std::string& args) {
   r.err = slurp(base + ".err");
   return r;
 }
+
+/// Runs `gmmdiff <args>` (args already shell-quoted) with CI=1 (no progress drawing).
+inline CliResult run_cli(const std::string& args) { return run_shell(std::string("'") + GMMDIFF_CLI_PATH + "' " + args); }
 
 inline bool exists(const std::string& p) { return std::ifstream(p).good(); }
 

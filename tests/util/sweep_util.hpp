@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,26 @@ inline std::vector<std::string> lines_of(const std::string& path) {
   while (std::getline(in, l))
     if (!l.empty()) v.push_back(l);
   return v;
+}
+
+/// A row's figures: its JSON line without the fields that describe time, build or host (the list
+/// of tools/compare_rows.py), so that rows made by different runs of one sweep compare equal.
+inline std::string row_figures(const std::string& line) {
+  nlohmann::json j = nlohmann::json::parse(line);
+  for (const char* k : {"seconds", "eps_seconds", "wall_seconds", "elt_steps_per_s", "finished_at", "version",
+                        "device", "backend", "chunks"})
+    j.erase(k);
+  return j.dump();
+}
+
+/// key -> row_figures of every line of a results.jsonl; fails the test on a key seen twice.
+inline std::map<std::string, std::string> rows_by_key(const std::string& path) {
+  std::map<std::string, std::string> out;
+  for (const auto& l : lines_of(path)) {
+    const std::string key = nlohmann::json::parse(l).at("key");
+    EXPECT_TRUE(out.emplace(key, row_figures(l)).second) << "key " << key << " twice in " << path;
+  }
+  return out;
 }
 
 /// A sweep small enough for tests: 6 runs of a few milliseconds to a few tens of milliseconds.
