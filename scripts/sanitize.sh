@@ -24,8 +24,12 @@ FLAGS=${GMMDIFF_ASAN_FLAGS:--O1 -g1 -DNDEBUG}
 install_missing sanitize cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev \
     libopenblas-openmp-dev libomp-dev
 
+# MPI off: OpenMPI's own allocations at MPI_Init are never freed (LeakSanitizer reports some 120 KB
+# from its plugins, already unloaded at exit, so no suppression can name them). The protocols over
+# the ranks (host/dist, the sweep's dispatcher) are still checked here, with ranks that are threads
+# (tests/util/thread_comm.hpp); the mpirun tests run in the plain build (label mpi).
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="$TYPE" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$FLAGS" -DGMMDIFF_CUDA=OFF \
-      -DGMMDIFF_SANITIZE=address,undefined -DGMMDIFF_TESTS=ON >/dev/null
+      -DGMMDIFF_MPI=OFF -DGMMDIFF_SANITIZE=address,undefined -DGMMDIFF_TESTS=ON >/dev/null
 cmake --build "$BUILD" -j "$(nproc)"
 
 # detect_leaks: a leak is a failure too. strict_string_checks/detect_stack_use_after_return: more

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 . scripts/lib/packages.sh
 install_missing setup cmake ninja-build g++ libgtest-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev \
-    libopenblas-openmp-dev libomp-dev python3-numpy python3-matplotlib
+    libopenblas-openmp-dev libomp-dev libopenmpi-dev openmpi-bin python3-numpy python3-matplotlib
 
 # nvcc is usually not on a fresh shell's PATH; use the toolkit when it is there.
 if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
