@@ -81,10 +81,13 @@ class SharedNpySink : public ChunkSink {
   }
 
  private:
+  // In pieces as the backend hands them over (as NpySink), each at its particles' rows.
   void write(Backend& be, NpySlices& f) {
-    buf_.resize(be.rows() * static_cast<std::size_t>(d_) * (fp64_ ? 8 : 4));
-    be.download(buf_.data());
-    f.write_rows(be.first(), buf_.data(), be.rows());
+    const uint64_t first = be.first();
+    be.stream_chunk(static_cast<std::size_t>(d_) * (fp64_ ? 8 : 4), buf_,
+                    [&](const void* values, std::size_t row0, std::size_t rows) {
+                      f.write_rows(first + row0, values, rows);
+                    });
   }
   dist::SharedNpyOut& files_;
   int d_;
