@@ -187,6 +187,12 @@ Session::Session(int* argc, char*** argv) {
 Session::~Session() {
 #if defined(GMMDIFF_HAVE_MPI)
   if (mpi_) {
+    // Ranks done before the others (a command run by rank 0 alone) wait asleep, not in
+    // MPI_Finalize. A failed barrier (a rank already gone) must not stop the finalisation.
+    try {
+      g_world->barrier();
+    } catch (...) {
+    }
     g_world.reset();
     mpi::finalize();
   }
@@ -294,6 +300,7 @@ void collective(Comm& comm, const std::function<void()>& f) {
   } catch (...) {
     fail(JobFailure::kInternal, "an unknown exception");
   }
+  comm.barrier();  // the ranks that finished first wait here asleep (Comm::barrier), not polling
   const std::vector<std::string> all = comm.all_gather(status);
   int failed = -1;
   for (int r = 0; r < static_cast<int>(all.size()); ++r)

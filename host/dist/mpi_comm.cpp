@@ -5,9 +5,11 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "gmmdiff/error.hpp"
 
@@ -48,7 +50,13 @@ class MpiComm final : public Comm {
   int local_size() const override { return local_size_; }
   std::string kind() const override { return "mpi"; }
 
-  void barrier() override { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+  /// A barrier whose waiting sleeps: MPI's blocking calls poll the CPU at full speed, which would
+  /// take a core from the ranks (or the rank-0 threads) still working on this machine.
+  void barrier() override {
+    MPI_Request req;
+    check(MPI_Ibarrier(comm_, &req), "MPI_Ibarrier");
+    wait_sleeping(req);
+  }
 
   void broadcast(std::string& bytes, int root) override {
     unsigned long long n = bytes.size();
@@ -98,9 +106,10 @@ class MpiComm final : public Comm {
   }
 
   Message receive() override {
-    MPI_Status st;
-    check(MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &st), "MPI_Probe");
-    return take(st);
+    for (auto pause = kFirstPause;; pause = std::min(pause * 2, kLongestPause)) {  // sleeping, as barrier()
+      if (auto m = poll()) return std::move(*m);
+      std::this_thread::sleep_for(pause);
+    }
   }
 
   std::optional<Message> poll() override {
@@ -117,6 +126,17 @@ class MpiComm final : public Comm {
   }
 
  private:
+  static constexpr std::chrono::microseconds kFirstPause{20}, kLongestPause{1000};
+
+  void wait_sleeping(MPI_Request& req) {
+    for (auto pause = kFirstPause;; pause = std::min(pause * 2, kLongestPause)) {
+      int done = 0;
+      check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+      if (done) return;
+      std::this_thread::sleep_for(pause);
+    }
+  }
+
   Message take(const MPI_Status& st) {
     int n = 0;
     check(MPI_Get_count(&st, MPI_BYTE, &n), "MPI_Get_count");
