@@ -129,7 +129,9 @@ int sample_over_ranks(const SampleState& st, dist::Comm& comm) {
     opt = st.sampler.build();
     target = st.model.build(opt.seed);
     sched = st.schedule.build();
-    opt.snapshot_steps = parse_int_list(st.snapshots, "--snapshot");
+    for (int t : parse_int_list(st.snapshots, "--snapshot"))  // one file per step, as NpySink's map
+      if (std::find(opt.snapshot_steps.begin(), opt.snapshot_steps.end(), t) == opt.snapshot_steps.end())
+        opt.snapshot_steps.push_back(t);
     check_sample_options(target, sched, opt);
     check_output_file(st.out, "--out");
     paths = {st.out};
