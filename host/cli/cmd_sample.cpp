@@ -112,7 +112,7 @@ RunSummary combined(dist::Comm& comm, const RunSummary& mine, uint64_t n, int d)
     s.seconds = std::max(s.seconds, sec);
     s.chunks += chunks;
   }
-  s.elt_steps_per_s = s.seconds > 0 ? double(n) * d * std::max(s.steps, 0) / s.seconds : 0.0;
+  s.elt_steps_per_s = s.seconds > 0 ? double(n) * d * std::max(s.steps - s.identity_steps, 0) / s.seconds : 0.0;
   return s;
 }
 
