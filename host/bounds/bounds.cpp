@@ -8,8 +8,10 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
 
 #include "bounds/bounds_cpu.hpp"
+#include "bounds/distributed.hpp"
 #include "bounds/score_jacobian.hpp"
 #include "core/special_functions.hpp"
 #include "gmmdiff/detail/bounds_math.hpp"
@@ -30,23 +32,57 @@ constexpr uint64_t kAutoChunkRows = uint64_t(1) << 17;  // rows per automatic ch
 constexpr double kClosedFormMinTv = 1e-6;
 constexpr double kClosedFormMaxNoncentrality = 1e4;
 
-/// Mean and standard error accumulated in a fixed order (Welford).
+/// Mean and standard error accumulated in a fixed order (Welford), in blocks of draws that are
+/// merged in block order (Chan, Golub and LeVeque): the blocks are fixed by n and the kernels'
+/// unit alone, so one process and any number of MPI ranks (each a contiguous range of blocks,
+/// docs/scale.md) add the same numbers in the same order.
 struct Welford {
-  uint64_t n = 0;
-  double mean = 0, m2 = 0;
+  double n = 0, mean = 0, m2 = 0;
+  static constexpr std::size_t kValues = 3;  ///< what a block sends: n, mean, m2
   void push(double x) {
-    ++n;
+    n += 1;
     const double delta = x - mean;
-    mean += delta / double(n);
+    mean += delta / n;
     m2 += delta * (x - mean);
+  }
+  void merge(const Welford& b) {
+    if (b.n == 0) return;
+    if (n == 0) {
+      *this = b;
+      return;
+    }
+    const double total = n + b.n, delta = b.mean - mean;
+    mean += delta * (b.n / total);
+    m2 += b.m2 + delta * delta * (n * b.n / total);
+    n = total;
+  }
+  void save(double* v) const {
+    v[0] = n;
+    v[1] = mean;
+    v[2] = m2;
+  }
+  static Welford load(const double* v) {
+    Welford w;
+    w.n = v[0];
+    w.mean = v[1];
+    w.m2 = v[2];
+    return w;
   }
   MeanSe result() const {
     MeanSe r;
     r.mean = mean;
-    r.se = n > 1 ? std::sqrt(m2 / double(n - 1) / double(n)) : 0.0;
+    r.se = n > 1 ? std::sqrt(m2 / (n - 1) / n) : 0.0;
     return r;
   }
 };
+
+// Blocks of the reduction: at least kMinBlock draws (or particles), a multiple of the kernels'
+// unit (so that a rank's range starts where a chunk may), and at most kMaxBlocks of them.
+constexpr uint64_t kMinBlockDraws = 64, kMinBlockParticles = 256, kMaxBlocks = 65536;
+uint64_t block_size(uint64_t n, uint64_t unit, uint64_t min_block) {
+  const uint64_t b = std::max(min_block, (n + kMaxBlocks - 1) / kMaxBlocks);
+  return (b + unit - 1) / unit * unit;
+}
 
 /// (1 - exp(l))_+ without cancellation near l = 0.
 double one_minus_exp_plus(double l) { return l >= 0 ? 0.0 : -std::expm1(l); }
@@ -269,54 +305,105 @@ PathPlan make_path_plan(const Mixture& target, const Schedule& s, const SampleOp
 
 PathBound path_bound(const Mixture& target, const Schedule& s, const SampleOptions& opt, const BoundsOptions& bo,
                      BoundsKernels& kr) {
-  check_path_options(target, s, opt, bo);
+  return path_bound(target, s, opt, bo, kr, dist::serial());
+}
+
+PathBound path_bound(const Mixture& target, const Schedule& s, const SampleOptions& opt, const BoundsOptions& bo,
+                     BoundsKernels& kr, dist::Comm& comm) {
   const auto t0 = std::chrono::steady_clock::now();
   PathBound r;
-  r.n = bo.n ? bo.n : kDefaultPathOuter;
-  r.d = target.d;
-  r.M = bo.M;
-  r.M_quarter = std::max(1, bo.M / 4);
-  r.stop = opt.stop;
-  const std::vector<int> prefixes =
-      r.M_quarter < r.M ? std::vector<int>{r.M_quarter, r.M} : std::vector<int>{r.M};
-  const int P = static_cast<int>(prefixes.size());
-  const PathPlan plan = make_path_plan(target, s, opt, r.n, r.M, prefixes);
-  const Mixture sm = score_model(target, opt.score_error, opt.seed);
-  const std::vector<double> bias_unit =
-      opt.score_error.kind == ScoreErrorKind::Bias ? bias_direction(target.d, opt.seed) : std::vector<double>();
-  std::vector<int> ts;
-  for (int t = opt.stop + 1; t <= s.T; ++t)
-    if (one_minus_alpha(s, t) > 0) ts.push_back(t);
-  r.steps = static_cast<int>(ts.size());
-  const StepSource<PathStep> steps(ts, 16.0 * target.K * target.d,
-                                   [&](int t) { return make_path_step(sm, s, t, opt, bias_unit); });
-  const uint64_t unit = kr.path_unit(r.M);
-  const uint64_t chunk = choose_chunk(bo.chunk, unit, static_cast<uint64_t>(r.M), kr.max_rows(target.d, target.K),
-                                      r.n, "continuations", target.d);
-  Welford tv, tvq, kl, klq;
-  std::vector<double> out;
-  for (uint64_t first = 0; first < r.n; first += chunk) {
-    const uint64_t count = std::min(chunk, r.n - first);
-    out.assign(count * P, 0.0);
-    kr.path_begin(plan, first, count);
-    uint64_t done = first * std::max<uint64_t>(1, steps.size());
-    steps.for_each([&](const PathStep& st) {
-      kr.path_step(st);
-      done += count;
-      if (bo.progress) bo.progress(done, r.n * std::max<uint64_t>(1, steps.size()));
-    });
-    kr.path_end(out.data());
-    for (uint64_t i = 0; i < count; ++i) {
-      const double lq = out[i * P], lm = out[i * P + P - 1];
-      if (std::isnan(lq) || std::isnan(lm))
-        throw NumericalError("path bound: the importance weight of outer draw " + std::to_string(first + i) +
-                             " is not a number (a continuation overflowed); nothing was reported");
-      tv.push(one_minus_exp_plus(lm));
-      kl.push(-lm);
-      tvq.push(one_minus_exp_plus(lq));
-      klq.push(-lq);
+  std::unique_ptr<PathPlan> plan;
+  std::unique_ptr<StepSource<PathStep>> steps;
+  Mixture sm;
+  std::vector<double> bias_unit;
+  uint64_t chunk = 0, block = 0;
+  int P = 0;
+  dist::collective(comm, [&] {  // every rank checks; a refusal is reported once
+    check_path_options(target, s, opt, bo);
+    r.n = bo.n ? bo.n : kDefaultPathOuter;
+    r.d = target.d;
+    r.M = bo.M;
+    r.M_quarter = std::max(1, bo.M / 4);
+    r.stop = opt.stop;
+    const std::vector<int> prefixes =
+        r.M_quarter < r.M ? std::vector<int>{r.M_quarter, r.M} : std::vector<int>{r.M};
+    P = static_cast<int>(prefixes.size());
+    plan = std::make_unique<PathPlan>(make_path_plan(target, s, opt, r.n, r.M, prefixes));
+    sm = score_model(target, opt.score_error, opt.seed);
+    if (opt.score_error.kind == ScoreErrorKind::Bias) bias_unit = bias_direction(target.d, opt.seed);
+    std::vector<int> ts;
+    for (int t = opt.stop + 1; t <= s.T; ++t)
+      if (one_minus_alpha(s, t) > 0) ts.push_back(t);
+    r.steps = static_cast<int>(ts.size());
+    steps = std::make_unique<StepSource<PathStep>>(ts, 16.0 * target.K * target.d,
+                                                   [&](int t) { return make_path_step(sm, s, t, opt, bias_unit); });
+    const uint64_t unit = kr.path_unit(r.M);
+    chunk = choose_chunk(bo.chunk, unit, static_cast<uint64_t>(r.M), kr.max_rows(target.d, target.K), r.n,
+                         "continuations", target.d);
+    block = block_size(r.n, unit, kMinBlockDraws);
+  });
+  // This rank's blocks of outer draws; per block the four figures' Welford states and the first
+  // draw whose weight is not a number (-1: none).
+  constexpr std::size_t kPer = 4 * Welford::kValues + 1;
+  const uint64_t nblocks = (r.n + block - 1) / block;
+  const dist::Range mine = dist::split_range(nblocks, comm.rank(), comm.size());
+  const uint64_t begin = mine.first * block, end = std::min(r.n, (mine.first + mine.count) * block);
+  std::vector<double> parts(mine.count * kPer, 0.0);
+  dist::collective(comm, [&] {
+    std::vector<Welford> tv(mine.count), tvq(mine.count), kl(mine.count), klq(mine.count);
+    std::vector<double> nan(mine.count, -1.0);
+    std::vector<double> out;
+    const uint64_t total = (end - begin) * std::max<uint64_t>(1, steps->size());
+    for (uint64_t first = begin; first < end; first += chunk) {
+      const uint64_t count = std::min(chunk, end - first);
+      out.assign(count * P, 0.0);
+      kr.path_begin(*plan, first, count);
+      uint64_t done = (first - begin) * std::max<uint64_t>(1, steps->size());
+      steps->for_each([&](const PathStep& st) {
+        kr.path_step(st);
+        done += count;
+        if (bo.progress) bo.progress(done, total);
+      });
+      kr.path_end(out.data());
+      for (uint64_t i = 0; i < count; ++i) {
+        const uint64_t b = (first + i) / block - mine.first;
+        const double lq = out[i * P], lm = out[i * P + P - 1];
+        if (std::isnan(lq) || std::isnan(lm)) {
+          if (nan[b] < 0) nan[b] = double(first + i);
+          continue;
+        }
+        tv[b].push(one_minus_exp_plus(lm));
+        kl[b].push(-lm);
+        tvq[b].push(one_minus_exp_plus(lq));
+        klq[b].push(-lq);
+      }
     }
+    for (uint64_t b = 0; b < mine.count; ++b) {
+      double* v = parts.data() + b * kPer;
+      tv[b].save(v);
+      kl[b].save(v + 3);
+      tvq[b].save(v + 6);
+      klq[b].save(v + 9);
+      v[12] = nan[b];
+    }
+  });
+  // Every block's states, merged in block order on every rank.
+  const std::vector<double> all = dist::gather_blocks(comm, parts, nblocks, kPer);
+  Welford tv, kl, tvq, klq;
+  double nan = -1;
+  for (uint64_t b = 0; b < nblocks; ++b) {
+    const double* v = all.data() + b * kPer;
+    tv.merge(Welford::load(v));
+    kl.merge(Welford::load(v + 3));
+    tvq.merge(Welford::load(v + 6));
+    klq.merge(Welford::load(v + 9));
+    if (nan < 0 && v[12] >= 0) nan = v[12];
   }
+  dist::collective(comm, [&] {
+    if (nan >= 0)
+      throw NumericalError("path bound: the importance weight of outer draw " + std::to_string(uint64_t(nan)) +
+                           " is not a number (a continuation overflowed); nothing was reported");
+  });
   r.tv = tv.result();
   r.kl = kl.result();
   r.tv_quarter = tvq.result();
@@ -368,52 +455,99 @@ FlowPlan make_flow_plan(const Mixture& target, const Schedule& s, const SampleOp
 
 ExactDensity exact_density(const Mixture& target, const Schedule& s, const SampleOptions& opt, const BoundsOptions& bo,
                            BoundsKernels& kr) {
-  check_flow_options(target, s, opt, bo);
+  return exact_density(target, s, opt, bo, kr, dist::serial());
+}
+
+ExactDensity exact_density(const Mixture& target, const Schedule& s, const SampleOptions& opt, const BoundsOptions& bo,
+                           BoundsKernels& kr, dist::Comm& comm) {
   const auto t0 = std::chrono::steady_clock::now();
   ExactDensity r;
-  r.n = bo.n ? bo.n : kDefaultFlowParticles;
-  r.d = target.d;
-  r.stop = opt.stop;
-  const FlowPlan plan = make_flow_plan(target, s, opt, r.n);
-  const Mixture sm = score_model(target, opt.score_error, opt.seed);
-  const std::vector<double> bias_unit =
-      opt.score_error.kind == ScoreErrorKind::Bias ? bias_direction(target.d, opt.seed) : std::vector<double>();
-  std::vector<int> ts;
-  for (int t = s.T; t > opt.stop; --t)
-    if (one_minus_alpha(s, t) > 0) ts.push_back(t);
-  r.steps = static_cast<int>(ts.size());
-  const StepSource<FlowStep> steps(ts, 16.0 * target.K * target.d + 8.0 * target.K * target.K,
-                                   [&](int t) { return make_flow_step(sm, s, t, opt, bias_unit); });
-  const uint64_t chunk =
-      choose_chunk(bo.chunk, kr.flow_unit(), 1, kr.max_rows(target.d, target.K), r.n, "particles", target.d);
-  Welford tv, kl;
-  std::vector<double> out;
-  int fold = 0;  // the largest folding step over all particles (the same whatever the chunks)
-  for (uint64_t first = 0; first < r.n; first += chunk) {
-    const uint64_t count = std::min(chunk, r.n - first);
-    out.assign(count, 0.0);
-    kr.flow_begin(plan, first, count);
-    uint64_t done = first * std::max<uint64_t>(1, steps.size());
-    steps.for_each([&](const FlowStep& st) {
-      kr.flow_step(st);
-      done += count;
-      if (bo.progress) bo.progress(done, r.n * std::max<uint64_t>(1, steps.size()));
-    });
-    fold = std::max(fold, kr.flow_end(out.data()));
-    if (fold > 0) continue;
-    for (uint64_t i = 0; i < count; ++i) {
-      if (std::isnan(out[i]))
-        throw NumericalError("ddim exact density: the log-density ratio of particle " + std::to_string(first + i) +
-                             " is not a number; nothing was reported");
-      tv.push(one_minus_exp_plus(out[i]));
-      kl.push(-out[i]);
+  std::unique_ptr<FlowPlan> plan;
+  std::unique_ptr<StepSource<FlowStep>> steps;
+  Mixture sm;
+  std::vector<double> bias_unit;
+  uint64_t chunk = 0, block = 0;
+  dist::collective(comm, [&] {  // every rank checks; a refusal is reported once
+    check_flow_options(target, s, opt, bo);
+    r.n = bo.n ? bo.n : kDefaultFlowParticles;
+    r.d = target.d;
+    r.stop = opt.stop;
+    plan = std::make_unique<FlowPlan>(make_flow_plan(target, s, opt, r.n));
+    sm = score_model(target, opt.score_error, opt.seed);
+    if (opt.score_error.kind == ScoreErrorKind::Bias) bias_unit = bias_direction(target.d, opt.seed);
+    std::vector<int> ts;
+    for (int t = s.T; t > opt.stop; --t)
+      if (one_minus_alpha(s, t) > 0) ts.push_back(t);
+    r.steps = static_cast<int>(ts.size());
+    steps = std::make_unique<StepSource<FlowStep>>(ts, 16.0 * target.K * target.d + 8.0 * target.K * target.K,
+                                                   [&](int t) { return make_flow_step(sm, s, t, opt, bias_unit); });
+    chunk = choose_chunk(bo.chunk, kr.flow_unit(), 1, kr.max_rows(target.d, target.K), r.n, "particles", target.d);
+    block = block_size(r.n, kr.flow_unit(), kMinBlockParticles);
+  });
+  // This rank's blocks of particles; per block the two figures' Welford states, the first particle
+  // whose ratio is not a number (-1: none) and the largest folding step of the chunks over it.
+  constexpr std::size_t kPer = 2 * Welford::kValues + 2;
+  const uint64_t nblocks = (r.n + block - 1) / block;
+  const dist::Range mine = dist::split_range(nblocks, comm.rank(), comm.size());
+  const uint64_t begin = mine.first * block, end = std::min(r.n, (mine.first + mine.count) * block);
+  std::vector<double> parts(mine.count * kPer, 0.0);
+  dist::collective(comm, [&] {
+    std::vector<Welford> tv(mine.count), kl(mine.count);
+    std::vector<double> nan(mine.count, -1.0), fold(mine.count, 0.0);
+    std::vector<double> out;
+    const uint64_t total = (end - begin) * std::max<uint64_t>(1, steps->size());
+    for (uint64_t first = begin; first < end; first += chunk) {
+      const uint64_t count = std::min(chunk, end - first);
+      out.assign(count, 0.0);
+      kr.flow_begin(*plan, first, count);
+      uint64_t done = (first - begin) * std::max<uint64_t>(1, steps->size());
+      steps->for_each([&](const FlowStep& st) {
+        kr.flow_step(st);
+        done += count;
+        if (bo.progress) bo.progress(done, total);
+      });
+      const int f = kr.flow_end(out.data());
+      for (uint64_t b = first / block; b <= (first + count - 1) / block; ++b)
+        fold[b - mine.first] = std::max(fold[b - mine.first], double(f));
+      for (uint64_t i = 0; i < count; ++i) {
+        const uint64_t b = (first + i) / block - mine.first;
+        if (std::isnan(out[i])) {
+          if (nan[b] < 0) nan[b] = double(first + i);
+          continue;
+        }
+        tv[b].push(one_minus_exp_plus(out[i]));
+        kl[b].push(-out[i]);
+      }
     }
+    for (uint64_t b = 0; b < mine.count; ++b) {
+      double* v = parts.data() + b * kPer;
+      tv[b].save(v);
+      kl[b].save(v + 3);
+      v[6] = nan[b];
+      v[7] = fold[b];
+    }
+  });
+  const std::vector<double> all = dist::gather_blocks(comm, parts, nblocks, kPer);
+  Welford tv, kl;
+  double nan = -1;
+  int fold = 0;  // the largest folding step over all particles (the same whatever the chunks and ranks)
+  for (uint64_t b = 0; b < nblocks; ++b) {
+    const double* v = all.data() + b * kPer;
+    tv.merge(Welford::load(v));
+    kl.merge(Welford::load(v + 3));
+    if (nan < 0 && v[6] >= 0) nan = v[6];
+    fold = std::max(fold, static_cast<int>(v[7]));
   }
-  if (fold > 0)
-    throw Error("ddim exact density: at step t = " + std::to_string(fold) +
-                " the step map is not invertible at some particles (I + kappa J_t is not positive definite there: "
-                "det <= 0 or a fold), so the change of variables does not hold and no exact TV or KL is reported "
-                "(a scale score error with eps >= 1 can do this)");
+  dist::collective(comm, [&] {
+    if (fold > 0)
+      throw Error("ddim exact density: at step t = " + std::to_string(fold) +
+                  " the step map is not invertible at some particles (I + kappa J_t is not positive definite "
+                  "there: det <= 0 or a fold), so the change of variables does not hold and no exact TV or KL is "
+                  "reported (a scale score error with eps >= 1 can do this)");
+    if (nan >= 0)
+      throw NumericalError("ddim exact density: the log-density ratio of particle " + std::to_string(uint64_t(nan)) +
+                           " is not a number; nothing was reported");
+  });
   r.tv = tv.result();
   r.kl = kl.result();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

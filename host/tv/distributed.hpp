@@ -6,6 +6,8 @@
 #include <cstddef>
 
 #include "dist/comm.hpp"
+#include "gmmdiff/sampler.hpp"
+#include "gmmdiff/schedule.hpp"
 #include "gmmdiff/tv.hpp"
 
 namespace gmmdiff {
@@ -19,5 +21,13 @@ void prepare_reference(TvPlan& plan, Backend& be, Precision precision, dist::Com
 /// empty TvReport. Collective; an error on any rank is every rank's (dist::collective).
 TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& opt, Backend& be,
                    std::size_t chunk_rows, dist::Comm& comm);
+
+/// A run of the sampler (opt: all of its n particles) binned where it lies for plan's statistics,
+/// over the ranks of comm: the reference sample split as in prepare_reference, rank r samples its
+/// range of the particles (each particle a function of its index), the counts are summed exactly,
+/// and rank 0 returns the report the one-process run gives; the other ranks an empty TvReport.
+/// eps_score is measured, and opt.progress called, on rank 0 only. summary: this rank's.
+TvReport tv_of_run(const Mixture& target, const Schedule& s, SampleOptions opt, TvPlan& plan, Backend& be,
+                   dist::Comm& comm, RunSummary* summary = nullptr);
 
 }  // namespace gmmdiff

@@ -104,16 +104,6 @@ TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& op
   return tv_of_npy(target, sample, opt, be, chunk_rows, dist::serial());
 }
 
-void prepare_reference(TvPlan& plan, Backend& be, Precision precision, dist::Comm& comm) {
-  const uint64_t m = plan.reference_rows();
-  if (m == 0) return;
-  const dist::Range mine = dist::split_range(m, comm.rank(), comm.size());
-  HistogramCounts counts;
-  dist::collective(comm, [&] { counts = plan.reference_counts(be, precision, mine.first, mine.count); });
-  dist::sum_counts(comm, counts);
-  dist::collective(comm, [&] { plan.set_reference(counts); });
-}
-
 TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& opt, Backend& be,
                    std::size_t chunk_rows, dist::Comm& comm) {
   dist::collective(comm, [&] {
