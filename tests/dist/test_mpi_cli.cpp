@@ -1,7 +1,8 @@
 // The `gmmdiff` command under `mpirun -np 1, 2, 3` (label mpi; docs/scale.md): a sample's .npy is
-// byte for byte the one-process file; tv reports and sweep rows hold the one-process figures; a
-// rank killed mid-sweep, then a resume, leaves every run exactly once; a bad input is reported
-// once with the usual exit code; a rank that fails ends the job with its message and no file.
+// byte for byte the one-process file; tv reports, bracket figures and sweep rows hold the
+// one-process figures; a rank killed mid-sweep, then a resume, leaves every run exactly once; a
+// bad input is reported once with the usual exit code; a rank that fails ends the job with its
+// message and no file.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -107,6 +108,34 @@ TEST(MpiCli, TvReportsTheOneProcessFigures) {
     // The table too, after its first line (which names the ranks).
     EXPECT_EQ(r.out.substr(r.out.find('\n')), one.out.substr(one.out.find('\n')));
     EXPECT_EQ(count_of(r.out, "max: "), 1) << "printed by more than one rank:\n" << r.out;
+  }
+}
+
+TEST(MpiCli, BracketGivesTheOneProcessFigures) {
+  const std::string dir = fresh_dir("mpi_bracket");
+  // ddpm: outer draws in blocks of 64 (M = 8) over the ranks; ddim: particles in blocks of 256.
+  const std::vector<std::string> configs = {
+      "bracket --preset random-sphere --d 4 --K 3 --T 16 --seed 2 --n 700 --M 8 --n-lower 3001 --bootstrap 40 "
+      "--backend cpu --json ",
+      "bracket --preset random-sphere --d 4 --K 3 --T 16 --seed 2 --sampler ddim --n 2900 --n-lower 3001 "
+      "--bootstrap 40 --backend cpu --json "};
+  for (std::size_t c = 0; c < configs.size(); ++c) {
+    SCOPED_TRACE(configs[c]);
+    const std::string one_json = dir + "/one" + std::to_string(c) + ".json";
+    const CliResult one = run_cli(configs[c] + q(one_json));
+    ASSERT_EQ(one.code, 0) << one.err;
+    nlohmann::json want = nlohmann::json::parse(bytes_of(one_json));
+    for (const char* k : {"seconds", "rate"}) want.erase(k);
+    for (int np : {2, 3}) {
+      SCOPED_TRACE(testing::Message() << "mpirun -np " << np);
+      const std::string json = dir + "/np" + std::to_string(np) + "_" + std::to_string(c) + ".json";
+      const CliResult r = run_shell(mpirun_cli(np, configs[c] + q(json)));
+      ASSERT_EQ(r.code, 0) << r.err;
+      nlohmann::json got = nlohmann::json::parse(bytes_of(json));
+      for (const char* k : {"seconds", "rate"}) got.erase(k);
+      EXPECT_EQ(got, want);
+      EXPECT_EQ(count_of(r.out, "consistent: "), 1) << "printed by more than one rank:\n" << r.out;
+    }
   }
 }
 
