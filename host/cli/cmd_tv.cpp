@@ -21,9 +21,13 @@
 namespace gmmdiff::cli {
 namespace {
 
+/// The statistics `gmmdiff tv` uses unless --stat says otherwise (docs/tv.md): the library's default
+/// (TvOptions, which sweeps keep for their keys) plus the pair and the log-density.
+constexpr const char* kCliStats = "means,meansperp,random:8,radial,logp";
+
 struct TvState {
   ModelArgs model;
-  std::string sample;
+  std::string sample, against;
   TvOptions opt;
   std::string backend = "auto";
   int threads = 0;
@@ -41,28 +45,43 @@ nlohmann::json stat_json(const StatResult& s) {
   return {{"name", s.name},         {"dims", s.dims},       {"bins", s.bins},
           {"tv", s.tv},             {"tv_corrected", s.tv_corrected},
           {"floor", s.floor},       {"ci95", {s.ci_lo, s.ci_hi}},
+          {"ci95_joint_lo", s.ci_lo_joint},
           {"resolved", s.resolved}, {"exact_target", s.exact_target},
-          {"reference_n", s.reference_n}};
+          {"reference_n", s.reference_n},
+          {"kl", s.kl},             {"kl_mm", s.kl_mm},
+          {"kl_ci95", {s.kl_ci_lo, s.kl_ci_hi}}};
 }
 
-void print_table(std::ostream& os, const TvReport& r) {
-  char line[256];
-  std::snprintf(line, sizeof line, "%-12s %4s %6s  %-9s %-9s %-9s %-21s %-8s %s\n", "stat", "dims", "bins", "tv",
-                "tv_corr", "floor", "CI95", "resolved", "target");
+void print_table(std::ostream& os, const TvReport& r, bool against) {
+  char line[320];
+  std::snprintf(line, sizeof line, "%-12s %4s %6s  %-9s %-9s %-9s %-21s %-8s %-9s %-21s %s\n", "stat", "dims", "bins",
+                "tv", "tv_corr", "floor", "CI95", "resolved", "kl_mm", "KL CI95", "masses");
   os << line;
   for (const auto& s : r.stats) {
     const std::string ci = "[" + fmt(s.ci_lo) + ", " + fmt(s.ci_hi) + "]";
-    const std::string target = s.exact_target ? "exact" : "ref n=" + std::to_string(s.reference_n);
-    std::snprintf(line, sizeof line, "%-12s %4d %6d  %-9s %-9s %-9s %-21s %-8s %s\n", s.name.c_str(), s.dims, s.bins,
-                  fmt(s.tv).c_str(), fmt(s.tv_corrected).c_str(), fmt(s.floor).c_str(), ci.c_str(),
-                  s.resolved ? "yes" : "no", target.c_str());
+    const std::string kci = "[" + fmt(s.kl_ci_lo) + ", " + fmt(s.kl_ci_hi) + "]";
+    const std::string target = s.exact_target ? "exact"
+                               : against      ? "2nd sample m=" + std::to_string(s.reference_n)
+                                              : "ref n=" + std::to_string(s.reference_n);
+    std::snprintf(line, sizeof line, "%-12s %4d %6d  %-9s %-9s %-9s %-21s %-8s %-9s %-21s %s\n", s.name.c_str(), s.dims,
+                  s.bins, fmt(s.tv).c_str(), fmt(s.tv_corrected).c_str(), fmt(s.floor).c_str(), ci.c_str(),
+                  s.resolved ? "yes" : "no", fmt(s.kl_mm).c_str(), kci.c_str(), target.c_str());
     os << line;
   }
+  const std::string X = against ? "X" : "X_0", Y = "Y";
   const StatResult& b = r.max();
   os << "max: " << b.name << "  tv_corrected = " << fmt(b.tv_corrected) << "  (tv " << fmt(b.tv) << ", floor "
      << fmt(b.floor) << ", CI95 [" << fmt(b.ci_lo) << ", " << fmt(b.ci_hi) << "], "
-     << (b.resolved ? "resolved" : "NOT resolved from the floor") << "): a lower bound on TV(X_0, Y) of the binned "
-     << "statistic\n";
+     << (b.resolved ? "resolved" : "NOT resolved from the floor") << "): a lower bound on TV(" << X << ", " << Y
+     << ") of the binned statistic\n";
+  if (r.stats.size() > 1)
+    os << "selection: the largest of " << r.stats.size() << " statistics, whose CI does not account for the choice; "
+       << "jointly over all " << r.stats.size() << " (Bonferroni) the lower end is " << fmt(b.ci_lo_joint) << ": TV("
+       << X << ", " << Y << ") >= " << fmt(b.ci_lo_joint) << " at 97.5% confidence after the choice\n";
+  const StatResult& k = r.max_kl();
+  os << "max KL: " << k.name << "  kl_mm = " << fmt(k.kl_mm) << "  (plug-in " << fmt(k.kl) << ", CI95 ["
+     << fmt(k.kl_ci_lo) << ", " << fmt(k.kl_ci_hi) << "]): a lower bound on KL(" << Y << " || " << X
+     << ") of the binned statistic (Miller-Madow corrected; the same selection caveat)\n";
 }
 
 void report(const TvState& st, const Mixture& target, const TvReport& r, const std::string& backend, int ranks);
@@ -71,9 +90,14 @@ Runner setup(CLI::App& sub) {
   auto st = std::make_shared<TvState>();
   sub.add_option("sample", st->sample, "Sample .npy (n x d, float32 or float64)")->required();
   st->model.add(sub);
+  st->opt.stats = kCliStats;
   sub.add_option("--stat", st->opt.stats,
-                 "Statistics, comma-separated: means[:r], means2d, random:M, axes[:m], file:PATH.npy, radial[:0]")
+                 "Statistics, comma-separated: means[:r], means2d, meansperp, random:M, axes[:m], file:PATH.npy, "
+                 "radial[:0], logp")
       ->capture_default_str();
+  sub.add_option("--against", st->against,
+                 "Compare with a second sample .npy instead of the target's laws (the model fixes the statistics and "
+                 "bins; both samples' noise is in the floor and the CI)");
   sub.add_option("--bins", st->opt.bins, "Bins per 1-D histogram (0: clamp(ceil(n^(1/3)), 8, 1000))")
       ->capture_default_str();
   sub.add_option("--bootstrap", st->opt.bootstrap, "Bootstrap replicates for the CI and the bias correction")
@@ -93,7 +117,7 @@ Runner setup(CLI::App& sub) {
     // every rank's, an error is reported once (dist::collective), and rank 0 alone writes.
     dist::Comm& comm = dist::world();
     Mixture target;
-    std::unique_ptr<NpyReader> sample;
+    std::unique_ptr<NpyReader> sample, against;
     std::unique_ptr<Backend> be;
     dist::collective(comm, [&] {
       target = st->model.build(st->opt.seed);
@@ -102,9 +126,15 @@ Runner setup(CLI::App& sub) {
       // streamed chunk by chunk by tv_of_npy, never held whole.
       sample = std::make_unique<NpyReader>(st->sample);
       check_tv_sample(*sample, target.d);
+      if (!st->against.empty()) {
+        if (comm.size() > 1) throw Error("--against runs in one process (not under mpirun with several ranks)");
+        against = std::make_unique<NpyReader>(st->against);
+        check_tv_sample(*against, target.d);
+      }
       be = make_backend(st->backend, st->threads);
     });
-    const TvReport r = tv_of_npy(target, *sample, st->opt, *be, st->chunk, comm);
+    const TvReport r = against ? tv_of_npy_against(target, *sample, *against, st->opt, *be, st->chunk)
+                               : tv_of_npy(target, *sample, st->opt, *be, st->chunk, comm);
     dist::on_root(comm, [&] { report(*st, target, r, be->name(), comm.size()); });
     return 0;
   };
@@ -115,6 +145,17 @@ void report(const TvState& st, const Mixture& target, const TvReport& r, const s
   std::ostringstream os;
   os << "gmmdiff tv: " << st.sample << ": n = " << r.n << ", d = " << target.d << ", K = " << target.K
      << " (backend " << backend << (ranks > 1 ? ", " + std::to_string(ranks) + " ranks" : std::string()) << ")\n";
+  const bool against = !st.against.empty();
+  if (against) {
+    os << "against: " << st.against << ": m = " << r.against_n << " rows; the masses are its frequencies, so both "
+       << "samples' noise is in the floor and the CI; the model fixes the statistics and bins\n";
+    if (r.against_nonfinite > 0) {
+      os << "non-finite rows: " << r.against_nonfinite << " of " << r.against_n << " rows of " << st.against
+         << " hold NaN or Inf; they are excluded\n";
+      std::cerr << "gmmdiff: warning: " << st.against << ": " << r.against_nonfinite << " of " << r.against_n
+                << " rows hold NaN or Inf (excluded)\n";
+    }
+  }
   if (r.nonfinite > 0) {
     os << "non-finite rows: " << r.nonfinite << " of " << r.n << " hold NaN or Inf; they are excluded and every "
        << "figure refers to the " << (r.n - r.nonfinite) << " finite rows\n";
@@ -122,7 +163,7 @@ void report(const TvState& st, const Mixture& target, const TvReport& r, const s
               << " rows hold NaN or Inf (excluded; TV refers to the finite rows)\n";
   }
   for (const auto& note : r.notes) os << "note: " << note << "\n";
-  print_table(os, r);
+  print_table(os, r, against);
 
   if (!st.json.empty()) {
     nlohmann::json j;
@@ -143,6 +184,15 @@ void report(const TvState& st, const Mixture& target, const TvReport& r, const s
     j["stats"] = stats;
     j["best"] = r.best;
     j["max"] = stat_json(r.max());
+    j["best_kl"] = r.best_kl;
+    j["max_kl"] = stat_json(r.max_kl());
+    j["selection"] = {{"statistics", r.stats.size()},
+                      {"joint_lo", r.max().ci_lo_joint},
+                      {"meaning", "max is the largest of the statistics; its ci95 does not account for the choice, "
+                                  "joint_lo (Bonferroni over all of them) does"}};
+    j["against"] = st.against.empty() ? nlohmann::json() : nlohmann::json(st.against);
+    j["against_n"] = r.against_n;
+    j["against_nonfinite"] = r.against_nonfinite;
     j["notes"] = r.notes;
     write_file_atomic(st.json, j.dump(2) + "\n");
   }

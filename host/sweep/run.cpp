@@ -181,7 +181,7 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& be,
   to.seed = p.seed;
   TvPlan plan(target, to, p.n);
   plan.prepare_reference(be, p.precision);
-  TvSink sink(plan);
+  TvSink sink(plan, p.precision);
   RunSummary s;
   try {
     s = run_sampler(target, schedule, opt, be, sink);

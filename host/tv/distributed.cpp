@@ -7,6 +7,8 @@
 namespace gmmdiff {
 
 void prepare_reference(TvPlan& plan, Backend& be, Precision precision, dist::Comm& comm) {
+  // logp's edges: every rank draws the same pilot sample (a function of the seed), so all agree.
+  dist::collective(comm, [&] { plan.prepare_edges(be, precision); });
   const uint64_t m = plan.reference_rows();
   if (m == 0) return;
   const dist::Range mine = dist::split_range(m, comm.rank(), comm.size());
@@ -26,7 +28,7 @@ TvReport tv_of_run(const Mixture& target, const Schedule& s, SampleOptions opt, 
     opt.eps_samples = 0;
     opt.progress = nullptr;
   }
-  TvSink sink(plan);
+  TvSink sink(plan, opt.precision);
   RunSummary sum;
   dist::collective(comm, [&] { sum = run_sampler(target, s, opt, be, sink); });
   HistogramCounts counts = sink.counts();

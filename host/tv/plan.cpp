@@ -4,6 +4,7 @@
 // closed form, and the evaluation of accumulated counts into figures.
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
@@ -25,6 +26,8 @@ namespace tv_detail {
 namespace {
 
 constexpr int kMaxBins = 100000;
+/// Two unit directions are the same statistic when |<u, v>| >= 1 - this.
+constexpr double kSameDirectionTol = 1e-12;
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -81,18 +84,50 @@ struct Selection {
   std::vector<std::string> notes;
   int radial = -1;              ///< -1 none, 0 centred at the weighted mean of the means, 1 at the origin
   int random_used = 0;          ///< random directions taken so far (random:M tokens continue the stream)
+  std::vector<double> perp_u;   ///< meansperp: the line's direction (empty: no meansperp)
+  bool logp = false;            ///< logp requested
+  /// Duplicates of the current token: the first one's name and the earlier statistic it repeats.
+  int repeats = 0;
+  std::string repeat_example;
 
   int add_dir(const double* u, int B) {
     dirs.emplace_back(u, u + d);
     dir_bins.push_back(B);
     return static_cast<int>(dirs.size()) - 1;
   }
-  /// A 1-D statistic on direction u with bins1 bins.
+  /// The 1-D projection statistic whose direction is u up to sign (|<u, v>| >= 1 - 1e-12), or -1.
+  int same_projection(const double* u) const {
+    for (std::size_t i = 0; i < stats.size(); ++i) {
+      const PlanStat& s = stats[i];
+      if (s.host || s.dims != 1 || s.a < 0) continue;
+      const std::vector<double>& v = dirs[s.a];
+      double dot = 0;
+      for (int j = 0; j < d; ++j) dot += u[j] * v[j];
+      if (std::fabs(dot) >= 1 - kSameDirectionTol) return static_cast<int>(i);
+    }
+    return -1;
+  }
+  /// A 1-D statistic on direction u with bins1 bins, unless an earlier one projects on the same
+  /// direction up to sign (random:M at d = 1, means and axes on a coordinate axis): the same
+  /// statistic is counted once (it would add nothing but selection).
   void add_projection(const std::string& name, const double* u) {
+    const int same = same_projection(u);
+    if (same >= 0) {
+      if (repeats++ == 0) repeat_example = name + " = " + stats[same].name;
+      return;
+    }
     PlanStat s;
     s.name = name;
     s.a = add_dir(u, bins1);
     stats.push_back(s);
+  }
+  /// After each token: a note on the directions it repeated.
+  void note_repeats(const std::string& token) {
+    if (repeats > 0)
+      notes.push_back(detail::cat(token, ": ", repeats, " direction(s) repeat earlier ones up to sign (", repeat_example,
+                                  repeats > 1 ? ", ..." : "", "): each counted once"));
+    repeats = 0;
+    repeat_example.clear();
   }
 };
 
@@ -102,6 +137,7 @@ int principal_directions_needed(const std::vector<StatRequest>& reqs) {
   for (const auto& q : reqs) {
     if (q.kind == StatRequest::Means) r_needed = std::max(r_needed, q.count > 0 ? q.count : 4);
     if (q.kind == StatRequest::Means2d) r_needed = std::max(r_needed, 2);
+    if (q.kind == StatRequest::MeansPerp) r_needed = std::max(r_needed, 1);
   }
   return r_needed;
 }
@@ -143,6 +179,41 @@ void select_means2d(Selection& sel, const StatRequest& q, const Principal& pr) {
   s.dims = 2;
   s.a = sel.add_dir(u1.data(), sel.bins2);
   s.b = sel.add_dir(u2.data(), sel.bins2);
+  sel.stats.push_back(s);
+}
+
+/// meansperp: the pair (<u, y>, |P_u (y - c)|^2) on the top principal direction u of the means
+/// (tv/host_statistics.hpp); one per plan.
+void select_meansperp(Selection& sel, const StatRequest& q, const Principal& pr) {
+  if (!sel.perp_u.empty()) return;  // a repeat
+  if (sel.d < 2) {
+    sel.notes.push_back(q.token + ": skipped, d = 1 has no part orthogonal to the means");
+    return;
+  }
+  if (pr.rank == 0) {
+    sel.notes.push_back(q.token + ": skipped, the means span no direction (all means are zero; radial sees |y - c|^2)");
+    return;
+  }
+  sel.perp_u.assign(pr.dirs.begin(), pr.dirs.begin() + sel.d);
+  if (pr.rank > 1)
+    sel.notes.push_back(detail::cat(q.token, ": the means have rank ", pr.rank,
+                                    "; the line is their top principal direction and the radius is orthogonal to it"));
+  PlanStat s;
+  s.name = "meansperp";
+  s.dims = 2;
+  s.host = true;
+  sel.stats.push_back(s);
+}
+
+/// logp: the target's log-density (tv/host_statistics.hpp); one per plan. Its masses always come
+/// from the exact reference sample.
+void select_logp(Selection& sel) {
+  if (sel.logp) return;
+  sel.logp = true;
+  PlanStat s;
+  s.name = "logp";
+  s.host = true;
+  s.exact = false;
   sel.stats.push_back(s);
 }
 
@@ -205,7 +276,10 @@ Selection select_statistics(const Mixture& target, const TvOptions& opt, const P
       case StatRequest::Axes: select_axes(sel, q); break;
       case StatRequest::File: select_file(sel, q); break;
       case StatRequest::Radial: select_radial(sel, q); break;
+      case StatRequest::MeansPerp: select_meansperp(sel, q, pr); break;
+      case StatRequest::LogP: select_logp(sel); break;
     }
+    sel.note_repeats(q.token);
   }
   if (sel.stats.empty()) {
     std::string why;
@@ -247,6 +321,27 @@ HistogramSpec make_spec(const Mixture& target, const Selection& sel, int bins1, 
   return spec;
 }
 
+/// Step 4b: the statistics binned on the host: the meansperp pair's direction, centre and
+/// equal-mass edges on each axis (bins2 per axis), and the logp model (its edges wait for the
+/// pilot sample of prepare_reference).
+HostSpec make_host_spec(const Mixture& target, const Selection& sel, int bins2, PerpLaw& perp) {
+  HostSpec h;
+  h.d = target.d;
+  if (!sel.perp_u.empty()) {
+    h.pair = true;
+    h.u = sel.perp_u;
+    h.center = radial_center(target, false);
+    h.edges_line = projection_edges(target, projected_law(target, h.u.data()), bins2);
+    perp = perp_law(target, h.u, h.center);
+    h.edges_perp = perp_edges(target, perp, bins2);
+  }
+  if (sel.logp) {
+    h.logp = true;
+    h.model = target;
+  }
+  return h;
+}
+
 /// Step 5: each statistic's target masses where its law is exact (projections always; the radial
 /// statistic for isotropic components; 2-D pairs whose projections are independent under every
 /// component), and the spec's 2-D pairs. The others wait for prepare_reference.
@@ -255,6 +350,7 @@ void set_target_masses(const Mixture& target, const ValueLaws& laws, HistogramSp
   const int d = spec.d;
   const int mdirs = static_cast<int>(laws.projections.size());
   for (auto& s : stats) {
+    if (s.host) continue;  // set_host_masses, once the spec's pairs are known
     if (s.a < 0) {  // the radial statistic
       s.a = mdirs;
       s.exact = laws.radial.exact;
@@ -270,6 +366,22 @@ void set_target_masses(const Mixture& target, const ValueLaws& laws, HistogramSp
       if (s.exact)
         s.target_mass = pair_masses(target, laws.projections[s.a], spec.edges[s.a], laws.projections[s.b],
                                     spec.edges[s.b]);
+    }
+  }
+}
+
+/// Step 5b: where the host statistics' histograms lie in the counts (after the spec's values and
+/// pairs), and the pair's exact masses under isotropic components.
+void set_host_masses(const Mixture& target, const HostSpec& host, const PerpLaw& perp, const HistogramSpec& spec,
+                     std::vector<PlanStat>& stats) {
+  for (auto& s : stats) {
+    if (!s.host) continue;
+    if (s.dims == 2) {
+      s.pair = static_cast<int>(spec.pairs.size());
+      s.exact = perp.exact;
+      if (s.exact) s.target_mass = perp_pair_masses(target, host.u, host.edges_line, perp, host.edges_perp);
+    } else {
+      s.a = static_cast<int>(spec.edges.size());
     }
   }
 }
@@ -359,6 +471,93 @@ std::vector<int> stats_needing_reference(const Plan& plan) {
   return need;
 }
 
+/// Bytes of one row of a chunk held in precision p.
+std::size_t row_bytes(int d, Precision p) {
+  return static_cast<std::size_t>(d) * (p == Precision::FP32 ? sizeof(float) : sizeof(double));
+}
+
+/// Hands the backend's current chunk to f(values, rows) as float or double rows, in pieces
+/// (Backend::stream_chunk: one download on the CPU, pinned pieces on a GPU).
+template <typename F>
+void for_chunk_rows(const Backend& be, int d, Precision p, F f) {
+  std::vector<unsigned char> scratch;
+  be.stream_chunk(row_bytes(d, p), scratch, [&](const void* values, std::size_t, std::size_t rows) {
+    if (p == Precision::FP32) f(static_cast<const float*>(values), rows);
+    else f(static_cast<const double*>(values), rows);
+  });
+}
+
+/// A backend shape for an exact sample of the plan's target with this seed, and its chunk: at most
+/// 64 MiB of doubles, a multiple of kChunkAlign unless it covers all m rows.
+RunShape exact_sample_shape(const Plan& plan, uint64_t seed, uint64_t m, Backend& be, Precision precision,
+                            const char* what) {
+  const int d = plan.spec.d;
+  RunShape shape = run_shape(plan.target, precision, seed);
+  const std::size_t max_rows = be.max_chunk_rows(shape);
+  if (max_rows == 0) throw ResourceError(detail::cat(what, ": not even one row fits the backend's memory"));
+  const std::size_t cap = std::max<std::size_t>(kChunkAlign, (std::size_t(64) << 20) / (8 * static_cast<std::size_t>(d)));
+  std::size_t chunk = static_cast<std::size_t>(std::min<uint64_t>(m, std::min(max_rows, cap)));
+  if (chunk < m && chunk >= kChunkAlign) chunk -= chunk % kChunkAlign;
+  shape.chunk_rows = chunk;
+  return shape;
+}
+
+/// The seed of the logp statistic's pilot sample: independent of the reference sample and of any
+/// sample drawn with the same --seed.
+uint64_t pilot_seed(uint64_t seed) { return splitmix64(seed ^ 0x6c6f677020706c74ull); }
+
+/// The logp edges: the i/B quantiles of log p_0 over an exact pilot sample of logp_pilot_rows(B)
+/// rows (its own seed), drawn by be. Independent of the reference sample, so that the reference
+/// frequencies in these bins keep their binomial noise (the floor and the interval assume it).
+void draw_logp_pilot(Plan& plan, Backend& be, Precision precision) {
+  const uint64_t P = logp_pilot_rows(plan.bins1);
+  RunShape shape = exact_sample_shape(plan, pilot_seed(plan.opt.seed), P, be, precision, "TV logp pilot sample");
+  be.begin(shape, plan.target);
+  std::vector<double> values;
+  values.reserve(P);
+  const int d = plan.spec.d;
+  for (uint64_t first = 0; first < P; first += shape.chunk_rows) {
+    const std::size_t rows = static_cast<std::size_t>(std::min<uint64_t>(shape.chunk_rows, P - first));
+    be.fill_target(first, rows);
+    for_chunk_rows(be, d, precision, [&](const auto* y, std::size_t r) {
+      const std::size_t at = values.size();
+      values.resize(at + r);
+#pragma omp parallel for schedule(static)
+      for (std::size_t i = 0; i < r; ++i) {
+        std::vector<double> yd(y + i * d, y + (i + 1) * d);
+        values[at + i] = log_density(plan.host.model, yd.data());
+      }
+    });
+  }
+  for (double v : values)
+    GMMDIFF_EXPECTS(std::isfinite(v), "TV logp pilot sample: a non-finite log-density of an exact sample (internal error)");
+  plan.host.edges_logp = quantile_edges(values, plan.bins1);
+}
+
+/// The host statistics' counts of rows first .. first + m - 1 of the exact reference sample (the
+/// rows reference_counts draws: same seed, same indices): one_d[0] the logp histogram, two_d[0]
+/// the pair's (empty where not needed).
+HistogramCounts host_reference_counts(const Plan& plan, const HostWork& work, uint64_t first0, uint64_t m,
+                                      Backend& be, Precision precision) {
+  RunShape shape = exact_sample_shape(plan, reference_seed(plan.opt.seed), std::max<uint64_t>(m, 1), be, precision,
+                                      "TV reference sample");
+  be.begin(shape, plan.target);
+  const HostSpec& h = plan.host;
+  HistogramCounts counts;
+  counts.one_d.emplace_back(h.logp ? std::max<std::size_t>(h.edges_logp.size(), 1) - 1 : 0, 0);
+  counts.two_d.emplace_back(h.pair ? (h.edges_line.size() - 1) * (h.edges_perp.size() - 1) : 0, 0);
+  uint64_t bad = 0;
+  for (uint64_t first = first0; first < first0 + m; first += shape.chunk_rows) {
+    const std::size_t rows = static_cast<std::size_t>(std::min<uint64_t>(shape.chunk_rows, first0 + m - first));
+    be.fill_target(first, rows);
+    for_chunk_rows(be, h.d, precision,
+                   [&](const auto* y, std::size_t r) { bad += host_accumulate(h, work, y, r, counts, 0, 0); });
+    counts.rows += rows;
+  }
+  GMMDIFF_EXPECTS(bad == 0, "TV reference sample: ", bad, " non-finite rows in an exact sample of the target (internal error)");
+  return counts;
+}
+
 }  // namespace
 
 Plan build_plan(const Mixture& target, const TvOptions& opt, uint64_t n) {
@@ -373,6 +572,9 @@ Plan build_plan(const Mixture& target, const TvOptions& opt, uint64_t n) {
   plan.stats = std::move(sel.stats);
   plan.notes = std::move(sel.notes);
   set_target_masses(target, laws, plan.spec, plan.stats);
+  PerpLaw perp;
+  plan.host = make_host_spec(target, sel, plan.bins2, perp);
+  set_host_masses(target, plan.host, perp, plan.spec, plan.stats);
   for (const auto& s : plan.stats) plan.names.push_back(s.name);
   // Step 6: the model is kept only when a reference sample will be drawn from it.
   for (const auto& s : plan.stats)
@@ -408,7 +610,13 @@ const std::vector<std::string>& TvPlan::notes() const { return impl_->plan.notes
 int TvPlan::bins_1d() const { return impl_->plan.bins1; }
 int TvPlan::bins_2d_axis() const { return impl_->plan.bins2; }
 
+void TvPlan::prepare_edges(Backend& be, Precision precision) {
+  tv_detail::Plan& plan = impl_->plan;
+  if (plan.host.logp && plan.host.edges_logp.empty()) tv_detail::draw_logp_pilot(plan, be, precision);
+}
+
 void TvPlan::prepare_reference(Backend& be, Precision precision) {
+  prepare_edges(be, precision);
   const uint64_t m = reference_rows();
   if (m == 0) return;
   set_reference(reference_counts(be, precision, 0, m));
@@ -420,32 +628,151 @@ uint64_t TvPlan::reference_rows() const {
   return plan.opt.reference_n > 0 ? plan.opt.reference_n : plan.n;
 }
 
+namespace {
+
+/// The statistics that wait for the reference sample, split into those the backend bins (spec)
+/// and those binned on the host (meansperp, logp), with what the host must bin.
+struct NeedSplit {
+  std::vector<int> spec, host;
+  tv_detail::HostWork work{false, false};
+};
+NeedSplit split_need(const tv_detail::Plan& plan) {
+  NeedSplit n;
+  for (int i : tv_detail::stats_needing_reference(plan)) {
+    const tv_detail::PlanStat& s = plan.stats[i];
+    if (s.host) {
+      n.host.push_back(i);
+      (s.dims == 2 ? n.work.pair : n.work.logp) = true;
+    } else {
+      n.spec.push_back(i);
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
 HistogramCounts TvPlan::reference_counts(Backend& be, Precision precision, uint64_t first, uint64_t count) const {
   const tv_detail::Plan& plan = impl_->plan;
   const uint64_t m = reference_rows();
   GMMDIFF_EXPECTS(first <= m && count <= m - first, "TV reference sample: rows ", first, " + ", count,
                   " are outside its ", m, " rows");
-  const std::vector<int> need = tv_detail::stats_needing_reference(plan);
-  if (need.empty()) return HistogramCounts{};
-  const tv_detail::ReferenceSpec ref = tv_detail::reference_spec(plan, need);
-  return tv_detail::reference_counts(plan, ref.spec, first, count, be, precision);
+  const NeedSplit need = split_need(plan);
+  if (need.spec.empty() && need.host.empty()) return HistogramCounts{};
+  HistogramCounts counts;
+  if (!need.spec.empty()) {
+    const tv_detail::ReferenceSpec ref = tv_detail::reference_spec(plan, need.spec);
+    counts = tv_detail::reference_counts(plan, ref.spec, first, count, be, precision);
+  }
+  if (!need.host.empty()) {
+    // The host statistics' histograms go last: one_d gets logp's, two_d the pair's.
+    GMMDIFF_EXPECTS(!need.work.logp || !plan.host.edges_logp.empty(),
+                    "TV statistic logp: its edges are not set (call TvPlan::prepare_edges first)");
+    const HistogramCounts h = tv_detail::host_reference_counts(plan, need.work, first, count, be, precision);
+    counts.one_d.push_back(h.one_d.at(0));
+    counts.two_d.push_back(h.two_d.at(0));
+    if (need.spec.empty()) counts.rows = h.rows;
+  }
+  return counts;
 }
 
 void TvPlan::set_reference(const HistogramCounts& counts) {
   tv_detail::Plan& plan = impl_->plan;
-  const std::vector<int> need = tv_detail::stats_needing_reference(plan);
-  if (need.empty()) return;
+  const NeedSplit need = split_need(plan);
+  if (need.spec.empty() && need.host.empty()) return;
   const uint64_t m = reference_rows();
-  const tv_detail::ReferenceSpec ref = tv_detail::reference_spec(plan, need);
-  GMMDIFF_EXPECTS(counts.rows == m && counts.one_d.size() == ref.spec.edges.size() &&
-                      counts.two_d.size() == ref.spec.pairs.size(),
+  tv_detail::ReferenceSpec ref;
+  if (!need.spec.empty()) ref = tv_detail::reference_spec(plan, need.spec);
+  const std::size_t host = need.host.empty() ? 0 : 1;
+  GMMDIFF_EXPECTS(counts.rows == m && counts.one_d.size() == ref.spec.edges.size() + host &&
+                      counts.two_d.size() == ref.spec.pairs.size() + host,
                   "TV reference sample: counts of ", counts.rows, " rows where the plan needs ", m);
   const double dm = static_cast<double>(m);
-  for (int i : need) {
-    tv_detail::PlanStat& s = plan.stats[i];
-    const std::vector<uint64_t>& c = s.dims == 2 ? counts.two_d[ref.pair[i]] : counts.one_d[ref.value[s.a]];
+  auto set_masses = [&](tv_detail::PlanStat& s, const std::vector<uint64_t>& c) {
     s.target_mass.resize(c.size());
     for (std::size_t b = 0; b < c.size(); ++b) s.target_mass[b] = c[b] / dm;
+    s.reference_n = m;
+  };
+  for (int i : need.spec) {
+    tv_detail::PlanStat& s = plan.stats[i];
+    set_masses(s, s.dims == 2 ? counts.two_d[ref.pair[i]] : counts.one_d[ref.value[s.a]]);
+  }
+  for (int i : need.host) {
+    tv_detail::PlanStat& s = plan.stats[i];
+    set_masses(s, s.dims == 2 ? counts.two_d.back() : counts.one_d.back());
+  }
+}
+
+bool TvPlan::host_statistics() const { return !impl_->plan.host.empty(); }
+
+HistogramCounts TvPlan::zeros() const {
+  const tv_detail::Plan& plan = impl_->plan;
+  HistogramCounts c = HistogramCounts::zeros(plan.spec);
+  const tv_detail::HostSpec& h = plan.host;
+  if (h.logp) c.one_d.emplace_back(static_cast<std::size_t>(plan.bins1), 0);
+  if (h.pair) c.two_d.emplace_back((h.edges_line.size() - 1) * (h.edges_perp.size() - 1), 0);
+  return c;
+}
+
+namespace {
+
+/// Whether counts are shaped as TvPlan::zeros() shapes them.
+bool shaped_for(const tv_detail::Plan& plan, const HistogramCounts& c) {
+  return c.one_d.size() == plan.spec.edges.size() + plan.host.one_d() &&
+         c.two_d.size() == plan.spec.pairs.size() + plan.host.two_d();
+}
+
+}  // namespace
+
+void TvPlan::accumulate(Backend& be, Precision precision, HistogramCounts& counts, const double* host_rows) const {
+  const tv_detail::Plan& plan = impl_->plan;
+  const HistogramSpec& spec = plan.spec;
+  GMMDIFF_EXPECTS(shaped_for(plan, counts), "TV: histogram counts are not shaped for the plan (use TvPlan::zeros)");
+  if (plan.host.empty()) {
+    be.accumulate_histograms(spec, counts);
+    return;
+  }
+  const std::size_t nv = spec.edges.size(), np = spec.pairs.size();
+  const bool on_backend = nv > 0 || np > 0;
+  if (on_backend) {
+    // The backend's histograms are the first nv and np: hand it counts shaped for its spec alone.
+    std::vector<std::vector<uint64_t>> host1(std::make_move_iterator(counts.one_d.begin() + nv),
+                                             std::make_move_iterator(counts.one_d.end()));
+    std::vector<std::vector<uint64_t>> host2(std::make_move_iterator(counts.two_d.begin() + np),
+                                             std::make_move_iterator(counts.two_d.end()));
+    counts.one_d.resize(nv);
+    counts.two_d.resize(np);
+    be.accumulate_histograms(spec, counts);
+    for (auto& v : host1) counts.one_d.push_back(std::move(v));
+    for (auto& v : host2) counts.two_d.push_back(std::move(v));
+  }
+  const tv_detail::HostWork all;
+  uint64_t bad = 0;
+  if (host_rows) {
+    bad = tv_detail::host_accumulate(plan.host, all, host_rows, be.rows(), counts, nv, np);
+  } else {
+    tv_detail::for_chunk_rows(be, spec.d, precision, [&](const auto* y, std::size_t r) {
+      bad += tv_detail::host_accumulate(plan.host, all, y, r, counts, nv, np);
+    });
+  }
+  if (!on_backend) {  // the backend did not see the chunk: count its rows here
+    counts.rows += be.rows();
+    counts.nonfinite_rows += bad;
+  }
+}
+
+void TvPlan::set_against(const HistogramCounts& second) {
+  tv_detail::Plan& plan = impl_->plan;
+  GMMDIFF_EXPECTS(shaped_for(plan, second), "TV: the second sample's counts are not shaped for the plan");
+  GMMDIFF_EXPECTS(second.nonfinite_rows < second.rows, "the second sample has no finite rows (all ", second.rows,
+                  " hold NaN or Inf)");
+  const uint64_t m = second.rows - second.nonfinite_rows;
+  const double dm = static_cast<double>(m);
+  for (auto& s : plan.stats) {
+    const std::vector<uint64_t>& c = s.dims == 2 ? second.two_d.at(s.pair) : second.one_d.at(s.a);
+    s.target_mass.resize(c.size());
+    for (std::size_t b = 0; b < c.size(); ++b) s.target_mass[b] = c[b] / dm;
+    s.exact = false;
     s.reference_n = m;
   }
 }
@@ -453,9 +780,9 @@ void TvPlan::set_reference(const HistogramCounts& counts) {
 TvReport TvPlan::evaluate(const HistogramCounts& counts) const {
   const tv_detail::Plan& plan = impl_->plan;
   const HistogramSpec& spec = plan.spec;
-  GMMDIFF_EXPECTS(counts.one_d.size() == spec.edges.size() && counts.two_d.size() == spec.pairs.size(),
-                  "TV: histogram counts do not match the plan (", counts.one_d.size(), " values, ",
-                  counts.two_d.size(), " pairs; the plan has ", spec.edges.size(), " and ", spec.pairs.size(), ")");
+  GMMDIFF_EXPECTS(shaped_for(plan, counts), "TV: histogram counts do not match the plan (",
+                  counts.one_d.size(), " values, ", counts.two_d.size(), " pairs; the plan has ",
+                  spec.edges.size() + plan.host.one_d(), " and ", spec.pairs.size() + plan.host.two_d(), ")");
   GMMDIFF_EXPECTS(counts.rows > 0, "empty sample: there are no rows to estimate TV from");
   GMMDIFF_EXPECTS(counts.nonfinite_rows < counts.rows, "all ", counts.rows,
                   " rows of the sample hold NaN or Inf: no finite rows to estimate TV from");
@@ -474,7 +801,8 @@ TvReport TvPlan::evaluate(const HistogramCounts& counts) const {
     try {
       const std::vector<uint64_t>& c = s.dims == 2 ? counts.two_d.at(s.pair) : counts.one_d.at(s.a);
       StatResult r = tv_detail::histogram_figures(c, s.target_mass, s.reference_n, plan.opt.bootstrap,
-                                                  tv_detail::bootstrap_seed(plan.opt.seed, i));
+                                                  tv_detail::bootstrap_seed(plan.opt.seed, i),
+                                                  static_cast<int>(plan.stats.size()));
       r.name = s.name;
       r.dims = s.dims;
       rep.stats[i] = r;
@@ -485,8 +813,11 @@ TvReport TvPlan::evaluate(const HistogramCounts& counts) const {
   for (const auto& e : errors)
     if (!e.empty()) throw Error(e);
   rep.best = 0;
-  for (std::size_t i = 1; i < rep.stats.size(); ++i)
+  rep.best_kl = 0;
+  for (std::size_t i = 1; i < rep.stats.size(); ++i) {
     if (rep.stats[i].tv_corrected > rep.stats[rep.best].tv_corrected) rep.best = i;
+    if (rep.stats[i].kl_mm > rep.stats[rep.best_kl].kl_mm) rep.best_kl = i;
+  }
   return rep;
 }
 

@@ -9,6 +9,7 @@
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/model.hpp"
 #include "gmmdiff/tv.hpp"
+#include "tv/host_statistics.hpp"
 
 namespace gmmdiff::tv_detail {
 
@@ -22,6 +23,8 @@ struct PlanStat {
   bool exact = true;                 ///< masses in closed form (else from an exact reference sample)
   uint64_t reference_n = 0;          ///< > 0 when the masses come from a reference sample
   int pair = -1;                     ///< index into spec.pairs (2-D)
+  bool host = false;                 ///< binned on the host (meansperp, logp; HostSpec): a and pair
+                                     ///< then index the counts after the spec's values and pairs
 };
 
 /// Everything a TvPlan holds.
@@ -31,6 +34,7 @@ struct Plan {
   int bins1 = 0;                     ///< bins per 1-D histogram
   int bins2 = 0;                     ///< bins per axis of a 2-D histogram
   HistogramSpec spec;                ///< directions, radial centre, edges per value, pairs
+  HostSpec host;                     ///< the statistics binned on the host (meansperp, logp)
   std::vector<PlanStat> stats;
   std::vector<std::string> names;    ///< the statistics' names, in order
   std::vector<std::string> notes;    ///< statistics that were requested but skipped, and why

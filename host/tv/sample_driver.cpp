@@ -41,6 +41,23 @@ namespace {
 /// of this rank's range.
 using ChunkSource = std::function<const double*(uint64_t first, std::size_t rows)>;
 
+/// The counts of a sample of `rows` rows (every chunk uploaded and binned in order, the host
+/// statistics from the rows as handed over); the backend is begun here with shape (chunk_rows set).
+/// Integer counts do not depend on how the rows are cut into chunks.
+HistogramCounts bin_rows(const TvPlan& plan, const Mixture& target, uint64_t rows, RunShape shape, Backend& be,
+                         const ChunkSource& next) {
+  const std::size_t chunk = shape.chunk_rows;
+  be.begin(shape, target);
+  HistogramCounts counts = plan.zeros();
+  for (uint64_t first = 0; first < rows; first += chunk) {
+    const std::size_t r = static_cast<std::size_t>(std::min<uint64_t>(chunk, rows - first));
+    const double* y = next(first, r);
+    be.upload_chunk(y, first, r);
+    plan.accumulate(be, Precision::FP64, counts, y);
+  }
+  return counts;
+}
+
 /// The one path of tv_of_sample and tv_of_npy: the plan for n = rows, its reference sample, then
 /// every chunk of this rank's rows (all of them in one process) uploaded and binned in order, the
 /// counts summed over the ranks. Only the counts are kept, and integer counts do not depend on how
@@ -60,15 +77,16 @@ TvReport tv_of_chunks(const Mixture& target, uint64_t rows, const TvOptions& opt
   });
   prepare_reference(*plan, be, Precision::FP64, comm);
   const dist::Range mine = dist::split_range(rows, comm.rank(), comm.size());
-  HistogramCounts counts = HistogramCounts::zeros(plan->spec());
+  HistogramCounts counts = plan->zeros();
   dist::collective(comm, [&] {
     if (mine.count == 0) return;
     shape.chunk_rows = chunk;
     be.begin(shape, target);
     for (uint64_t first = mine.first; first < mine.first + mine.count; first += chunk) {
       const std::size_t r = static_cast<std::size_t>(std::min<uint64_t>(chunk, mine.first + mine.count - first));
-      be.upload_chunk(next(first, r), first, r);
-      be.accumulate_histograms(plan->spec(), counts);
+      const double* y = next(first, r);
+      be.upload_chunk(y, first, r);
+      plan->accumulate(be, Precision::FP64, counts, y);
     }
   });
   dist::sum_counts(comm, counts);
@@ -79,6 +97,24 @@ TvReport tv_of_chunks(const Mixture& target, uint64_t rows, const TvOptions& opt
     report = plan->evaluate(counts);
   });
   return report;
+}
+
+/// Reads a .npy sample chunk by chunk into one buffer of doubles (the only memory that holds its values).
+ChunkSource npy_source(NpyReader& sample, int d, std::vector<double>& buf) {
+  const std::size_t dd = static_cast<std::size_t>(d);
+  return [&sample, dd, &buf](uint64_t first, std::size_t r) {
+    if (buf.size() < r * dd) {  // the first chunk is the largest: one allocation
+      try {
+        buf.resize(r * dd);
+      } catch (const std::bad_alloc&) {
+        throw ResourceError(detail::cat(sample.path(), ": cannot allocate a chunk of ", r, " rows x d = ", dd,
+                                        " doubles (", (r * dd * sizeof(double)) >> 20, " MiB); try a smaller --chunk"));
+      }
+    }
+    const uint64_t got = sample.read_rows(buf.data(), r);
+    GMMDIFF_EXPECTS(got == r, sample.path(), ": read ", got, " rows at row ", first, " where ", r, " were due");
+    return static_cast<const double*>(buf.data());
+  };
 }
 
 }  // namespace
@@ -128,6 +164,34 @@ TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& op
     return static_cast<const double*>(buf.data());
   };
   return tv_of_chunks(target, sample.rows(), opt, be, chunk_rows, read_chunk, sample.path() + ": ", comm);
+}
+
+TvReport tv_of_npy_against(const Mixture& target, NpyReader& sample, NpyReader& against, const TvOptions& opt,
+                           Backend& be, std::size_t chunk_rows) {
+  check_tv_sample(sample, target.d);
+  check_tv_sample(against, target.d);
+  for (const NpyReader* r : {&sample, &against})
+    GMMDIFF_EXPECTS(r->rows_read() == 0, r->path(), ": ", r->rows_read(),
+                    " rows were already read; the TV needs the sample from its first row");
+  TvPlan plan(target, opt, sample.rows());
+  RunShape shape = run_shape(target, Precision::FP64, opt.seed);
+  const std::size_t chunk = tv_chunk_rows(be, shape, std::max(sample.rows(), against.rows()), chunk_rows);
+  plan.prepare_edges(be, Precision::FP64);  // logp's edges: the target's, from its pilot sample
+  std::vector<double> buf;
+  shape.chunk_rows = std::min<uint64_t>(chunk, against.rows());
+  const HistogramCounts second =
+      bin_rows(plan, target, against.rows(), shape, be, npy_source(against, target.d, buf));
+  GMMDIFF_EXPECTS(second.nonfinite_rows < second.rows, against.path(), ": all ", second.rows,
+                  " rows of the sample hold NaN or Inf: no finite rows to compare with");
+  plan.set_against(second);
+  shape.chunk_rows = std::min<uint64_t>(chunk, sample.rows());
+  const HistogramCounts counts = bin_rows(plan, target, sample.rows(), shape, be, npy_source(sample, target.d, buf));
+  GMMDIFF_EXPECTS(counts.nonfinite_rows < counts.rows, sample.path(), ": all ", counts.rows,
+                  " rows of the sample hold NaN or Inf: no finite rows to estimate TV from");
+  TvReport rep = plan.evaluate(counts);
+  rep.against_n = second.rows;
+  rep.against_nonfinite = second.nonfinite_rows;
+  return rep;
 }
 
 }  // namespace gmmdiff

@@ -21,7 +21,7 @@ namespace tv_detail {
 namespace {
 
 constexpr const char* kAllowed =
-    "allowed: means[:r], means2d, random:M, axes[:m], file:PATH.npy, radial[:0]";
+    "allowed: means[:r], means2d, meansperp, random:M, axes[:m], file:PATH.npy, radial[:0], logp";
 constexpr int kMaxCount = 100000;
 
 std::string trim(const std::string& s) {
@@ -66,6 +66,10 @@ std::vector<StatRequest> parse_stats(const std::string& spec) {
       if (has_arg) r.count = parse_count(arg, token);
     } else if (head == "means2d" && !has_arg) {
       r.kind = StatRequest::Means2d;
+    } else if (head == "meansperp" && !has_arg) {
+      r.kind = StatRequest::MeansPerp;
+    } else if (head == "logp" && !has_arg) {
+      r.kind = StatRequest::LogP;
     } else if (head == "random") {
       GMMDIFF_EXPECTS(has_arg, "--stat: 'random' needs a count, e.g. random:8 (", kAllowed, ")");
       r.kind = StatRequest::Random;

@@ -12,7 +12,7 @@ namespace gmmdiff::tv_detail {
 
 /// One token of TvOptions::stats.
 struct StatRequest {
-  enum Kind { Means, Means2d, Random, Axes, File, Radial };
+  enum Kind { Means, Means2d, Random, Axes, File, Radial, MeansPerp, LogP };
   Kind kind = Means;
   int count = 0;          ///< means:r, random:M, axes:m (0: the default)
   std::string path;       ///< file:PATH

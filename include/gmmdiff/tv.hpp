@@ -38,16 +38,29 @@ struct StatResult {
   double ci_lo = 0, ci_hi = 0;  ///< 95% confidence interval for the binned TV
   bool resolved = false;  ///< ci_lo > 0 and tv > floor: the figure is resolved from the floor
   uint64_t reference_n = 0;  ///< size of the exact reference sample (0 when exact_target)
+  /// Lower end of a 95% interval that holds jointly for every statistic of the report (Bonferroni:
+  /// each statistic's one-sided level 0.025 / N), so it accounts for picking the largest of N
+  /// statistics. Equal to ci_lo when the report has one statistic.
+  double ci_lo_joint = 0;
+  // KL(Y || X_0) of the binned statistic (docs/tv.md, "KL"), a lower bound on KL(Y || X_0) by the
+  // data-processing inequality:
+  double kl = 0;          ///< plug-in KL of the two histograms (>= 0; biased upward)
+  double kl_mm = 0;       ///< Miller-Madow bias-corrected: kl - (B - 1)/(2n) [- (B - 1)/(2m)], clipped at 0
+  double kl_ci_lo = 0, kl_ci_hi = 0;  ///< 95% interval for the binned KL
 };
 
 struct TvReport {
   std::vector<StatResult> stats;
   std::size_t best = 0;      ///< index of the largest tv_corrected
+  std::size_t best_kl = 0;   ///< index of the largest kl_mm
   uint64_t n = 0;            ///< rows in the sample
   uint64_t nonfinite = 0;    ///< rows with NaN/Inf (excluded from every histogram; TV refers
                              ///< to the n - nonfinite finite rows)
+  uint64_t against_n = 0;          ///< tv_of_npy_against: rows of the second sample (0 otherwise)
+  uint64_t against_nonfinite = 0;  ///< of which hold NaN or Inf (excluded)
   std::vector<std::string> notes;  ///< statistics skipped and why (e.g. means of rank 0)
   const StatResult& max() const { return stats.at(best); }
+  const StatResult& max_kl() const { return stats.at(best_kl); }
 };
 
 /// The binning plan for a model, options and sample size: the statistics, their histogram spec
@@ -63,9 +76,22 @@ class TvPlan {
   TvPlan& operator=(TvPlan&& other) noexcept;
   ~TvPlan();
 
+  /// The statistics the backend bins where the chunk lies (projections, radial, their 2-D pairs).
   const HistogramSpec& spec() const;
+  /// Whether some statistic is binned on the host (meansperp, logp: docs/tv.md): accumulate then
+  /// downloads each chunk (Backend::stream_chunk) to bin them.
+  bool host_statistics() const;
+  /// Counts shaped for every statistic: spec()'s values and pairs first (as
+  /// HistogramCounts::zeros(spec()) shapes them), then the host statistics' histograms.
+  HistogramCounts zeros() const;
+  /// Bins the backend's current chunk (be.rows() rows in the run's `precision`) into counts shaped
+  /// by zeros(): spec() where the chunk lies, and the host statistics from host_rows (the same rows
+  /// as doubles, when the caller holds them) or else from a download of the chunk.
+  void accumulate(Backend& be, Precision precision, HistogramCounts& counts, const double* host_rows = nullptr) const;
   /// Completes target masses that need an exact reference sample, using backend be (it calls
-  /// be.begin(), so call it before a run's begin()). No-op when every statistic is exact.
+  /// be.begin(), so call it before a run's begin()): the logp statistic's edges (an exact pilot
+  /// sample) and the masses of every statistic whose law is not closed-form. No-op when every
+  /// statistic is exact.
   void prepare_reference(Backend& be, Precision precision);
   /// prepare_reference in parts (e.g. one per MPI rank, docs/scale.md): the reference sample's size
   /// (0 when every statistic is exact); the counts of its rows first .. first + count - 1 (each row
@@ -74,7 +100,16 @@ class TvPlan {
   uint64_t reference_rows() const;
   HistogramCounts reference_counts(Backend& be, Precision precision, uint64_t first, uint64_t count) const;
   void set_reference(const HistogramCounts& counts);
-  /// The figures for accumulated counts of a sample.
+  /// Only the logp edges (its pilot sample; prepare_reference does this first, and a caller of
+  /// reference_counts must do it before: every rank draws the same pilot). No-op without logp.
+  void prepare_edges(Backend& be, Precision precision);
+  /// Two-sample comparison (`gmmdiff tv A --against B`): every statistic's masses become the
+  /// frequencies of a second sample (its counts, shaped by zeros(); its finite rows m), with that
+  /// sample's noise in the floor and the interval (as a reference sample of m rows). Call
+  /// prepare_reference first when the plan has logp (its edges).
+  void set_against(const HistogramCounts& second);
+  /// The figures for accumulated counts of a sample (shaped by zeros(); HistogramCounts::zeros(spec())
+  /// is the same when host_statistics() is false).
   TvReport evaluate(const HistogramCounts& counts) const;
   /// The statistics' names, in the order of TvReport::stats.
   const std::vector<std::string>& names() const;
@@ -89,16 +124,18 @@ class TvPlan {
   std::unique_ptr<Impl> impl_;
 };
 
-/// A ChunkSink that bins each chunk where it lies.
+/// A ChunkSink that bins each chunk where it lies (and, for host statistics, from a download of
+/// it: hence the run's precision).
 class TvSink : public ChunkSink {
  public:
-  explicit TvSink(const TvPlan& plan) : plan_(plan), counts_(HistogramCounts::zeros(plan.spec())) {}
-  void on_chunk(Backend& be) override { be.accumulate_histograms(plan_.spec(), counts_); }
+  TvSink(const TvPlan& plan, Precision precision) : plan_(plan), precision_(precision), counts_(plan.zeros()) {}
+  void on_chunk(Backend& be) override { plan_.accumulate(be, precision_, counts_); }
   const HistogramCounts& counts() const { return counts_; }
   TvReport report() const { return plan_.evaluate(counts_); }
 
  private:
   const TvPlan& plan_;
+  Precision precision_;
   HistogramCounts counts_;
 };
 
@@ -134,5 +171,13 @@ void check_tv_sample(const NpyReader& sample, int target_d);
 /// header while being read is an Error (NpyReader::read_rows), never a partial report.
 TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& opt, Backend& be,
                    std::size_t chunk_rows = 0);
+
+/// Two samples against each other (`gmmdiff tv A.npy --against B.npy`): the statistics and bins of
+/// the model's plan (for n = A's rows), the masses the frequencies of B's finite rows instead of
+/// the target's, so that both samples' noise is in the floor and the interval (the two-sample
+/// figures of docs/tv.md). Both are streamed as tv_of_npy streams one; B's NaN/Inf rows are
+/// excluded and counted (against_nonfinite). Checks both with check_tv_sample first.
+TvReport tv_of_npy_against(const Mixture& target, NpyReader& sample, NpyReader& against, const TvOptions& opt,
+                           Backend& be, std::size_t chunk_rows = 0);
 
 }  // namespace gmmdiff

@@ -248,7 +248,7 @@ TEST(Reference, TwoPointModelsSitInsideTheBracket) {
         to.seed = lo.seed;
         TvPlan plan(m, to, lo.n);
         plan.prepare_reference(*be, lo.precision);
-        TvSink sink(plan);
+        TvSink sink(plan, lo.precision);
         run_sampler(m, s, lo, *be, sink);
         const StatResult best = sink.report().max();
         EXPECT_LE(best.ci_lo, ref.tv) << what << ": lower " << best.name << " CI [" << best.ci_lo << ", " << best.ci_hi
