@@ -21,10 +21,6 @@
 namespace gmmdiff::cli {
 namespace {
 
-/// The statistics `gmmdiff tv` uses unless --stat says otherwise (docs/tv.md): the library's default
-/// (TvOptions, which sweeps keep for their keys) plus the pair and the log-density.
-constexpr const char* kCliStats = "means,meansperp,random:8,radial,logp";
-
 struct TvState {
   ModelArgs model;
   std::string sample, against;

@@ -12,6 +12,11 @@
 namespace gmmdiff::cli {
 
 /// --model FILE | --preset NAME with --d --K --radius --sd --weights --model-seed, --normalize-weights.
+/// The statistics `gmmdiff tv` and `gmmdiff bracket` use unless --stat says otherwise (docs/tv.md):
+/// the library's default (TvOptions, which sweeps keep so that their rows do not change) plus the
+/// meansperp pair and the log-density.
+constexpr const char* kCliStats = "means,meansperp,random:8,radial,logp";
+
 struct ModelArgs {
   std::string model_file;
   std::string preset;

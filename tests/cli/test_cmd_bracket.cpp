@@ -27,7 +27,8 @@ TEST(CmdBracket, DdpmJsonHasEveryKeyAndTheBracketHolds) {
   const auto j = nlohmann::json::parse(slurp(js));
   for (const char* k : {"tv_lower", "tv_lower_ci95", "tv_upper", "tv_upper_mean", "tv_upper_quarter_M", "kl_upper",
                         "M", "tv_exact", "tv_exact_ci95", "kl_exact", "tv_reference", "consistent", "parameters",
-                        "tv_x0_x1", "tv_x0_x1_method", "meaning"})
+                        "tv_x0_x1", "tv_x0_x1_method", "meaning", "kl_lower", "kl_lower_ci95", "kl_lower_stat",
+                        "tv_lower_joint_lo"})
     EXPECT_TRUE(j.contains(k)) << k << " missing from " << j.dump();
   EXPECT_EQ(j["M"], 8);
   EXPECT_TRUE(j["tv_exact"].is_null());
@@ -55,6 +56,9 @@ TEST(CmdBracket, DdimHasTheExactFigureAndNoUpper) {
   EXPECT_LE(lo, ref) << j.dump();
   EXPECT_GE(hi, ref) << j.dump();
   EXPECT_TRUE(j["kl_exact"].is_number());
+  // KL(Y || X_0) from below: the plug-in KL's CI starts below the exact figure's CI end.
+  EXPECT_LE(j["kl_lower_ci95"][0].get<double>(), j["kl_exact_ci95"][1].get<double>()) << j.dump();
+  EXPECT_LE(j["tv_lower_joint_lo"].get<double>(), j["tv_lower_ci95"][0].get<double>()) << j.dump();
 }
 
 TEST(CmdBracket, UnreducibleModelsHaveNoReference) {

@@ -34,7 +34,8 @@ TEST(TvCli, ReportsATableAndWritesJson) {
   EXPECT_NE(r.out.find("max: "), std::string::npos) << r.out;
   const nlohmann::json j = nlohmann::json::parse(test::slurp(js));
   EXPECT_EQ(j["n"], 20000);
-  EXPECT_EQ(j["stats"].size(), 4u);
+  EXPECT_EQ(j["stats"].size(), 3u);  // means[0] is axis[0] (e_1): one statistic
+  EXPECT_NE(r.out.find("counted once"), std::string::npos) << r.out;
   EXPECT_TRUE(j["max"].contains("ci95"));
   EXPECT_FALSE(test::exists(js + ".tmp." + std::to_string(::getpid())));
 }
@@ -75,6 +76,33 @@ TEST(TvCli, ChunkOptionChangesNoFigure) {
   }
 }
 
+TEST(TvCli, DefaultStatisticsAndTwoSamples) {
+  // The default statistics add meansperp and logp with their KL columns and the selection line;
+  // --against compares two files (both in the JSON), and a file against itself has TV 0.
+  const Mixture m = isotropic(3, {{2, 0, 0}, {-2, 0, 0}}, {1.0, 1.0}, {0.5, 0.5});
+  const std::string a = temp_path("two_a.npy"), b = temp_path("two_b.npy"), js = temp_path("two.json");
+  write_npy_raw(a, draw(m, 5000, 7), 5000, 3);
+  write_npy_raw(b, draw(m, 4000, 8), 4000, 3);
+  auto r = test::run_cli("tv '" + a + "' --preset two-point --d 3 --radius 2 --bootstrap 40");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* s : {"meansperp", "logp", "kl_mm", "selection: the largest of", "max KL: "})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << " missing from\n" << r.out;
+  r = test::run_cli("tv '" + a + "' --preset two-point --d 3 --radius 2 --bootstrap 40 --against '" + b +
+                    "' --json '" + js + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("against: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2nd sample m=4000"), std::string::npos) << r.out;
+  nlohmann::json j = nlohmann::json::parse(test::slurp(js));
+  EXPECT_EQ(j["against_n"], 4000);
+  EXPECT_EQ(j["n"], 5000);
+  EXPECT_TRUE(j["max_kl"].contains("kl_mm"));
+  r = test::run_cli("tv '" + a + "' --preset two-point --d 3 --radius 2 --bootstrap 40 --against '" + a +
+                    "' --json '" + js + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(test::slurp(js));
+  for (const auto& s : j["stats"]) EXPECT_EQ(s["tv"].get<double>(), 0.0) << s.dump();
+}
+
 TEST(TvCli, BadInputIsOneLineNonZeroExitAndNothingWritten) {
   const Mixture m3 = isotropic(3, {{2, 0, 0}}, {1.0}, {1.0});
   const std::string d3 = temp_path("d3.npy"), empty = temp_path("empty.npy");
@@ -89,6 +117,8 @@ TEST(TvCli, BadInputIsOneLineNonZeroExitAndNothingWritten) {
       {"'" + d3 + "' --preset gaussian --d 3 --stat bogus", "unknown statistic 'bogus'"},
       {"'" + temp_path("missing.npy") + "' --preset gaussian --d 2", "missing.npy"},
       {"'" + d3 + "' --preset gaussian --d 3 --bins 1", "--bins 1"},
+      {"'" + d3 + "' --preset gaussian --d 3 --against '" + empty + "'", "empty sample (0 rows)"},
+      {"'" + d3 + "' --preset gaussian --d 3 --against '" + temp_path("nowhere.npy") + "'", "nowhere.npy"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.args);

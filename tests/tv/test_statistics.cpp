@@ -32,6 +32,12 @@ TEST(TvStats, ParsesTheGrammar) {
   EXPECT_EQ(r[6].path, "a:b.npy");
   EXPECT_FALSE(r[7].origin);
   EXPECT_TRUE(r[8].origin);
+  const auto h = tv_detail::parse_stats("meansperp, logp");
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].kind, tv_detail::StatRequest::MeansPerp);
+  EXPECT_EQ(h[1].kind, tv_detail::StatRequest::LogP);
+  EXPECT_THROW(tv_detail::parse_stats("logp:3"), Error);
+  EXPECT_THROW(tv_detail::parse_stats("meansperp:1"), Error);
 }
 
 TEST(TvStats, BadTokensGiveOneLineListingWhatIsAllowed) {
@@ -44,7 +50,7 @@ TEST(TvStats, BadTokensGiveOneLineListingWhatIsAllowed) {
     } catch (const Error& e) {
       const std::string w = e.what();
       EXPECT_EQ(w.find('\n'), std::string::npos);
-      EXPECT_NE(w.find("allowed: means[:r], means2d, random:M, axes[:m], file:PATH.npy, radial[:0]"),
+      EXPECT_NE(w.find("allowed: means[:r], means2d, meansperp, random:M, axes[:m], file:PATH.npy, radial[:0], logp"),
                 std::string::npos)
           << w;
     }
