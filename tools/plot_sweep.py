@@ -4,7 +4,9 @@ or at the end of `gmmdiff sweep`, and writes into DIR:
 
   tv_vs_T.png    TV against T on log-log axes, one panel per family (a series per d), with the
                  95% CIs, the fitted slope, the Theorem-1 shape C f(T) and the noise floor (dashed,
-                 shaded below);
+                 shaded below); for rows with bounds, the band from the lower bound's CI low end to
+                 the upper side (shaded in the series' colour), the ddim exact TV with its CI
+                 (diamonds) and the exact reference of reducible models (crosses);
   tv_vs_d.png    TV against d at fixed T (a series per T);
   tv_vs_K.png    TV against K at fixed T, when the sweep varies K;
   tv_vs_eps.png  TV against the realised eps_score, when the sweep injects score errors.
@@ -78,6 +80,34 @@ def draw_points(ax, xs, pts, color, label):
         ax.plot(ux, uy, "v", mfc="none", color=color, ms=6, label=None if rx else label + " (unresolved)")
 
 
+def draw_band(ax, xs, pts, color):
+    """Rows with bounds: TV lies between the lower bound's CI low end and the upper side (the band);
+    exact values where known. Returns the values drawn (for the y range)."""
+    drawn = []
+    band = [(x, max(p["ci_lo"], 0), p["upper"]) for x, p in zip(xs, pts)
+            if p.get("bounded") and ok(p.get("upper")) and ok(p.get("ci_lo"))]
+    if band:
+        band.sort()
+        bx = [b[0] for b in band]
+        lo = [b[1] if b[1] > 0 else b[2] * 1e-3 for b in band]  # an unresolved lower end: the band opens downwards
+        hi = [b[2] for b in band]
+        ax.fill_between(bx, lo, hi, color=color, alpha=0.15, lw=0)
+        ax.plot(bx, hi, ls="--", color=color, lw=1, label="upper bound")
+        drawn += hi
+    ex = [(x, p["exact"], p["exact_ci"]) for x, p in zip(xs, pts) if ok(p.get("exact"))]
+    if ex:
+        lo = [max(e[1] - e[2][0], 0) for e in ex]
+        hi = [max(e[2][1] - e[1], 0) for e in ex]
+        ax.errorbar([e[0] for e in ex], [e[1] for e in ex], yerr=[lo, hi], fmt="D", mfc="none", color=color, ms=5,
+                    capsize=2, label="exact (ddim)")
+        drawn += [e[1] for e in ex]
+    ref = [(x, p["reference"]) for x, p in zip(xs, pts) if ok(p.get("reference")) and p["reference"] > 0]
+    if ref:
+        ax.plot([r[0] for r in ref], [r[1] for r in ref], "x", color=color, ms=7, label="exact reference")
+        drawn += [r[1] for r in ref]
+    return drawn
+
+
 def draw_floor(ax, xs, floors):
     pairs = sorted((x, f) for x, f in zip(xs, floors) if ok(f) and f > 0)
     if not pairs:
@@ -92,9 +122,9 @@ def draw_floor(ax, xs, floors):
     ax.fill_between(x, [1e-12] * len(f), f, color="0.85", alpha=0.5, lw=0)
 
 
-def finish(ax, xlabel, title):
+def finish(ax, xlabel, title, bounded=False):
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("TV (lower bound, bias-corrected)")
+    ax.set_ylabel("TV: lower bound (points) to upper bound (band)" if bounded else "TV (lower bound, bias-corrected)")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, loc="best")
@@ -153,6 +183,7 @@ def plot_tv_vs_T(rep, out_dir):
             Ts = [p["T"] for p in pts]
             tag = "d=%d K=%d" % (g["params"]["d"], g["params"]["K"]) if len(members) > 1 else g["id"]
             draw_points(ax, Ts, pts, color, "%s: slope %s" % (tag, fmt_fit(g["slope"])))
+            allv += draw_band(ax, Ts, pts, color)
             f = g["slope"]
             res = [p["T"] for p in pts if p["resolved"] and p["tv"] > 0]
             if ok(f.get("a")) and ok(f.get("b")) and len(res) >= 2:
@@ -175,7 +206,7 @@ def plot_tv_vs_T(rep, out_dir):
             title += "\n%s (ratio over d %s)" % (across["verdict"],
                                                   ("%.2f at T=%d" % (across["ratio"], across["ratio_T"]))
                                                   if across["ratio_T"] else "-")
-        finish(ax, "T (steps)", title)
+        finish(ax, "T (steps)", title, any(p.get("bounded") for g in members for p in g["points"]))
 
     paged(panels, out_dir, "tv_vs_T", draw)
 

@@ -98,6 +98,46 @@ double lin_sigma(const ReportPoint& p) {
   return std::max(1e-6, (p.ci_hi - p.ci_lo) / (2 * z));
 }
 
+/// The upper side of a point (rows with bounds): means over seeds of the band's top, of the figure
+/// the fits use and of the exact and reference values; the fitted figure's log-scale standard error
+/// from the rows' standard errors (ddpm: se of U_TV(M); ddim: the CLT interval's half-width / 1.96).
+void average_bracket(const std::vector<const SweepRow*>& rs, ReportPoint& pt) {
+  const double z = normal_quantile(0.5 * (1 + kPointLevel));
+  const double m = static_cast<double>(rs.size());
+  double upper = 0, fit = 0, var = 0, ex = 0, ex_lo = 0, ex_hi = 0, ref = 0;
+  bool all = true, exact = true, reference = true;
+  for (const SweepRow* r : rs) {
+    const RowBracket& b = r->bracket;
+    const bool ddpm = std::isfinite(b.tv_upper) && std::isfinite(b.tv_upper_mean);
+    const bool ddim = std::isfinite(b.tv_exact);
+    all = all && b.present && b.error.empty() && (ddpm || ddim);
+    exact = exact && ddim;
+    reference = reference && std::isfinite(b.tv_reference);
+    if (!all) continue;
+    upper += (ddpm ? b.tv_upper : b.tv_exact_hi) / m;
+    fit += (ddpm ? b.tv_upper_mean : b.tv_exact) / m;
+    const double se = ddpm ? b.tv_upper_se : (b.tv_exact_hi - b.tv_exact_lo) / (2 * z);
+    var += se * se / (m * m);
+    if (ddim) {
+      ex += b.tv_exact / m;
+      ex_lo += b.tv_exact_lo / m;
+      ex_hi += b.tv_exact_hi / m;
+    }
+    ref += b.tv_reference / m;
+  }
+  if (reference) pt.reference = ref;
+  if (!all) return;
+  pt.bounded = true;
+  pt.upper = upper;
+  pt.upper_fit = fit;
+  pt.upper_sigma_log = fit > 0 ? std::max(1e-3, std::sqrt(var) / fit) : LineFit::nan;
+  if (exact) {
+    pt.exact = ex;
+    pt.exact_lo = ex_lo;
+    pt.exact_hi = ex_hi;
+  }
+}
+
 ReportPoint average(const std::vector<const SweepRow*>& rs) {
   const double level = kPointLevel;
   ReportPoint pt;
@@ -123,6 +163,7 @@ ReportPoint average(const std::vector<const SweepRow*>& rs) {
     stats.insert(f.name);
   }
   for (const auto& s : stats) pt.stat += (pt.stat.empty() ? "" : "|") + s;
+  average_bracket(rs, pt);
   if (rs.size() == 1) {
     pt.ci_lo = lo;
     pt.ci_hi = hi;
@@ -144,19 +185,58 @@ ReportPoint average(const std::vector<const SweepRow*>& rs) {
 }
 
 bool usable(const ReportPoint& p) { return p.resolved && p.tv > 0; }
+/// The upper side of a point can enter a fit on the log scale.
+bool usable_upper(const ReportPoint& p) { return p.bounded && p.upper_fit > 0 && std::isfinite(p.upper_sigma_log); }
 
 /// The verdict of a group across d or K (docs/sweeps.md): TV/f must stay bounded along T and
 /// along the axis. Growth exponents whose CI lies above gamma make it inconsistent, both below
 /// gamma consistent; a trend needs kMinValues resolved values of the axis (two points always lie
 /// on a line) and of T (log_T and log_values: the logs of the resolved points' T and axis values).
+/// Distinct values (rounded) of the exp of logs.
+std::size_t distinct(const std::vector<double>& logs) {
+  std::set<long> v;
+  for (double x : logs) v.insert(std::lround(std::exp(x)));
+  return v.size();
+}
+
+/// The two-sided verdict of a bounded group (docs/sweeps.md, "Bounds"): refuted when the lower
+/// bound's growth exponents have a 95% CI above gamma (TV itself grows at least that fast),
+/// confirmed when the upper side's have both CIs below gamma (TV can grow no faster), inconclusive
+/// otherwise. lower_refutes: the lower bound's test, as judge() reads it; log_T_u, log_values_u:
+/// the upper side's points.
+void judge_two_sided(AcrossGroup& a, bool lower_refutes, const std::string& lower_why, const std::vector<double>& log_T_u,
+                     const std::vector<double>& log_values_u, double g) {
+  const bool t_ci = a.upper_t_growth.has_ci() && distinct(log_T_u) >= kMinValues;
+  const bool x_ci = a.upper_axis_growth.has_ci() && distinct(log_values_u) >= kMinValues;
+  const bool confirms = t_ci && x_ci && a.upper_t_growth.ci_hi < g && a.upper_axis_growth.ci_hi < g;
+  std::ostringstream why;
+  if (lower_refutes && confirms) {
+    a.verdict = "inconclusive";
+    why << "the sides disagree: the lower bound grows (" << lower_why << ") while the upper side's exponents are "
+        << "below " << g << " (in T " << fit_text(a.upper_t_growth) << ", along " << a.axis << " "
+        << fit_text(a.upper_axis_growth) << ")";
+  } else if (lower_refutes) {
+    a.verdict = "refuted";
+    why << "from the lower bound: " << lower_why;
+  } else if (confirms) {
+    a.verdict = "confirmed";
+    why << "from the upper side: TV/f bounded in T and " << a.axis << " (95% CIs of the upper side's growth exponents "
+        << fit_text(a.upper_t_growth) << " and " << fit_text(a.upper_axis_growth) << " below " << g << ")";
+  } else {
+    a.verdict = "inconclusive";
+    if (!t_ci || !x_ci)
+      why << "too few upper-side points for the growth " << (!x_ci ? "along " + a.axis : std::string("in T"))
+          << " (need >= " << kMinValues << " values of each)";
+    else
+      why << "the upper side's CIs reach " << g << ": growth in T " << fit_text(a.upper_t_growth) << ", along "
+          << a.axis << " " << fit_text(a.upper_axis_growth) << "; the lower bound does not refute";
+  }
+  a.why = why.str();
+}
+
 void judge(AcrossGroup& a, const std::vector<double>& log_T, const std::vector<double>& log_values, double g) {
-  std::set<int> axis_resolved;
-  for (std::size_t i = 0; i < log_values.size(); ++i)
-    axis_resolved.insert(static_cast<int>(std::lround(std::exp(log_values[i]))));
-  std::set<int> t_resolved;
-  for (double x : log_T) t_resolved.insert(static_cast<int>(std::lround(std::exp(x))));
-  const bool t_ci = a.t_growth.has_ci() && t_resolved.size() >= kMinValues;
-  const bool x_ci = a.axis_growth.has_ci() && axis_resolved.size() >= kMinValues;
+  const bool t_ci = a.t_growth.has_ci() && distinct(log_T) >= kMinValues;
+  const bool x_ci = a.axis_growth.has_ci() && distinct(log_values) >= kMinValues;
   std::ostringstream why;
   if ((t_ci && a.t_growth.ci_lo > g) || (x_ci && a.axis_growth.ci_lo > g)) {
     a.verdict = "inconsistent";
@@ -211,6 +291,9 @@ void across(const std::string& axis, const std::vector<TGroup>& tg, const std::s
     }
     std::vector<double> tx, ty, tf, tsig, gx, gy, gsig;
     std::vector<int> tgrp, ggrp;
+    std::vector<double> utx, utf, utsig, ugx, ugy, ugsig;  // the upper side
+    std::vector<int> utgrp, uggrp;
+    a.bounded = true;
     int ti = 0;
     for (int T : Ts) {
       AcrossGroup::AtT at;
@@ -226,6 +309,18 @@ void across(const std::string& axis, const std::vector<TGroup>& tg, const std::s
         at.resolved.push_back(pt && usable(*pt));
         if (!pt) continue;
         ++present;
+        a.bounded = a.bounded && usable_upper(*pt);
+        if (usable_upper(*pt)) {
+          const double f = theorem1_shape(pt->K, T);
+          utx.push_back(std::log(T));
+          utf.push_back(std::log(pt->upper_fit / f));
+          utsig.push_back(pt->upper_sigma_log);
+          utgrp.push_back(static_cast<int>(v));
+          ugx.push_back(std::log(axis == "d" ? members[v]->p.d : members[v]->p.K));
+          ugy.push_back(utf.back());
+          ugsig.push_back(pt->upper_sigma_log);
+          uggrp.push_back(ti);
+        }
         if (usable(*pt)) {
           ++resolved;
           mx = mx < 0 ? pt->tv : std::max(mx, pt->tv);
@@ -268,6 +363,11 @@ void across(const std::string& axis, const std::vector<TGroup>& tg, const std::s
     a.t_growth = fit_pooled(tx, tf, tgrp, opt.level, tsig);
     a.axis_growth = fit_pooled(gx, gy, ggrp, opt.level, gsig);
     judge(a, tx, gx, opt.growth_tol);
+    if (a.bounded) {
+      a.upper_t_growth = fit_pooled(utx, utf, utgrp, opt.level, utsig);
+      a.upper_axis_growth = fit_pooled(ugx, ugy, uggrp, opt.level, ugsig);
+      judge_two_sided(a, a.verdict == "inconsistent", a.why, utx, ugx, opt.growth_tol);
+    }
     out.push_back(std::move(a));
   }
 }
@@ -378,10 +478,15 @@ Report analyze_rows(const std::vector<SweepRow>& rows_in, const ReportOptions& o
   int excluded = 0;
   for (std::size_t i = 0; i < rep.t_groups.size(); ++i) {
     TGroup& g = rep.t_groups[i];
-    std::vector<double> x, y, ys, sig, ratio;
+    std::vector<double> x, y, ys, sig, ratio, ux, uy, usig;
     for (const auto& [T, rs] : gpoints[i]) {
       g.points.push_back(average(rs));
       const ReportPoint& pt = g.points.back();
+      if (usable_upper(pt)) {
+        ux.push_back(std::log(T));
+        uy.push_back(std::log(pt.upper_fit));
+        usig.push_back(pt.upper_sigma_log);
+      }
       if (!usable(pt)) {
         ++g.excluded;
         continue;
@@ -394,6 +499,7 @@ Report analyze_rows(const std::vector<SweepRow>& rows_in, const ReportOptions& o
     }
     excluded += g.excluded;
     g.slope = fit_line(x, y, opt.level, sig);
+    g.upper_slope = fit_line(ux, uy, opt.level, usig);
     if (x.size() >= 2) g.shape_slope = fit_line(x, ys, opt.level, sig).b;
     if (!ratio.empty()) {
       g.shape_C = median_of(ratio);

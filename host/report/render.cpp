@@ -40,12 +40,33 @@ json fit_json(const LineFit& f) {
           {"ci_hi", f.ci_hi}, {"r2", f.r2},         {"chi2_dof", f.chi2_dof}};
 }
 
+/// A figure, or null where it does not apply (NaN).
+json num_or_null(double x) { return std::isfinite(x) ? json(x) : json(); }
+
 json point_json(const ReportPoint& p) {
-  return {{"T", p.T},         {"d", p.d},         {"K", p.K},
-          {"eps", p.eps},     {"tv", p.tv},       {"ci_lo", p.ci_lo},
-          {"ci_hi", p.ci_hi}, {"floor", p.floor}, {"eps_score", p.eps_score},
-          {"shape", p.shape}, {"seeds", p.seeds}, {"resolved", p.resolved},
-          {"stat", p.stat}};
+  json j = {{"T", p.T},         {"d", p.d},         {"K", p.K},
+            {"eps", p.eps},     {"tv", p.tv},       {"ci_lo", p.ci_lo},
+            {"ci_hi", p.ci_hi}, {"floor", p.floor}, {"eps_score", p.eps_score},
+            {"shape", p.shape}, {"seeds", p.seeds}, {"resolved", p.resolved},
+            {"stat", p.stat}};
+  if (p.bounded || std::isfinite(p.reference)) {  // points without bounds keep the keys they had
+    j["bounded"] = p.bounded;
+    j["upper"] = num_or_null(p.upper);
+    j["upper_fit"] = num_or_null(p.upper_fit);
+    j["upper_sigma_log"] = num_or_null(p.upper_sigma_log);
+    j["exact"] = num_or_null(p.exact);
+    j["exact_ci"] = std::isfinite(p.exact) ? json::array({p.exact_lo, p.exact_hi}) : json();
+    j["reference"] = num_or_null(p.reference);
+  }
+  return j;
+}
+
+/// Whether any point of the report has the upper side (the tables then show it).
+bool any_bounded(const Report& r) {
+  for (const auto& g : r.t_groups)
+    for (const auto& p : g.points)
+      if (p.bounded) return true;
+  return false;
 }
 
 json params_brief(const RunParams& p) {
@@ -98,15 +119,26 @@ std::string verdict_table(const Report& r) {
   os << "Is DDPM dimension-free here? TV/f, f = log^2(KT) log^2(T)/T, must stay bounded: growth exponents of TV/f "
         "against gamma = "
      << r.opt.growth_tol << " (docs/sweeps.md)\n";
+  const bool two_sided = any_bounded(r);
+  if (two_sided)
+    os << "Two-sided where the rows have bounds: confirmed from the upper side's exponents (both CIs below gamma), "
+          "refuted from the lower bound's (a CI above gamma), inconclusive otherwise.\n";
   std::vector<std::vector<std::string>> rows = {
       {"group", "d", "slope TV~T [95% CI]", "f", "d-exponent of TV/f [CI]", "TV ratio over d", "verdict"}};
+  if (two_sided) rows[0].insert(rows[0].end() - 1, {"upper: T-exp. of U/f [CI]", "upper: d-exp. of U/f [CI]"});
   for (const auto& a : r.across_d) {
     if (!a.in_verdict()) continue;
     std::string ds;
     for (std::size_t i = 0; i < a.values.size(); ++i) ds += (i ? "," : "") + std::to_string(a.values[i]);
     const std::string ratio = a.ratio_T ? fmt(a.ratio, 3) + " at T=" + std::to_string(a.ratio_T) : "-";
-    rows.push_back({a.label, ds, fit_text(a.t_slope), fmt_fixed(a.shape_t_slope), fit_text(a.axis_growth), ratio,
-                    a.verdict + (a.theorem_domain ? "" : " (sd != 1: outside Thm 1)")});
+    std::vector<std::string> row = {a.label, ds, fit_text(a.t_slope), fmt_fixed(a.shape_t_slope),
+                                    fit_text(a.axis_growth), ratio};
+    if (two_sided) {
+      row.push_back(a.bounded ? fit_text(a.upper_t_growth) : "-");
+      row.push_back(a.bounded ? fit_text(a.upper_axis_growth) : "-");
+    }
+    row.push_back(a.verdict + (a.theorem_domain ? "" : " (sd != 1: outside Thm 1)"));
+    rows.push_back(row);
   }
   return os.str() + text_table(rows);
 }
@@ -154,14 +186,29 @@ std::string report_markdown(const Report& r) {
     os << "| " << g.id << " | " << g.label << " | " << (g.points.size() - g.excluded) << "/" << g.points.size() << " | "
        << fit_text(g.slope) << " | " << fmt_fixed(g.shape_slope) << " | " << fmt(g.shape_C) << " | "
        << fmt(g.shape_worst, 2) << " |\n";
+  const bool two_sided = any_bounded(r);
+  if (two_sided) {
+    os << "\nThe band (rows with bounds): from the lower bound's CI low end to the upper side (ddpm: the one-sided 95% "
+          "upper bound U_TV(M) + 1.645 se (+ TV(X_0, X_1) for stop 1); ddim: the exact TV's CI high end). Slope of the "
+          "upper side against T:\n\n| group | slope of log U vs log T [CI] |\n|---|---|\n";
+    for (const auto& g : r.t_groups)
+      if (g.upper_slope.ok()) os << "| " << g.id << " | " << fit_text(g.upper_slope) << " |\n";
+  }
   os << "\n<details><summary>Points</summary>\n\n";
-  os << "| group | T | TV | CI | floor | resolved | statistic | eps_score | seeds "
-        "|\n|---|---|---|---|---|---|---|---|---|\n";
+  os << "| group | T | TV | CI | floor | resolved | statistic | eps_score | seeds |";
+  if (two_sided) os << " upper | exact [CI] | reference |";
+  os << "\n|---|---|---|---|---|---|---|---|---|" << (two_sided ? "---|---|---|" : "") << "\n";
   for (const auto& g : r.t_groups)
-    for (const auto& p : g.points)
+    for (const auto& p : g.points) {
       os << "| " << g.id << " | " << p.T << " | " << fmt(p.tv) << " | [" << fmt(p.ci_lo) << ", " << fmt(p.ci_hi)
          << "] | " << fmt(p.floor) << " | " << (p.resolved ? "yes" : "no") << " | " << p.stat << " | "
-         << fmt(p.eps_score) << " | " << p.seeds << " |\n";
+         << fmt(p.eps_score) << " | " << p.seeds << " |";
+      if (two_sided)
+        os << " " << (p.bounded ? fmt(p.upper) : "-") << " | "
+           << (std::isfinite(p.exact) ? fmt(p.exact) + " [" + fmt(p.exact_lo) + ", " + fmt(p.exact_hi) + "]" : "-")
+           << " | " << (std::isfinite(p.reference) ? fmt(p.reference) : "-") << " |";
+      os << "\n";
+    }
   os << "\n</details>\n\n";
 
   auto across_md = [&](const std::vector<AcrossGroup>& v, const std::string& axis) {
@@ -186,7 +233,11 @@ std::string report_markdown(const Report& r) {
          << (starred ? "* not every value resolved at this T. " : "")
          << "Pooled slope of log TV vs log T: " << fit_text(a.t_slope) << " (f: " << fmt_fixed(a.shape_t_slope)
          << "). Growth of TV/f: in T " << fit_text(a.t_growth) << ", along " << axis << " " << fit_text(a.axis_growth)
-         << ". Verdict: **" << a.verdict << "** (" << a.why << ").\n\n";
+         << ". ";
+      if (a.bounded)
+        os << "Upper side's growth of U/f: in T " << fit_text(a.upper_t_growth) << ", along " << axis << " "
+           << fit_text(a.upper_axis_growth) << ". ";
+      os << "Verdict: **" << a.verdict << "** (" << a.why << ").\n\n";
     }
   };
   across_md(r.across_d, "d");
@@ -226,6 +277,7 @@ std::string report_json(const Report& r) {
                              {"points", pts},
                              {"excluded", g.excluded},
                              {"slope", fit_json(g.slope)},
+                             {"upper_slope", fit_json(g.upper_slope)},
                              {"shape_slope", g.shape_slope},
                              {"shape_C", g.shape_C},
                              {"shape_worst", g.shape_worst}});
@@ -251,6 +303,9 @@ std::string report_json(const Report& r) {
                      {"shape_t_slope", a.shape_t_slope},
                      {"t_growth", fit_json(a.t_growth)},
                      {"axis_growth", fit_json(a.axis_growth)},
+                     {"bounded", a.bounded},
+                     {"upper_t_growth", fit_json(a.upper_t_growth)},
+                     {"upper_axis_growth", fit_json(a.upper_axis_growth)},
                      {"verdict", a.verdict},
                      {"why", a.why},
                      {"theorem_domain", a.theorem_domain}});

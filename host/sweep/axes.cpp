@@ -14,6 +14,7 @@ namespace {
 const std::vector<std::string> kFamilyKeys = {"name", "model", "K", "radius", "full_rank", "label"};
 const std::vector<std::string> kScheduleKeys = {"name", "c0", "c1", "file", "kind"};
 const std::vector<std::string> kTvKeys = {"stats", "bins", "bootstrap", "reference_n"};
+const std::vector<std::string> kBoundsKeys = {"M", "n"};
 
 // ---------------------------------------------------------------- family
 
@@ -213,6 +214,20 @@ TvOptions read_tv(const ParseContext& c, const json& v) {
   return t;
 }
 
+/// "bounds": {"M": .., "n": ..} (either may be left out: the defaults of `gmmdiff bracket`), or
+/// false / null for none.
+RunBounds read_bounds(const ParseContext& c, const json& v) {
+  RunBounds b;
+  if (v.is_null() || (v.is_boolean() && !v.get<bool>())) return b;
+  if (!v.is_object())
+    c.fail("bounds", "expected an object {\"M\": continuations per outer draw, \"n\": outer draws or particles}, or false");
+  check_keys(c, v, kBoundsKeys, "\"bounds\"");
+  b.on = true;
+  if (v.contains("M")) b.M = static_cast<int>(as_int(c, v["M"], "bounds.M", 1, 1 << 20));
+  if (v.contains("n")) b.n = static_cast<uint64_t>(as_int(c, v["n"], "bounds.n", 2, int64_t(1) << 28));
+  return b;
+}
+
 }  // namespace
 
 GridAxes read_grid_axes(const ParseContext& c, const json& a) {
@@ -237,6 +252,7 @@ GridAxes read_grid_axes(const ParseContext& c, const json& a) {
   g.backends = read_backends(c, get_or(a, "backend", json("auto")));
   g.eps_samples = static_cast<int>(as_int(c, get_or(a, "eps_samples", json(1024)), "eps_samples", 1, 1 << 24));
   g.tv = a.contains("tv") ? read_tv(c, a["tv"]) : TvOptions{};
+  g.bounds = a.contains("bounds") ? read_bounds(c, a["bounds"]) : RunBounds{};
   return g;
 }
 

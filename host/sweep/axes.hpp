@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "gmmdiff/sweep.hpp"
 #include "gmmdiff/tv.hpp"
 #include "gmmdiff/types.hpp"
 #include "sweep/k_spec.hpp"
@@ -45,6 +46,7 @@ struct GridAxes {
   std::vector<std::string> backends;
   int eps_samples = 1024;
   TvOptions tv;
+  RunBounds bounds;  ///< "bounds" (off when absent)
 };
 
 /// Reads and checks the axes of one grid, in a fixed order (the first bad value is the error).

@@ -139,6 +139,7 @@ RunParams run_at(const FamilyEntry& f, const FamilyAxes& fa, const GridAxes& a, 
   p.backend = a.backends[at[kBackend]];
   p.tv = a.tv;
   p.tv.seed = seed;
+  p.bounds = a.bounds;
   return p;
 }
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <set>
 
+#include "gmmdiff/bounds.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/model.hpp"
 #include "gmmdiff/schedule.hpp"
@@ -25,7 +26,8 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kTopOnly = {"name", "description", "grids", "chunk"};
 const std::vector<std::string> kAxes = {
     "family",   "d", "K",    "radius",    "sd", "model_seed", "score_error", "eps",         "sampler", "variance",
-    "schedule", "T", "stop", "precision", "n",  "seeds",      "backend",     "eps_samples", "tv"};
+    "schedule", "T", "stop", "precision", "n",  "seeds",      "backend",     "eps_samples", "tv",
+    "bounds"};
 
 /// The keys a sweep file may hold at the top level.
 const std::vector<std::string>& top_level_keys() {
@@ -135,6 +137,31 @@ void check_tv_plan(const ParseContext& c, const std::vector<RunParams>& runs) {
   }
 }
 
+/// Runs with bounds: the checks `gmmdiff bracket` makes before any work (ddpm: n, M, a step
+/// without noise; ddim: no gaussian score error, K <= kMaxFlowK), once per distinct target,
+/// schedule and options, so that a refusal stops the sweep before anything is written.
+void check_bounds(const ParseContext& c, const std::vector<RunParams>& runs) {
+  std::set<std::string> checked;
+  for (const auto& p : runs) {
+    if (!p.bounds.on) continue;
+    RunParams q = p;  // what the check depends on: all but the seed, the sample's n and the TV options
+    q.seed = 0;
+    q.n = 16;
+    q.tv = TvOptions{};
+    if (!checked.insert(q.canonical()).second || static_cast<double>(p.K) * p.d > 16.0e6) continue;
+    try {
+      const Mixture m = build_target(p);
+      const Schedule s = make_schedule(schedule_params(p));
+      const SampleOptions opt = sample_options_of(p);
+      const BoundsOptions bo = bounds_options_of(p);
+      if (p.sampler == SamplerKind::DDPM) check_path_options(m, s, opt, bo);
+      else check_flow_options(m, s, opt, bo);
+    } catch (const Error& e) {
+      c.fail("bounds", p.label() + ": " + e.what());
+    }
+  }
+}
+
 }  // namespace
 
 SweepSpec parse_sweep(const std::string& text, const std::string& origin, const std::string& base_dir) {
@@ -146,6 +173,7 @@ SweepSpec parse_sweep(const std::string& text, const std::string& origin, const 
   for (const json& grid : grids_of(c, j)) expand_grid(c, read_grid_axes(c, grid), seen, spec.runs);
   check_runs_build(c, spec.runs);
   check_tv_plan(c, spec.runs);
+  check_bounds(c, spec.runs);
   return spec;
 }
 

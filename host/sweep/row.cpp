@@ -52,7 +52,29 @@ ojson params_json(const RunParams& p) {
   j["tv_bins"] = p.tv.bins;
   j["tv_bootstrap"] = p.tv.bootstrap;
   j["tv_reference_n"] = p.tv.reference_n;
+  if (p.bounds.on) j["bounds"] = {{"M", p.bounds.M}, {"n", p.bounds.n}};  // absent: as rows before bounds
   return j;
+}
+
+/// A figure, or null where it does not apply (NaN).
+ojson num_or_null(double x) { return std::isfinite(x) ? ojson(x) : ojson(); }
+
+/// The bracket's keys, as `gmmdiff bracket --json` names them (docs/sweeps.md, "Bounds").
+void add_bracket(ojson& j, const RowBracket& b) {
+  j["tv_upper"] = num_or_null(b.tv_upper);
+  j["tv_upper_mean"] = num_or_null(b.tv_upper_mean);
+  j["tv_upper_se"] = num_or_null(b.tv_upper_se);
+  j["tv_upper_quarter_M"] = num_or_null(b.tv_upper_quarter_M);
+  j["kl_upper"] = num_or_null(b.kl_upper);
+  j["M"] = b.M > 0 ? ojson(b.M) : ojson();
+  j["bounds_n"] = b.n;
+  j["tv_exact"] = num_or_null(b.tv_exact);
+  j["tv_exact_ci95"] = std::isfinite(b.tv_exact) ? ojson::array({b.tv_exact_lo, b.tv_exact_hi}) : ojson();
+  j["kl_exact"] = num_or_null(b.kl_exact);
+  j["tv_reference"] = num_or_null(b.tv_reference);
+  j["kl_reference"] = num_or_null(b.kl_reference);
+  j["bounds_seconds"] = b.seconds;
+  if (!b.error.empty()) j["bounds_error"] = b.error;
 }
 
 /// The run's figure at the top level of its line: tv, tv_stat, tv_raw, floor, CI, resolved.
@@ -160,7 +182,44 @@ RunParams parse_params(const json& p) {
   q.tv.bootstrap = p.value("tv_bootstrap", 0);
   q.tv.reference_n = p.value("tv_reference_n", uint64_t{0});
   q.tv.seed = q.seed;
+  if (p.contains("bounds")) {
+    const json& b = p["bounds"];
+    q.bounds.on = true;
+    q.bounds.M = jget<int>(b, "M");
+    q.bounds.n = jget<uint64_t>(b, "n");
+  }
   return q;
+}
+
+/// A figure that may be null (NaN) or absent (NaN).
+double jnum_or_nan(const json& j, const char* k) {
+  auto it = j.find(k);
+  if (it == j.end() || it->is_null()) return std::numeric_limits<double>::quiet_NaN();
+  if (!it->is_number()) throw Error(std::string("\"") + k + "\" is not a number");
+  return it->get<double>();
+}
+
+RowBracket parse_bracket(const json& j) {
+  RowBracket b;
+  b.present = true;
+  b.tv_upper = jnum_or_nan(j, "tv_upper");
+  b.tv_upper_mean = jnum_or_nan(j, "tv_upper_mean");
+  b.tv_upper_se = jnum_or_nan(j, "tv_upper_se");
+  b.tv_upper_quarter_M = jnum_or_nan(j, "tv_upper_quarter_M");
+  b.kl_upper = jnum_or_nan(j, "kl_upper");
+  b.M = j.contains("M") && !j["M"].is_null() ? jget<int>(j, "M") : 0;
+  b.n = j.value("bounds_n", uint64_t{0});
+  b.tv_exact = jnum_or_nan(j, "tv_exact");
+  if (j.contains("tv_exact_ci95") && j["tv_exact_ci95"].is_array() && j["tv_exact_ci95"].size() == 2) {
+    b.tv_exact_lo = j["tv_exact_ci95"][0].get<double>();
+    b.tv_exact_hi = j["tv_exact_ci95"][1].get<double>();
+  }
+  b.kl_exact = jnum_or_nan(j, "kl_exact");
+  b.tv_reference = jnum_or_nan(j, "tv_reference");
+  b.kl_reference = jnum_or_nan(j, "kl_reference");
+  b.seconds = j.value("bounds_seconds", 0.0);
+  b.error = j.value("bounds_error", std::string());
+  return b;
 }
 
 StatResult parse_stat(const json& s) {
@@ -206,6 +265,7 @@ SweepRow row_of(const json& j) {
   r.error = j.value("error", std::string());
   for (const json& s : j.at("stats")) r.stats.push_back(parse_stat(s));
   parse_run_facts(j, r);
+  if (j.contains("tv_upper") || j.contains("tv_exact")) r.bracket = parse_bracket(j);
   return r;
 }
 
@@ -221,7 +281,10 @@ std::string csv_field(const std::string& s) {
 constexpr const char* kCsvHeader =
     "key,index,family,preset,d,K,K_spec,radius,sd,model_seed,score_error,eps,sampler,variance,schedule,c0,c1,"
     "T,stop,precision,n,seed,tv,tv_stat,tv_raw,floor,ci_lo,ci_hi,resolved,eps_score,nonfinite,seconds,"
-    "wall_seconds,elt_steps_per_s,backend,device,version,error\n";
+    "wall_seconds,elt_steps_per_s,backend,device,version,error,tv_upper,tv_upper_mean,kl_upper,tv_exact,tv_reference\n";
+
+/// A CSV number, empty where the figure does not apply (NaN).
+std::string csv_num(double x) { return std::isfinite(x) ? num(x) : std::string(); }
 
 void write_csv_row(std::ostream& os, const SweepRow& r) {
   const auto& p = r.p;
@@ -239,7 +302,9 @@ void write_csv_row(std::ostream& os, const SweepRow& r) {
   }
   os << num(r.eps_score) << ',' << r.nonfinite << ',' << num(r.seconds) << ',' << num(r.wall_seconds) << ','
      << num(r.elt_steps_per_s) << ',' << r.backend << ',' << csv_field(r.device) << ',' << r.version << ','
-     << csv_field(r.error) << '\n';
+     << csv_field(r.error) << ',' << csv_num(r.bracket.tv_upper) << ',' << csv_num(r.bracket.tv_upper_mean) << ','
+     << csv_num(r.bracket.kl_upper) << ',' << csv_num(r.bracket.tv_exact) << ',' << csv_num(r.bracket.tv_reference)
+     << '\n';
 }
 
 }  // namespace
@@ -263,6 +328,7 @@ std::string row_to_json(const SweepRow& r) {
   j["params"] = params_json(r.p);
   if (!r.error.empty()) j["error"] = r.error;
   if (!r.stats.empty()) add_figure(j, r.figure());
+  if (r.bracket.present) add_bracket(j, r.bracket);
   j["stats"] = stats_json(r.stats);
   j["best"] = r.best;
   if (!r.notes.empty()) j["notes"] = r.notes;

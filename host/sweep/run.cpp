@@ -10,6 +10,7 @@
 #include <set>
 
 #include "gmmdiff/backend.hpp"
+#include "gmmdiff/bounds.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
@@ -33,19 +34,52 @@ using json = nlohmann::json;
 
 SampleOptions sample_options(const RunParams& p, std::size_t chunk,
                              const std::function<void(uint64_t, uint64_t)>& on_progress) {
-  SampleOptions opt;
-  opt.n = p.n;
-  opt.sampler = p.sampler;
-  opt.variance = p.variance;
-  opt.stop = p.stop;
-  opt.seed = p.seed;
-  opt.precision = p.precision;
+  SampleOptions opt = sample_options_of(p);
   opt.chunk = chunk;
-  opt.score_error.kind = p.score_error;
-  opt.score_error.eps = p.eps;
-  opt.eps_samples = p.eps_samples;
   opt.progress = on_progress;
   return opt;
+}
+
+/// The bracket of a run with bounds (docs/sweeps.md, "Bounds"), as `gmmdiff bracket` computes it
+/// through host/bounds: ddpm's path upper bound or ddim's exact density, and the exact reference
+/// when the model is reducible. What the bounds refuse at run time (a ddim step map that folds, a
+/// reference whose line map folds) is recorded in bracket.error; the row keeps its lower bound.
+RowBracket run_bracket(const RunParams& p, const Mixture& target, const Schedule& schedule, BoundsKernels& kr) {
+  const auto t0 = std::chrono::steady_clock::now();
+  RowBracket b;
+  b.present = true;
+  const SampleOptions opt = sample_options_of(p);
+  const BoundsOptions bo = bounds_options_of(p);
+  try {
+    if (p.sampler == SamplerKind::DDPM) {
+      const PathBound pb = path_bound(target, schedule, opt, bo, kr);
+      b.tv_upper = pb.tv_upper();
+      b.tv_upper_mean = pb.tv_upper_mean();
+      b.tv_upper_se = pb.tv.se;
+      b.tv_upper_quarter_M = pb.tv_upper_quarter();
+      b.kl_upper = pb.kl.upper95();
+      b.M = pb.M;
+      b.n = pb.n;
+    } else {
+      const ExactDensity ex = exact_density(target, schedule, opt, bo, kr);
+      b.tv_exact = ex.tv.mean;
+      b.tv_exact_lo = ex.tv.lo95();
+      b.tv_exact_hi = ex.tv.hi95();
+      b.kl_exact = ex.kl.mean;
+      b.n = ex.n;
+    }
+    if (reducible_reason(target, opt).empty()) {
+      const Reference ref = exact_reference(target, schedule, opt);
+      b.tv_reference = ref.tv;
+      b.kl_reference = ref.kl_yx;
+    }
+  } catch (const ResourceError&) {
+    throw;  // memory or a device: the sweep stops (exit 3), as for the sampler
+  } catch (const Error& e) {
+    b.error = e.what();
+  }
+  b.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return b;
 }
 
 /// The figures of a finished run: the TV report and the sampler's summary.
@@ -162,7 +196,7 @@ std::map<std::string, std::unique_ptr<Backend>> make_backends(const SweepSpec& s
 }
 
 SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& be,
-                 const std::function<void(uint64_t, uint64_t)>& on_progress) {
+                 const std::function<void(uint64_t, uint64_t)>& on_progress, BoundsKernels* bounds_kernels) {
   const auto t0 = std::chrono::steady_clock::now();
   SweepRow row;
   row.key = p.key();
@@ -190,6 +224,11 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& be,
     row.error = e.what();
   }
   if (row.error.empty()) record_figures(row, sink.report(), s);
+  if (row.error.empty() && p.bounds.on) {
+    std::unique_ptr<BoundsKernels> own;
+    if (!bounds_kernels) own = make_bounds_kernels("cpu", 0);
+    row.bracket = run_bracket(p, target, schedule, bounds_kernels ? *bounds_kernels : *own);
+  }
   row.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   row.finished_at = text::utc_now();
   return row;
@@ -245,12 +284,15 @@ SweepOutcome SweepDir::finish() {
 SweepOutcome run_sweep(const SweepSpec& spec, const SweepRunOptions& opt, const SweepCallbacks& cb) {
   if (opt.out_dir.empty()) throw Error("sweep: no output directory");
   const auto backends = make_backends(spec, opt.threads);
+  std::unique_ptr<BoundsKernels> bounds_kernels;  // the bounds run on the CPU (host/bounds)
+  for (const auto& p : spec.runs)
+    if (p.bounds.on && !bounds_kernels) bounds_kernels = make_bounds_kernels("cpu", opt.threads);
   SweepDir dir(spec, opt.out_dir, cb);
   for (std::size_t i = 0; i < spec.runs.size(); ++i) {
     const RunParams& p = spec.runs[i];
     if (dir.done(i)) continue;
     if (cb.on_start) cb.on_start(p, dir.finished(), spec.runs.size());
-    dir.record(run_one(p, spec.chunk, *backends.at(p.backend), cb.on_progress), i);
+    dir.record(run_one(p, spec.chunk, *backends.at(p.backend), cb.on_progress, bounds_kernels.get()), i);
   }
   return dir.finish();
 }

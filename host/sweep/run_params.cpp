@@ -21,6 +21,7 @@ std::string RunParams::canonical() const {
      << ";eps_samples=" << eps_samples << ";backend=" << backend << ";tv.stats=" << tv.stats << ";tv.bins=" << tv.bins
      << ";tv.bootstrap=" << tv.bootstrap << ";tv.reference_n=" << tv.reference_n;
   if (schedule_kind != "auto") os << ";schedule_kind=" << schedule_kind;  // "auto" keeps the keys of older rows
+  if (bounds.on) os << ";bounds.M=" << bounds.M << ";bounds.n=" << bounds.n;  // off: the keys of older rows
   return os.str();
 }
 
@@ -58,6 +59,27 @@ ScheduleParams schedule_params(const RunParams& p) {
   sp.file = p.schedule_file;
   sp.file_kind = p.schedule_kind;
   return sp;
+}
+
+SampleOptions sample_options_of(const RunParams& p) {
+  SampleOptions opt;
+  opt.n = p.n;
+  opt.sampler = p.sampler;
+  opt.variance = p.variance;
+  opt.stop = p.stop;
+  opt.seed = p.seed;
+  opt.precision = p.precision;
+  opt.score_error.kind = p.score_error;
+  opt.score_error.eps = p.eps;
+  opt.eps_samples = p.eps_samples;
+  return opt;
+}
+
+BoundsOptions bounds_options_of(const RunParams& p) {
+  BoundsOptions bo;
+  bo.n = p.bounds.n;
+  bo.M = p.bounds.M;
+  return bo;
 }
 
 Mixture build_target(const RunParams& p) {

@@ -53,6 +53,13 @@ struct ReportPoint {
   int seeds = 0;
   bool resolved = false;  ///< CI lower end above 0 (the figure is resolved from the floor)
   std::string stat;       ///< statistic(s) that gave the figure
+  // The other side (rows with bounds, docs/sweeps.md "Bounds"), means over seeds; NaN where absent.
+  bool bounded = false;                   ///< every row of the point has the upper side (tv_upper or tv_exact)
+  double upper = LineFit::nan;            ///< top of the band: ddpm's one-sided 95% tv_upper, ddim's exact CI high end
+  double upper_fit = LineFit::nan;        ///< the upper side's estimate that the fits use (tv_upper_mean, tv_exact)
+  double upper_sigma_log = LineFit::nan;  ///< its standard error on the log scale
+  double exact = LineFit::nan, exact_lo = LineFit::nan, exact_hi = LineFit::nan;  ///< ddim: exact TV, CLT 95%
+  double reference = LineFit::nan;        ///< reducible models: TV by quadrature (noise-free)
 };
 
 /// All runs that differ only in T (and seed): TV against T.
@@ -63,6 +70,7 @@ struct TGroup {
   std::vector<ReportPoint> points;    ///< by increasing T
   int excluded = 0;                   ///< unresolved points left out of every fit
   LineFit slope;                      ///< log TV = a + b log T over resolved points
+  LineFit upper_slope;                ///< log upper_fit = a + b log T over bounded points
   double shape_slope = LineFit::nan;  ///< slope of log f against log T over the same T
   double shape_C = LineFit::nan;      ///< median(TV / f) over resolved points
   double shape_worst = LineFit::nan;  ///< max |log(TV / (C f))|
@@ -89,7 +97,13 @@ struct AcrossGroup {
   double shape_t_slope = LineFit::nan;
   LineFit t_growth;            ///< log(TV/f) = a_value + b log T: growth in T beyond the shape
   LineFit axis_growth;         ///< log(TV/f) = a_T + g log value: growth along the axis
-  std::string verdict;         ///< consistent | inconclusive | inconsistent
+  /// Every point of every member has the upper side: the verdict is two-sided (confirmed |
+  /// refuted | inconclusive); otherwise it reads the lower bound alone, as before bounds
+  /// (consistent | inconclusive | inconsistent).
+  bool bounded = false;
+  LineFit upper_t_growth;      ///< log(upper_fit/f) = a_value + b log T
+  LineFit upper_axis_growth;   ///< log(upper_fit/f) = a_T + g log value
+  std::string verdict;         ///< confirmed | refuted | inconclusive (bounded); consistent | inconclusive | inconsistent
   std::string why;             ///< one line
   bool theorem_domain = true;  ///< sd = 1: the setting of Theorem 1
   bool exact_score = true;     ///< no injected score error (the verdict's TV/f rule applies)

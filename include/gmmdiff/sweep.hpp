@@ -10,14 +10,26 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "gmmdiff/backend.hpp"
+#include "gmmdiff/bounds.hpp"
 #include "gmmdiff/tv.hpp"
 #include "gmmdiff/types.hpp"
 
 namespace gmmdiff {
+
+/// A sweep's "bounds": {"M": .., "n": ..} (docs/sweeps.md, "Bounds"): each run also gets the
+/// bracket of `gmmdiff bracket`, through host/bounds (ddpm: the importance-weighted upper bound
+/// with M continuations per outer draw; ddim: the exact density; a reducible model: the exact
+/// reference too). Off, a run's key and row are what they were before bounds existed.
+struct RunBounds {
+  bool on = false;
+  int M = kDefaultPathM;  ///< continuations per outer draw (ddpm)
+  uint64_t n = 0;         ///< outer draws (ddpm) or particles (ddim); 0: kDefaultPathOuter / kDefaultFlowParticles
+};
 
 /// All that determines one run's result (chunk size and thread count do not, by design).
 struct RunParams {
@@ -51,6 +63,7 @@ struct RunParams {
   int eps_samples = 1024;
   std::string backend = "auto";  ///< as written in the sweep (the row records the one used)
   TvOptions tv;                  ///< tv.seed is the run seed
+  RunBounds bounds;              ///< in canonical() only when on (older rows keep their keys)
 
   /// "T=64;d=8;..." every field above in a fixed order with round-trip number formatting.
   std::string canonical() const;
@@ -81,6 +94,28 @@ SweepSpec load_sweep_file(const std::string& path);
 /// mixtures?", sized to run in a few minutes on 2 CPU cores, or at full scale on one GPU.
 std::string default_sweep_json(const std::string& backend_kind);
 
+/// The bracket of a run with bounds (RunBounds), with the keys `gmmdiff bracket --json` uses; a
+/// figure that does not apply is NaN (null in the row).
+struct RowBracket {
+  static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  bool present = false;
+  double tv_upper = nan;            ///< ddpm: one-sided 95% upper bound on TV(X_0, Y_s) (U_TV(M) + 1.645 se + TV(X_0, X_1) for stop 1)
+  double tv_upper_mean = nan;       ///< the same with the mean of U_TV(M)
+  double tv_upper_se = nan;         ///< standard error of U_TV(M)
+  double tv_upper_quarter_M = nan;  ///< the one-sided bound with M/4 (diagnostic)
+  double kl_upper = nan;            ///< one-sided 95% upper bound on KL(X_s || Y_s)
+  int M = 0;                        ///< continuations used (ddpm; 0 otherwise)
+  uint64_t n = 0;                   ///< outer draws or particles
+  double tv_exact = nan, tv_exact_lo = nan, tv_exact_hi = nan;  ///< ddim: TV(X_0, Y_s) and its CLT 95% interval
+  double kl_exact = nan;            ///< ddim: KL(Y_s || X_0)
+  double tv_reference = nan;        ///< reducible models: TV(X_0, Y_s) by quadrature
+  double kl_reference = nan;        ///< reducible models: KL(Y_s || X_0)
+  double seconds = 0;               ///< the bounds' time
+  std::string error;                ///< the bounds refused the run (e.g. a ddim step map that folds): no figures
+  /// The figure the report fits on the upper side: tv_upper_mean (ddpm) or tv_exact (ddim); NaN if none.
+  double upper_figure() const { return tv_upper_mean == tv_upper_mean ? tv_upper_mean : tv_exact; }
+};
+
 /// One finished run: its parameters and every figure, as one JSON line of results.jsonl.
 struct SweepRow {
   std::string key;
@@ -100,6 +135,7 @@ struct SweepRow {
   std::string backend, device, version, finished_at;
 
   std::vector<std::string> notes;  ///< TvReport::notes (statistics skipped and why)
+  RowBracket bracket;              ///< present when p.bounds.on (and the run did not fail)
   std::string error;               ///< non-empty: the run failed (e.g. non-finite particles); no figures
 
   /// The statistic that gives the run's figure: the largest bias-corrected TV among the resolved
@@ -152,8 +188,10 @@ SweepOutcome run_sweep(const SweepSpec& spec, const SweepRunOptions& opt, const 
 
 /// Runs one run on backend and returns its row (no files): the row records the backend that ran
 /// it (p.backend is what the sweep asked for; run_sweep passes the backend made from it).
-/// on_progress reaches the sampler as SampleOptions::progress.
+/// on_progress reaches the sampler as SampleOptions::progress. With p.bounds.on, the bracket is
+/// computed on bounds_kernels (made here for all threads when null).
 SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& backend,
-                 const std::function<void(uint64_t, uint64_t)>& on_progress = {});
+                 const std::function<void(uint64_t, uint64_t)>& on_progress = {},
+                 BoundsKernels* bounds_kernels = nullptr);
 
 }  // namespace gmmdiff

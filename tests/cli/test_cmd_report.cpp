@@ -118,6 +118,43 @@ TEST(ReportCli, WritesTablesCsvAndPlots) {
   EXPECT_TRUE(fs::exists(dir + "/report.md"));
 }
 
+TEST(ReportCli, RowsWithBoundsGiveATwoSidedVerdictAndBands) {
+  // Synthetic rows with the upper side (ddpm: C f(K, T); ddim-like exact points on one d and the
+  // reference on another): the verdict table says confirmed, report.md has the band's columns, and
+  // the plot script draws the band without error.
+  Synth s;
+  s.floor = 1e-5;
+  auto rows = make_rows(s, [](int T, int, int, int) { return 0.8 / T; });
+  for (auto& r : rows) {
+    const double u = 0.3 * theorem1_shape(r.p.K, r.p.T);
+    r.p.bounds.on = true;
+    r.key = r.p.key();
+    r.bracket.present = true;
+    r.bracket.tv_upper_mean = u;
+    r.bracket.tv_upper_se = 0.01 * u;
+    r.bracket.tv_upper = 1.01645 * u;
+    r.bracket.M = 32;
+    r.bracket.tv_reference = r.p.d == 4 ? 0.5 * u : RowBracket::nan;
+  }
+  const std::string dir = fresh_dir("bounds");
+  {
+    std::ofstream f(dir + "/results.jsonl");
+    for (const auto& r : rows) f << row_to_json(r) << "\n";
+  }
+  const CliResult r = run_cli("report '" + dir + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("confirmed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("upper: d-exp. of U/f"), std::string::npos) << r.out;
+  const std::string md = slurp(dir + "/report.md");
+  EXPECT_NE(md.find("| upper | exact [CI] | reference |"), std::string::npos) << md;
+  EXPECT_NE(md.find("**confirmed**"), std::string::npos) << md;
+  const bool have_mpl = std::system("/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1") == 0;
+  if (have_mpl) {
+    EXPECT_TRUE(fs::exists(dir + "/tv_vs_T.png")) << r.err;
+    EXPECT_EQ(r.err.find("plots failed"), std::string::npos) << r.err;
+  }
+}
+
 TEST(ReportCli, MissingResultsIsOneLine) {
   const std::string dir = fresh_dir("empty");
   const CliResult r = run_cli("report '" + dir + "'");

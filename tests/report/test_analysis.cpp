@@ -225,3 +225,74 @@ TEST(ReportAnalyze, RowsFromSeveralBuildsAreNoted) {
                           "), 0.1.0+gbbbbbbbbbbbb (1)") != std::string::npos;
   EXPECT_TRUE(said);
 }
+
+namespace {
+
+/// Adds the upper side to rows (ddpm: tv_upper_mean = upper(T, d, K), se = rel_se of it, with the
+/// same jitter as the lower side).
+template <typename F>
+void add_upper(std::vector<SweepRow>& rows, double rel_se, F upper) {
+  for (auto& r : rows) {
+    RowBracket& b = r.bracket;
+    b.present = true;
+    const double u = upper(r.p.T, r.p.d, r.p.K);
+    b.tv_upper_mean = u;
+    b.tv_upper_se = rel_se * u;
+    b.tv_upper = u + kZ95OneSided * b.tv_upper_se;
+    b.M = 32;
+    b.n = 4096;
+  }
+}
+
+}  // namespace
+
+TEST(ReportAnalyze, TwoSidedVerdictConfirmsOnlyFromTheUpperSide) {
+  // The lower bound is flat in d and decays like 1/T (one-sided: consistent). With an upper side
+  // that is C f(K, T) (its exponents 0 within tight CIs): confirmed. With an upper side that grows
+  // like d: inconclusive (the lower bound does not refute, the upper side does not confirm).
+  Synth s;
+  s.floor = 1e-5;
+  auto rows = make_rows(s, [](int T, int, int, int) { return 0.8 / T; });
+  ASSERT_EQ(analyze_rows(rows).across_d.at(0).verdict, "consistent");
+  auto flat = rows;
+  add_upper(flat, 0.01, [](int T, int, int K) { return 0.3 * theorem1_shape(K, T); });
+  Report r = analyze_rows(flat);
+  ASSERT_EQ(r.across_d.size(), 1u);
+  const AcrossGroup& a = r.across_d[0];
+  EXPECT_TRUE(a.bounded);
+  EXPECT_NEAR(a.upper_t_growth.b, 0.0, kExactFitTol);
+  EXPECT_NEAR(a.upper_axis_growth.b, 0.0, kExactFitTol);
+  EXPECT_EQ(a.verdict, "confirmed") << a.why;
+  for (const auto& g : r.t_groups)
+    for (const auto& p : g.points) {
+      EXPECT_TRUE(p.bounded);
+      EXPECT_NEAR(p.upper_sigma_log, 0.01, 1e-12);
+      EXPECT_GT(p.upper, p.upper_fit);
+    }
+  EXPECT_NE(verdict_table(r).find("confirmed"), std::string::npos);
+  EXPECT_NE(report_markdown(r).find("| upper | exact [CI] | reference |"), std::string::npos);
+
+  auto growing = rows;
+  add_upper(growing, 0.01, [](int T, int d, int K) { return 0.01 * d * theorem1_shape(K, T); });
+  const AcrossGroup g = analyze_rows(growing).across_d.at(0);
+  EXPECT_NEAR(g.upper_axis_growth.b, 1.0, kExactFitTol);
+  EXPECT_EQ(g.verdict, "inconclusive") << g.why;
+
+  // One run without its upper side (e.g. a bounds_error): the group is judged one-sided, as before.
+  auto partial = flat;
+  partial[3].bracket.error = "step 7 folds";
+  EXPECT_EQ(analyze_rows(partial).across_d.at(0).verdict, "consistent");
+  EXPECT_FALSE(analyze_rows(partial).across_d.at(0).bounded);
+}
+
+TEST(ReportAnalyze, TwoSidedVerdictRefutesOnlyFromTheLowerSide) {
+  // The lower bound grows like sqrt(d) (one-sided: inconsistent): refuted, whatever the upper side.
+  Synth s;
+  s.floor = 1e-5;
+  auto rows = make_rows(s, [](int T, int d, int, int) { return 0.05 * std::sqrt(d) / T; });
+  add_upper(rows, 0.01, [](int T, int d, int K) { return 0.2 * d * theorem1_shape(K, T); });
+  const AcrossGroup a = analyze_rows(rows).across_d.at(0);
+  EXPECT_TRUE(a.bounded);
+  EXPECT_EQ(a.verdict, "refuted") << a.why;
+  EXPECT_NE(a.why.find("lower bound"), std::string::npos) << a.why;
+}

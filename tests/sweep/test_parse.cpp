@@ -83,6 +83,12 @@ TEST(SweepParse, ImpossibleValuesAreOneClearLine) {
       {R"({"T": 8, "family": {"model": "/nonexistent/model.json"}})", "family.model"},
       {R"({"T": 8,})", "not valid JSON"},
       {R"([8, 16])", "JSON object"},
+      {R"({"T": 8, "bounds": {"M": 0}})", "bounds.M"},
+      {R"({"T": 8, "bounds": {"n": 1}})", "bounds.n"},
+      {R"({"T": 8, "bounds": {"m": 4}})", "\"bounds\""},
+      {R"({"T": 8, "bounds": 4})", "bounds"},
+      {R"({"T": 8, "sampler": "ddim", "score_error": "gaussian", "eps": 0.1, "bounds": {}})", "gaussian"},
+      {R"({"T": 8, "stop": 0, "variance": "posterior", "bounds": {}})", "bounds"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.json);
@@ -90,6 +96,29 @@ TEST(SweepParse, ImpossibleValuesAreOneClearLine) {
     EXPECT_NE(e.find(c.says), std::string::npos) << e;
     EXPECT_EQ(e.find('\n'), std::string::npos) << e;
   }
+}
+
+TEST(SweepParse, BoundsAreAnAxisAndChangeTheKeyOnlyWhenOn) {
+  const SweepSpec off = parse_sweep(R"({"T": [8, 16], "n": 100})", "t.json");
+  const SweepSpec no = parse_sweep(R"({"T": [8, 16], "n": 100, "bounds": false})", "t.json");
+  const SweepSpec on = parse_sweep(
+      R"({"T": [8, 16], "n": 100, "bounds": {"M": 8, "n": 64}, "grids": [{}, {"sampler": "ddim", "bounds": {"n": 32}},
+          {"d": 3, "bounds": false}]})", "t.json");
+  ASSERT_EQ(off.runs.size(), 2u);
+  ASSERT_EQ(no.runs.size(), 2u);
+  ASSERT_EQ(on.runs.size(), 6u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_FALSE(off.runs[i].bounds.on);
+    EXPECT_EQ(off.runs[i].canonical().find("bounds"), std::string::npos) << off.runs[i].canonical();
+    EXPECT_EQ(no.runs[i].key(), off.runs[i].key());
+    EXPECT_TRUE(on.runs[i].bounds.on);
+    EXPECT_EQ(on.runs[i].bounds.M, 8);
+    EXPECT_EQ(on.runs[i].bounds.n, 64u);
+    EXPECT_NE(on.runs[i].key(), off.runs[i].key());  // the same run with bounds is another row
+  }
+  EXPECT_EQ(on.runs[2].bounds.n, 32u);
+  EXPECT_EQ(on.runs[2].bounds.M, kDefaultPathM);
+  EXPECT_FALSE(on.runs[4].bounds.on);
 }
 
 TEST(SweepParse, ModelFileFamilyTakesItsShapeFromTheFile) {

@@ -3,12 +3,16 @@
 // build, a different sweep in the same directory refused, a schedule file's kind reaching the run.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "gmmdiff/backend.hpp"
+#include "gmmdiff/bounds.hpp"
 #include "gmmdiff/error.hpp"
+#include "gmmdiff/model.hpp"
+#include "gmmdiff/schedule.hpp"
 #include "gmmdiff/sweep.hpp"
 #include "gmmdiff/version.hpp"
 #include "util/sweep_util.hpp"
@@ -93,4 +97,62 @@ TEST(SweepRun, AScheduleFilesKindReachesTheSchedule) {
   }
   // the kind survives a results.jsonl round trip
   EXPECT_EQ(parse_row(row_to_json(ra)).p.schedule_kind, "alpha");
+}
+
+TEST(SweepRun, BoundsAddTheBracketThroughTheBoundsApi) {
+  // A two-point run with bounds: the row's upper side is path_bound's (called directly with the
+  // run's options: the same figures bit for bit), the reference is there (reducible) and inside
+  // the bracket; ddim gets the exact figure instead; a run without bounds has no bracket.
+  const SweepSpec spec = parse_sweep(
+      R"({"T": 16, "d": 2, "sd": 0.5, "n": 2000, "backend": "cpu", "tv": {"stats": "means", "bootstrap": 20},
+          "bounds": {"M": 8, "n": 256}, "grids": [{}, {"sampler": "ddim", "sd": 1}, {"bounds": false}]})",
+      "b.json");
+  ASSERT_EQ(spec.runs.size(), 3u);
+  const auto cpu = make_backend("cpu", 1);
+  auto kr = make_bounds_kernels("cpu", 1);
+  const SweepRow pr = run_one(spec.runs[0], 0, *cpu, {}, kr.get());
+  ASSERT_TRUE(pr.error.empty()) << pr.error;
+  const RowBracket& b = pr.bracket;
+  ASSERT_TRUE(b.present);
+  EXPECT_TRUE(b.error.empty()) << b.error;
+  PresetParams pp;
+  pp.d = 2;
+  pp.sd = {0.5};
+  const Mixture target = make_preset(pp);
+  ScheduleParams sp;
+  sp.T = 16;
+  const Schedule sched = make_schedule(sp);
+  SampleOptions opt;
+  opt.stop = 1;
+  opt.seed = 0;
+  BoundsOptions bo;
+  bo.n = 256;
+  bo.M = 8;
+  const PathBound pb = path_bound(target, sched, opt, bo, *kr);
+  EXPECT_EQ(b.tv_upper, pb.tv_upper());
+  EXPECT_EQ(b.tv_upper_mean, pb.tv_upper_mean());
+  EXPECT_EQ(b.kl_upper, pb.kl.upper95());
+  EXPECT_EQ(b.M, 8);
+  EXPECT_EQ(b.n, 256u);
+  EXPECT_TRUE(std::isnan(b.tv_exact));
+  ASSERT_TRUE(std::isfinite(b.tv_reference));
+  EXPECT_EQ(b.tv_reference, exact_reference(target, sched, opt).tv);
+  EXPECT_LE(b.tv_reference, b.tv_upper);
+  EXPECT_LE(pr.figure().ci_lo, b.tv_reference);
+  // The row round-trips with its bracket.
+  const SweepRow q = parse_row(row_to_json(pr));
+  EXPECT_EQ(q.bracket.tv_upper, b.tv_upper);
+  EXPECT_EQ(q.bracket.tv_reference, b.tv_reference);
+
+  const SweepRow dr = run_one(spec.runs[1], 0, *cpu, {}, kr.get());
+  ASSERT_TRUE(dr.bracket.present);
+  EXPECT_TRUE(std::isnan(dr.bracket.tv_upper));
+  ASSERT_TRUE(std::isfinite(dr.bracket.tv_exact));
+  EXPECT_LE(dr.bracket.tv_exact_lo, dr.bracket.tv_reference);
+  EXPECT_GE(dr.bracket.tv_exact_hi, dr.bracket.tv_reference);
+  EXPECT_EQ(dr.bracket.n, 256u);
+
+  const SweepRow nr = run_one(spec.runs[2], 0, *cpu);
+  EXPECT_FALSE(nr.bracket.present);
+  EXPECT_EQ(row_to_json(nr).find("tv_upper"), std::string::npos);
 }
