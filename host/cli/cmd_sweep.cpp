@@ -54,6 +54,12 @@ std::string row_line(const SweepRow& r, std::size_t i, std::size_t total) {
   const StatResult& f = r.figure();
   s += "  TV " + fmt(f.tv_corrected, "%.4f") + " [" + fmt(f.ci_lo, "%.4f") + ", " + fmt(f.ci_hi, "%.4f") + "] (" +
        f.name + (f.resolved ? "" : ", unresolved") + ")  floor " + fmt(f.floor, "%.4f");
+  const RowBracket& b = r.bracket;  // the other side, when the sweep has bounds
+  if (b.present && !b.error.empty()) s += "  bounds FAILED: " + b.error;
+  if (std::isfinite(b.tv_upper)) s += "  upper " + fmt(b.tv_upper, "%.4f");
+  if (std::isfinite(b.tv_exact))
+    s += "  exact " + fmt(b.tv_exact, "%.4f") + " [" + fmt(b.tv_exact_lo, "%.4f") + ", " + fmt(b.tv_exact_hi, "%.4f") + "]";
+  if (std::isfinite(b.tv_reference)) s += "  ref " + fmt(b.tv_reference, "%.4f");
   s += "  eps_score " + fmt(r.eps_score, "%.3g") + "  " + fmt(r.wall_seconds, r.wall_seconds < 10 ? "%.2f" : "%.1f") +
        " s";
   if (r.nonfinite) s += "  nonfinite " + std::to_string(r.nonfinite);

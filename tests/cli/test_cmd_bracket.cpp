@@ -24,6 +24,8 @@ TEST(CmdBracket, DdpmJsonHasEveryKeyAndTheBracketHolds) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("upper"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("consistent: yes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  selection  "), std::string::npos) << r.out;  // the joint lower end
+  EXPECT_NE(r.out.find("a lower bound on KL(Y_1 || X_0)"), std::string::npos) << r.out;
   const auto j = nlohmann::json::parse(slurp(js));
   for (const char* k : {"tv_lower", "tv_lower_ci95", "tv_upper", "tv_upper_mean", "tv_upper_quarter_M", "kl_upper",
                         "M", "tv_exact", "tv_exact_ci95", "kl_exact", "tv_reference", "consistent", "parameters",

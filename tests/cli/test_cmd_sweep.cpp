@@ -192,6 +192,9 @@ TEST(SweepCli, BoundsReachEveryRowAndTheReportJudgesBothSides) {
               r.out.find("inconclusive") != std::string::npos)
       << r.out;
   EXPECT_EQ(r.out.find("consistent"), std::string::npos) << "a bounded group got a one-sided verdict:\n" << r.out;
+  const std::string both = r.out + r.err;  // each row's progress line shows the other side
+  EXPECT_NE(both.find("  upper 0."), std::string::npos) << both;
+  EXPECT_NE(both.find("  ref 0."), std::string::npos) << both;
   const std::string md = slurp(dir + "/out/report.md");
   EXPECT_NE(md.find("| upper | exact [CI] | reference |"), std::string::npos) << md;
 }
