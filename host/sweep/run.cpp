@@ -226,7 +226,7 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& be,
   if (row.error.empty()) record_figures(row, sink.report(), s);
   if (row.error.empty() && p.bounds.on) {
     std::unique_ptr<BoundsKernels> own;
-    if (!bounds_kernels) own = make_bounds_kernels("cpu", 0);
+    if (!bounds_kernels) own = make_bounds_kernels(p.backend, 0);
     row.bracket = run_bracket(p, target, schedule, bounds_kernels ? *bounds_kernels : *own);
   }
   row.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -284,15 +284,21 @@ SweepOutcome SweepDir::finish() {
 SweepOutcome run_sweep(const SweepSpec& spec, const SweepRunOptions& opt, const SweepCallbacks& cb) {
   if (opt.out_dir.empty()) throw Error("sweep: no output directory");
   const auto backends = make_backends(spec, opt.threads);
-  std::unique_ptr<BoundsKernels> bounds_kernels;  // the bounds run on the CPU (host/bounds)
+  // The bounds' kernels for each backend that runs bounds (the CPU's, or the CUDA kernels: the
+  // CPU's figures to rounding), made once each, like the backends.
+  std::map<std::string, std::unique_ptr<BoundsKernels>> bounds_kernels;
   for (const auto& p : spec.runs)
-    if (p.bounds.on && !bounds_kernels) bounds_kernels = make_bounds_kernels("cpu", opt.threads);
+    if (p.bounds.on && !bounds_kernels.count(p.backend))
+      bounds_kernels.emplace(p.backend, make_bounds_kernels(p.backend, opt.threads));
   SweepDir dir(spec, opt.out_dir, cb);
   for (std::size_t i = 0; i < spec.runs.size(); ++i) {
     const RunParams& p = spec.runs[i];
     if (dir.done(i)) continue;
     if (cb.on_start) cb.on_start(p, dir.finished(), spec.runs.size());
-    dir.record(run_one(p, spec.chunk, *backends.at(p.backend), cb.on_progress, bounds_kernels.get()), i);
+    auto kr = bounds_kernels.find(p.backend);
+    dir.record(run_one(p, spec.chunk, *backends.at(p.backend), cb.on_progress,
+                       kr == bounds_kernels.end() ? nullptr : kr->second.get()),
+               i);
   }
   return dir.finish();
 }

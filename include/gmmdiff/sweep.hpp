@@ -189,7 +189,7 @@ SweepOutcome run_sweep(const SweepSpec& spec, const SweepRunOptions& opt, const 
 /// Runs one run on backend and returns its row (no files): the row records the backend that ran
 /// it (p.backend is what the sweep asked for; run_sweep passes the backend made from it).
 /// on_progress reaches the sampler as SampleOptions::progress. With p.bounds.on, the bracket is
-/// computed on bounds_kernels (made here for all threads when null).
+/// computed on bounds_kernels (when null: made here for p.backend, all threads).
 SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& backend,
                  const std::function<void(uint64_t, uint64_t)>& on_progress = {},
                  BoundsKernels* bounds_kernels = nullptr);
