@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 
@@ -436,6 +438,60 @@ std::string RunSummary::one_line() const {
                 score_error == ScoreErrorKind::None ? " (exact score)" : " (realised, measured)",
                 eps_jacobi_text().c_str());
   return buf;
+}
+
+std::vector<double> load_error_factors(const std::string& path) {
+  std::ifstream in(path);
+  GMMDIFF_EXPECTS(in.good(), path, ": cannot open the score-error profile file");
+  std::vector<double> v;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    const auto hash = line.find('#');
+    if (hash != std::string::npos) line.erase(hash);
+    for (char& c : line)
+      if (c == ',') c = ' ';
+    std::istringstream is(line);
+    std::string tok;
+    while (is >> tok) {
+      char* end = nullptr;
+      const double x = std::strtod(tok.c_str(), &end);
+      GMMDIFF_EXPECTS(end && *end == '\0', path, ":", lineno, ": '", tok, "' is not a number");
+      GMMDIFF_EXPECTS(std::isfinite(x) && x >= 0, path, ":", lineno, ": the factor ", tok,
+                      " is not a finite number >= 0");
+      v.push_back(x);
+    }
+  }
+  GMMDIFF_EXPECTS(!v.empty(), path, ": no factors (need one per step t = 1..T)");
+  return v;
+}
+
+std::vector<double> parse_bias_direction(const std::string& text, BiasDirection& kind) {
+  if (text == "random") {
+    kind = BiasDirection::Random;
+    return {};
+  }
+  if (text == "means") {
+    kind = BiasDirection::Means;
+    return {};
+  }
+  kind = BiasDirection::Vector;
+  std::vector<double> v;
+  std::string t = text;
+  for (char& c : t)
+    if (c == ',') c = ' ';
+  std::istringstream is(t);
+  std::string tok;
+  while (is >> tok) {
+    char* end = nullptr;
+    const double x = std::strtod(tok.c_str(), &end);
+    GMMDIFF_EXPECTS(end && *end == '\0' && std::isfinite(x), "--bias-direction: '", tok,
+                    "' is not a finite number (allowed: random, means, or d comma-separated numbers)");
+    v.push_back(x);
+  }
+  GMMDIFF_EXPECTS(!v.empty(), "--bias-direction: empty (allowed: random, means, or d comma-separated numbers)");
+  return v;
 }
 
 void check_score_error(const Mixture& target, const Schedule& s, const ScoreError& err) {

@@ -25,7 +25,8 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kTopOnly = {"name", "description", "grids", "chunk"};
 const std::vector<std::string> kAxes = {
     "family",   "d", "K",    "radius",    "sd", "model_seed", "score_error", "eps",         "sampler", "variance",
-    "schedule", "T", "stop", "precision", "n",  "seeds",      "backend",     "eps_samples", "tv"};
+    "schedule", "T", "stop", "precision", "n",  "seeds",      "backend",     "eps_samples", "tv",
+    "eta",      "error_profile", "bias_direction", "quantities"};
 
 /// The keys a sweep file may hold at the top level.
 const std::vector<std::string>& top_level_keys() {

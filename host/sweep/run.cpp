@@ -3,6 +3,8 @@
 // name, once each, and hands them to run_one: no state outlives the call.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -11,6 +13,7 @@
 
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
+#include "gmmdiff/quantities.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
 #include "gmmdiff/sweep.hpp"
@@ -42,6 +45,9 @@ SampleOptions sample_options(const RunParams& p, std::size_t chunk,
   opt.chunk = chunk;
   opt.score_error.kind = p.score_error;
   opt.score_error.eps = p.eps;
+  opt.score_error.profile = p.error_profile;
+  opt.score_error.direction_vector = parse_bias_direction(p.bias_direction, opt.score_error.direction);
+  opt.eta = p.eta;
   opt.eps_samples = p.eps_samples;
   opt.progress = on_progress;
   return opt;
@@ -190,7 +196,33 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& be,
     // The run itself diverged (particles turned non-finite): record it, keep the sweep going.
     row.error = e.what();
   }
-  if (row.error.empty()) record_figures(row, sink.report(), s);
+  if (row.error.empty()) {
+    record_figures(row, sink.report(), s);
+    if (p.score_error != ScoreErrorKind::None) {
+      const EpsJacobi ej = measure_eps_jacobi(target, schedule, opt);
+      row.eps_jacobi = ej.defined ? ej.value : std::numeric_limits<double>::quiet_NaN();
+      row.eps_jacobi_se = ej.defined ? ej.se : std::numeric_limits<double>::quiet_NaN();
+    }
+    if (p.quantities) {
+      InspectOptions io;
+      io.n = kRowQuantityPoints;
+      io.sampler = false;  // over X_t ~ p_t; `gmmdiff inspect` measures the sampler's Y_t too
+      const Inspection ins = inspect_quantities(target, schedule, opt, io, be);
+      RowQuantities& q = row.quantities;
+      q.present = true;
+      q.log_KT = std::log(double(target.K) * schedule.T);
+      q.steps = static_cast<int>(ins.rows.size());
+      q.points = io.n;
+      for (const InspectRow& ir : ins.rows) {
+        q.trace_mean = std::max(q.trace_mean, ir.forward.trace.mean);
+        q.trace_p999 = std::max(q.trace_p999, ir.forward.trace.p999);
+        q.trace_max = std::max(q.trace_max, ir.forward.trace.max);
+        q.opnorm_mean = std::max(q.opnorm_mean, ir.forward.opnorm.mean);
+        q.opnorm_max = std::max(q.opnorm_max, ir.forward.opnorm.max);
+        q.second_moment = std::max(q.second_moment, ir.second_moment_exact);
+      }
+    }
+  }
   row.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   row.finished_at = text::utc_now();
   return row;

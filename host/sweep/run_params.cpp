@@ -21,6 +21,11 @@ std::string RunParams::canonical() const {
      << ";eps_samples=" << eps_samples << ";backend=" << backend << ";tv.stats=" << tv.stats << ";tv.bins=" << tv.bins
      << ";tv.bootstrap=" << tv.bootstrap << ";tv.reference_n=" << tv.reference_n;
   if (schedule_kind != "auto") os << ";schedule_kind=" << schedule_kind;  // "auto" keeps the keys of older rows
+  // Issue 11's parameters, only where they differ from what older rows did: their keys hold.
+  if (sampler == SamplerKind::DDIMSong) os << ";eta=" << num(eta);
+  if (error_profile != ErrorProfile::Uniform) os << ";error_profile=" << to_string(error_profile);
+  if (score_error == ScoreErrorKind::Bias && bias_direction != "random") os << ";bias_direction=" << bias_direction;
+  if (quantities) os << ";quantities=1";
   return os.str();
 }
 
@@ -32,8 +37,13 @@ std::string RunParams::label() const {
   if (preset != "gaussian" && preset != "two-point" && !preset.empty()) os << " r=" << num(radius);
   os << " " << to_string(sampler);
   if (sampler == SamplerKind::DDPM && variance != Variance::Beta) os << "/" << to_string(variance);
+  if (sampler == SamplerKind::DDIMSong) os << "/eta=" << num(eta);
   if (schedule != "lcw") os << " " << schedule;
-  if (score_error != ScoreErrorKind::None) os << " " << to_string(score_error) << "=" << num(eps);
+  if (score_error != ScoreErrorKind::None) {
+    os << " " << to_string(score_error) << "=" << num(eps);
+    if (error_profile != ErrorProfile::Uniform) os << "/" << to_string(error_profile);
+    if (score_error == ScoreErrorKind::Bias && bias_direction != "random") os << "/along:" << bias_direction;
+  }
   os << " n=" << n << " seed=" << seed;
   return os.str();
 }

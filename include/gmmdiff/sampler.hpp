@@ -165,6 +165,13 @@ class ScorePlan {
 /// opt.threads threads; the same figure, bit for bit, for any thread count).
 double measure_eps_score(const Mixture& target, const Schedule& s, const SampleOptions& opt);
 
+/// The factors of ErrorProfile::File from a text file: numbers separated by white space or commas,
+/// '#' starts a comment; f(1) first. Throws gmmdiff::Error for a file that cannot be read, a token
+/// that is not a number, a factor that is negative or not finite, or no factor at all.
+std::vector<double> load_error_factors(const std::string& path);
+/// --bias-direction: "random", "means" or d numbers separated by commas (returned; kind = Vector).
+std::vector<double> parse_bias_direction(const std::string& text, BiasDirection& kind);
+
 /// Throws gmmdiff::Error for a score error that cannot apply to target and s: eps not finite or
 /// negative, File factors not T finite values >= 0, a bias vector of the wrong length or zero.
 void check_score_error(const Mixture& target, const Schedule& s, const ScoreError& err);

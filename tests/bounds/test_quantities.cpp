@@ -12,6 +12,7 @@
 
 #include "bounds/score_jacobian.hpp"
 #include "gmmdiff/backend.hpp"
+#include "gmmdiff/error.hpp"
 #include "gmmdiff/quantities.hpp"
 #include "util/quadrature_util.hpp"
 
@@ -88,7 +89,9 @@ TEST(Quantities, LanczosOperatorNormAgreesWithTheDenseEigenproblem) {
       std::ostringstream what;
       what << (c.diagonal ? "diagonal" : "isotropic") << " d " << c.d << " K " << c.K << " t " << c.t << " point " << pt;
       EXPECT_NEAR(bounds::op_norm_lanczos(ja), want, kLanczosRelTol * want) << what.str();
-      if (!c.diagonal) EXPECT_NEAR(bounds::op_norm(ja), want, kLanczosRelTol * want) << what.str();
+      if (!c.diagonal) {
+        EXPECT_NEAR(bounds::op_norm(ja), want, kLanczosRelTol * want) << what.str();
+      }
       // the difference with a perturbed mixture's Jacobian at the same point
       Mixture p = m;
       for (double& mu : p.means) mu += 0.3 * N01(g);
