@@ -9,6 +9,7 @@
 
 #include "cli/command.hpp"
 #include "gmmdiff/backend.hpp"
+#include "gmmdiff/claims.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/report.hpp"
 #include "gmmdiff/sweep.hpp"
@@ -22,9 +23,9 @@ void finish_report(const std::string& dir, bool plots, bool print_slopes, const 
 namespace {
 
 struct SweepArgs {
-  std::string file, out, backend;
+  std::string file, out, backend, size;
   int threads = 0;
-  bool print_default = false, dry_run = false, no_report = false, no_plots = false;
+  bool print_default = false, dry_run = false, no_report = false, no_plots = false, list = false;
 };
 
 /// The backend kind the default sweep is sized for.
@@ -60,12 +61,16 @@ std::string row_line(const SweepRow& r, std::size_t i, std::size_t total) {
 
 Runner setup(CLI::App& sub) {
   auto a = std::make_shared<SweepArgs>();
-  sub.add_option("file", a->file, "Sweep file (JSON, docs/sweeps.md); none: the embedded default");
+  sub.add_option("file", a->file,
+                 "Sweep file (JSON, docs/sweeps.md), or a built-in sweep's name (--list); none: the embedded default");
   sub.add_option("--out,-o", a->out,
                  "Output directory (default: runs/<sweep name>, runs/default-<backend> for the default)");
   sub.add_option("--backend", a->backend,
                  "Embedded default only: size it for and run it on cpu | cuda | auto (a file sets \"backend\")");
   sub.add_option("--threads", a->threads, "CPU threads (0: all); results do not depend on it");
+  sub.add_option("--size", a->size,
+                 "Built-in sweeps: cpu | gpu | tiny (default: gpu when a CUDA device is present, else cpu)");
+  sub.add_flag("--list", a->list, "List the built-in sweeps (the default and one per claim: gmmdiff claims) and exit");
   sub.add_flag("--print-default", a->print_default, "Print the embedded default sweep (to copy and edit) and exit");
   sub.add_flag("--dry-run", a->dry_run, "List the runs (and which are done in --out) without running them");
   sub.add_flag("--no-report", a->no_report, "Do not write the report and plots at the end");
@@ -73,14 +78,35 @@ Runner setup(CLI::App& sub) {
   return [a]() -> int {
     if (!a->backend.empty() && a->backend != "auto" && a->backend != "cpu" && a->backend != "cuda")
       throw Error("--backend \"" + a->backend + "\" (allowed: auto, cpu, cuda)");
+    if (a->list) {
+      for (const BuiltinSweep& b : builtin_sweeps()) {
+        char name[32];
+        std::snprintf(name, sizeof name, "%-14s", b.name.c_str());
+        std::cout << name << "  " << b.summary << "\n";
+      }
+      std::cout << "run one: gmmdiff sweep <name> [--size cpu|gpu|tiny] [--out DIR]; print it: gmmdiff sweep <name> "
+                   "--print-default\n";
+      return kOk;
+    }
+    // A name that is not a file is a built-in sweep's (a file of that name wins: it is what was written).
+    const bool builtin = !a->file.empty() && !std::filesystem::exists(a->file) && is_builtin_sweep(a->file);
+    if (!a->size.empty() && !builtin && !(a->file.empty() && a->print_default))
+      throw Error("--size applies to a built-in sweep's name (gmmdiff sweep --list)");
+    const std::string size =
+        !a->size.empty() ? a->size : (default_kind(a->backend.empty() ? "auto" : a->backend) == "cuda" ? "gpu" : "cpu");
     if (a->print_default) {
-      if (!a->file.empty()) throw Error("--print-default takes no sweep file");
-      std::cout << default_text(*a) << "\n";
+      if (!a->file.empty() && !builtin) throw Error("--print-default takes no sweep file (a built-in sweep's name: --list)");
+      std::cout << (builtin ? builtin_sweep_json(a->file, size)
+                            : (a->size.empty() ? default_text(*a) : builtin_sweep_json("default", size)))
+                << "\n";
       return kOk;
     }
     SweepSpec spec;
     std::string out = a->out;
-    if (a->file.empty()) {
+    if (builtin) {
+      spec = parse_sweep(builtin_sweep_json(a->file, size), "built-in sweep " + a->file + " (" + size + ")", ".");
+      if (out.empty()) out = "runs/" + spec.name;
+    } else if (a->file.empty()) {
       const std::string kind = default_kind(a->backend);
       spec = parse_sweep(default_text(*a), "default sweep (" + kind + ")", ".");
       if (out.empty()) out = "runs/default-" + kind;
