@@ -1,6 +1,6 @@
 // gmmdiff: the proofs' quantities with exact scores (gmmdiff/quantities.hpp): `inspect` and
-// eps_Jacobi. Per point: the factored Jacobian of the target's exact score (jacobian_at, O(K d +
-// K^2)), tr(I + J) from it, ||J||_op by Lanczos on J's product (O(K d) per iteration, at most
+// eps_Jacobi. Per point: the factored Jacobian of the target's exact score (jacobian_at without
+// the K x K Gram matrix: O(K d)), tr(I + J) from its rows, ||J||_op by Lanczos on J's product (O(K d) per iteration, at most
 // min(d, K) + 1 iterations for isotropic components). Points are independent: OpenMP over them,
 // each value into its own slot, so the figures do not depend on the thread count.
 #include "gmmdiff/quantities.hpp"
@@ -66,7 +66,7 @@ struct PointValues {
 /// tr(I + J), ||J||_op and |x|^2 at point x into slot i of v (ja: the caller's scratch).
 void measure_point(const bounds::JacobianStep& js, const double* x, std::size_t i, bounds::JacobianAt& ja,
                    PointValues& v) {
-  bounds::jacobian_at(js, x, ja);
+  bounds::jacobian_at(js, x, ja, /*gram=*/false);
   v.trace[i] = bounds::trace_i_plus_j(ja);
   v.opnorm[i] = bounds::op_norm_lanczos(ja);
   double q = 0;
@@ -275,11 +275,11 @@ EpsJacobi measure_eps_jacobi(const Mixture& target, const Schedule& s, const Sam
 #pragma omp for schedule(dynamic, 8)
       for (int i = 0; i < m; ++i) {
         forward_draw(target, s, t, opt.seed, static_cast<uint64_t>(i), cum, x.data());
-        bounds::jacobian_at(js, x.data(), ja);
+        bounds::jacobian_at(js, x.data(), ja, /*gram=*/false);
         if (err.kind == ScoreErrorKind::Scale) {
           vals[static_cast<std::size_t>(i)] = std::abs(eps_t) * bounds::op_norm_lanczos(ja);
         } else {
-          bounds::jacobian_at(jm, x.data(), jb);
+          bounds::jacobian_at(jm, x.data(), jb, /*gram=*/false);
           vals[static_cast<std::size_t>(i)] = bounds::op_norm_difference(jb, ja);
         }
       }

@@ -47,7 +47,7 @@ JacobianStep jacobian_step(const StepCoeffs& c, int d, int K) {
   return js;
 }
 
-void jacobian_at(const JacobianStep& js, const double* y, JacobianAt& out) {
+void jacobian_at(const JacobianStep& js, const double* y, JacobianAt& out, bool gram) {
   const int d = js.d, K = js.K;
   out.d = d;
   out.K = K;
@@ -89,6 +89,12 @@ void jacobian_at(const JacobianStep& js, const double* y, JacobianAt& out) {
     for (int k = 0; k < K; ++k) std::fill(Qd.begin() + std::size_t(k) * d, Qd.begin() + std::size_t(k + 1) * d, js.Q[k]);
     detail::jacobian_rows_diagonal(K, d, out.w.data(), y, js.P.data(), Qd.data(), S1.data(), S2.data(),
                                    out.U.data());
+    out.dvec.clear();
+    if (!gram) {  // the rows only: J = -a I + sum_k u_k u_k^T, a = sum_k w_k Q_k
+      out.M.clear();
+      out.a = d > 0 ? S2[0] : 0.0;
+      return;
+    }
     out.M.assign(std::size_t(K) * K, 0.0);
     std::vector<double> scratch(K);
     out.a = detail::jacobian_gram_isotropic(K, out.w.data(), g1.data(), ysq, js.Q.data(), js.PP.data(), out.M.data(),
@@ -149,6 +155,9 @@ double trace_i_plus_j(const JacobianAt& j) {
   double tr = 0;
   if (j.diagonal) {
     for (int i = 0; i < j.d; ++i) tr += 1.0 - j.dvec[i];
+    for (double u : j.U) tr += u * u;
+  } else if (j.M.empty()) {  // rows only (jacobian_at without the Gram matrix)
+    tr = j.d * (1.0 - j.a);
     for (double u : j.U) tr += u * u;
   } else {
     tr = j.d * (1.0 - j.a);

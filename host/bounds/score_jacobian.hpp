@@ -47,7 +47,9 @@ struct JacobianAt {
 };
 
 /// The factored J at point y [d] (computes the logits and weights, O(K d), then the factor).
-void jacobian_at(const JacobianStep& js, const double* y, JacobianAt& out);
+/// gram = false skips the K x K matrix M of the isotropic case (O(K^2) per point): the rows U and a
+/// are enough for trace_i_plus_j and op_norm_lanczos (not for op_norm or the log-determinant).
+void jacobian_at(const JacobianStep& js, const double* y, JacobianAt& out, bool gram = true);
 
 struct LogDet {
   double value = 0;              ///< log det(I + kappa J) when positive_definite

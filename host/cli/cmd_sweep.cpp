@@ -55,6 +55,13 @@ std::string row_line(const SweepRow& r, std::size_t i, std::size_t total) {
        f.name + (f.resolved ? "" : ", unresolved") + ")  floor " + fmt(f.floor, "%.4f");
   s += "  eps_score " + fmt(r.eps_score, "%.3g") + "  " + fmt(r.wall_seconds, r.wall_seconds < 10 ? "%.2f" : "%.1f") +
        " s";
+  if (r.p.score_error != ScoreErrorKind::None)
+    s += "  eps_Jacobi " + (std::isnan(r.eps_jacobi) ? std::string("undefined") : fmt(r.eps_jacobi, "%.3g"));
+  if (r.quantities.present) {
+    const RowQuantities& q = r.quantities;
+    s += "  max_t p99.9 tr(I+J) " + fmt(q.trace_p999, "%.3g") + " (log KT " + fmt(q.log_KT, "%.3g") + "), max ||J|| " +
+         fmt(q.opnorm_max, "%.4g") + ", max E|X|^2 " + fmt(q.second_moment, "%.4g");
+  }
   if (r.nonfinite) s += "  nonfinite " + std::to_string(r.nonfinite);
   return s;
 }

@@ -252,3 +252,31 @@ TEST(EpsJacobi, ExactUndefinedAndMeasured) {
     }
   }
 }
+
+TEST(Quantities, RowsOnlyJacobianGivesTheGramsTraceAndNorm) {
+  // jacobian_at without the K x K Gram matrix (what inspect and eps_Jacobi use: O(K d) per point)
+  // against the full one: the same trace (from the rows instead of tr M) and operator norm.
+  constexpr double kRowsRelTol = 1e-12;
+  std::mt19937_64 g(5);
+  std::normal_distribution<double> N01;
+  const Schedule s = schedule("lcw", 64);
+  for (const int K : {1, 3, 40})
+    for (const int d : {1, 6, 17}) {
+      const Mixture m = random_mixture(false, d, K, 300 + K + d);
+      SampleOptions o;
+      for (const int t : {2, 30, 60}) {
+        const bounds::JacobianStep js = bounds::jacobian_step(step_coeffs(m, s, t, o, {}), m.d, m.K);
+        std::vector<double> y(d);
+        for (double& v : y) v = 1.3 * N01(g);
+        bounds::JacobianAt full, rows;
+        bounds::jacobian_at(js, y.data(), full);
+        bounds::jacobian_at(js, y.data(), rows, /*gram=*/false);
+        std::ostringstream what;
+        what << "d " << d << " K " << K << " t " << t;
+        EXPECT_TRUE(rows.M.empty()) << what.str();
+        const double tr = bounds::trace_i_plus_j(full), nf = bounds::op_norm(full);
+        EXPECT_NEAR(bounds::trace_i_plus_j(rows), tr, kRowsRelTol * std::max(1.0, std::abs(tr))) << what.str();
+        EXPECT_NEAR(bounds::op_norm_lanczos(rows), nf, kLanczosRelTol * std::max(1.0, nf)) << what.str();
+      }
+    }
+}

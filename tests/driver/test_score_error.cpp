@@ -49,8 +49,12 @@ TEST(ScoreErrorProfile, BuiltInProfilesHaveUnitMeanSquareOverTheStepsTaken) {
         std::ostringstream what;
         what << to_string(p) << " T " << T << " stop " << stop;
         EXPECT_NEAR(mean_sq, 1.0, kExactTol) << what.str();
-        if (p == ErrorProfile::FrontLoaded && T - stop > 1) EXPECT_GT(first, last) << what.str();
-        if (p == ErrorProfile::BackLoaded && T - stop > 1) EXPECT_LT(first, last) << what.str();
+        if (p == ErrorProfile::FrontLoaded && T - stop > 1) {
+          EXPECT_GT(first, last) << what.str();
+        }
+        if (p == ErrorProfile::BackLoaded && T - stop > 1) {
+          EXPECT_LT(first, last) << what.str();
+        }
       }
 }
 
