@@ -123,7 +123,7 @@ Runner setup(CLI::App& sub) {
     if (!ddpm && st->opt_M->count() > 0)
       throw Error("--M applies to the stochastic samplers only (ddim has the exact density: no continuations)");
     if (opt.sampler != SamplerKind::DDPM && st->opt_variance->count() > 0)
-      throw Error("--variance applies to ddpm only (ddim has no noise; ddim-song's noise is set by --eta)");
+      throw Error("--variance applies to ddpm only (ddim has no noise); ddim-song's noise is set by --eta");
     const Mixture target = st->model.build(opt.seed);
     const Schedule sched = st->schedule.build();
     BoundsOptions bo;
