@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 backend=$(./build/gmmdiff info --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["auto_backend"])')
 out=${1:-runs/default-$backend}
-./build/gmmdiff sweep --out "$out" "${@:2}"
+# The sweep without its report, then the report once (the verdict table is printed once).
+./build/gmmdiff sweep --out "$out" --no-report "${@:2}"
 ./build/gmmdiff report "$out"
 echo "main job: results in $out (report.md, results.jsonl, results.csv, *.png)"

@@ -235,8 +235,10 @@ TvX0X1 tv_x0_x1_bound(const Mixture& target, const Schedule& s) {
 // ---- the ddpm path bound ----
 
 void check_path_options(const Mixture& target, const Schedule& s, const SampleOptions& opt, const BoundsOptions& bo) {
-  GMMDIFF_EXPECTS(opt.sampler == SamplerKind::DDPM,
-                  "the path bound is for the stochastic sampler (ddpm); ddim has the exact density instead");
+  GMMDIFF_EXPECTS(opt.sampler == SamplerKind::DDPM || (opt.sampler == SamplerKind::DDIMSong && opt.eta > 0),
+                  "the path bound is for the stochastic samplers (ddpm, ddim-song with eta > 0); ddim and ddim-song "
+                  "with eta = 0 have the exact density instead");
+  GMMDIFF_EXPECTS(std::isfinite(opt.eta) && opt.eta <= 1, "--eta = ", opt.eta, " (allowed: 0 to 1)");
   const uint64_t n = bo.n ? bo.n : kDefaultPathOuter;
   GMMDIFF_EXPECTS(n >= 2, "--n = ", n, " (need at least 2 outer draws: the upper bound needs a standard error)");
   GMMDIFF_EXPECTS(n < detail::kMaxOuterDraws, "--n = ", n, " (at most 2^28 - 1 outer draws)");
@@ -251,31 +253,42 @@ void check_path_options(const Mixture& target, const Schedule& s, const SampleOp
   // alone (make_path_step says the same with the coefficients).
   const double noise_sd =
       opt.score_error.kind == ScoreErrorKind::Gaussian ? opt.score_error.eps / std::sqrt(double(target.d)) : 0.0;
+  const bool posterior_form = opt.sampler == SamplerKind::DDIMSong || opt.variance == Variance::Posterior;
   for (int t = opt.stop + 1; t <= s.T; ++t) {
     const double beta = one_minus_alpha(s, t);
-    if (beta == 0 || opt.variance != Variance::Posterior || noise_sd > 0) continue;
-    GMMDIFF_EXPECTS(s.one_minus_abar[t - 1] > 0, "ddpm --variance posterior: step t = ", t,
-                    " has no noise (sigma_t = 0, since 1 - abar_", t - 1,
-                    " = 0), so the path bound does not apply to it; use --stop 1 or --variance beta or inside");
+    if (beta == 0 || !posterior_form || noise_sd > 0) continue;
+    GMMDIFF_EXPECTS(s.one_minus_abar[t - 1] > 0, opt.sampler == SamplerKind::DDPM ? "ddpm --variance posterior" : "ddim-song",
+                    ": step t = ", t, " has no noise (sigma_t = 0, since 1 - abar_", t - 1,
+                    " = 0), so the path bound does not apply to it; use --stop 1",
+                    opt.sampler == SamplerKind::DDPM ? " or --variance beta or inside" : "");
   }
+  check_score_error(target, s, opt.score_error);
 }
 
 PathStep make_path_step(const Mixture& sm, const Schedule& s, int t, const SampleOptions& opt,
                         const std::vector<double>& bias_unit) {
   PathStep st;
   st.c = step_coeffs(sm, s, t, opt, bias_unit);
-  const double beta = st.c.kappa;  // ddpm: kappa_t = 1 - alpha_t
+  const double beta = one_minus_alpha(s, t);
+  const double kappa = st.c.kappa;  // ddpm: 1 - alpha_t; ddim-song: step_scalars
   GMMDIFF_EXPECTS(beta > 0, "path bound: step t = ", t, " is an identity (1 - alpha_t = 0) and is skipped");
   const double alpha = s.alpha[t];
   // Delta = alpha sigma_tot^2 - beta, formed exactly for each variance choice (THEORY.md):
-  // beta: -beta^2; posterior: -beta^2 / (1 - abar_t); inside: 0; plus kappa^2 noise_sd^2 (gaussian).
+  // beta: -beta^2; posterior: -beta^2 / (1 - abar_t); inside: 0; ddim-song with eta:
+  // beta ((eta^2 - 1)(1 - abar_t) - eta^2 beta) / (1 - abar_t) (eta = 1: the posterior's); plus
+  // kappa^2 noise_sd^2 (gaussian).
   double delta = 0;
-  switch (opt.variance) {
-    case Variance::Beta: delta = -beta * beta; break;
-    case Variance::Posterior: delta = -beta * beta / s.one_minus_abar[t]; break;
-    case Variance::Inside: delta = 0; break;
+  if (opt.sampler == SamplerKind::DDIMSong) {
+    const double e2 = opt.eta * opt.eta, A = s.one_minus_abar[t];
+    delta = beta * ((e2 - 1.0) * A - e2 * beta) / A;
+  } else {
+    switch (opt.variance) {
+      case Variance::Beta: delta = -beta * beta; break;
+      case Variance::Posterior: delta = -beta * beta / s.one_minus_abar[t]; break;
+      case Variance::Inside: delta = 0; break;
+    }
   }
-  delta += (beta * st.c.noise_sd) * (beta * st.c.noise_sd);
+  delta += (kappa * st.c.noise_sd) * (kappa * st.c.noise_sd);
   const double a_sig2 = beta + delta;  // alpha sigma_tot^2
   GMMDIFF_EXPECTS(a_sig2 > 0, "ddpm: step t = ", t,
                   " has no noise (sigma_t = 0), so the path bound does not apply to it; use --stop 1 or another "
@@ -285,7 +298,7 @@ PathStep make_path_step(const Mixture& sm, const Schedule& s, int t, const Sampl
   tm.sqrt_beta = std::sqrt(beta);
   tm.rho = beta / a_sig2;
   tm.one_minus_rho = delta / a_sig2;
-  tm.gamma = beta / tm.sqrt_beta;
+  tm.gamma = kappa / tm.sqrt_beta;
   tm.half_d_log_ratio = 0.5 * sm.d * std::log1p((delta + beta * beta) / (alpha * beta));
   return st;
 }
@@ -314,8 +327,7 @@ PathBound path_bound(const Mixture& target, const Schedule& s, const SampleOptio
   PathBound r;
   std::unique_ptr<PathPlan> plan;
   std::unique_ptr<StepSource<PathStep>> steps;
-  Mixture sm;
-  std::vector<double> bias_unit;
+  std::unique_ptr<ScorePlan> score;
   uint64_t chunk = 0, block = 0;
   int P = 0;
   dist::collective(comm, [&] {  // every rank checks; a refusal is reported once
@@ -329,14 +341,15 @@ PathBound path_bound(const Mixture& target, const Schedule& s, const SampleOptio
         r.M_quarter < r.M ? std::vector<int>{r.M_quarter, r.M} : std::vector<int>{r.M};
     P = static_cast<int>(prefixes.size());
     plan = std::make_unique<PathPlan>(make_path_plan(target, s, opt, r.n, r.M, prefixes));
-    sm = score_model(target, opt.score_error, opt.seed);
-    if (opt.score_error.kind == ScoreErrorKind::Bias) bias_unit = bias_direction(target.d, opt.seed);
+    score = std::make_unique<ScorePlan>(target, s, opt);
     std::vector<int> ts;
     for (int t = opt.stop + 1; t <= s.T; ++t)
       if (one_minus_alpha(s, t) > 0) ts.push_back(t);
     r.steps = static_cast<int>(ts.size());
-    steps = std::make_unique<StepSource<PathStep>>(ts, 16.0 * target.K * target.d,
-                                                   [&](int t) { return make_path_step(sm, s, t, opt, bias_unit); });
+    steps = std::make_unique<StepSource<PathStep>>(ts, 16.0 * target.K * target.d, [&](int t) {
+      return score->per_step() ? make_path_step(score->model(t), s, t, opt, score->bias_unit())
+                               : make_path_step(score->fixed_model(), s, t, opt, score->bias_unit());
+    });
     const uint64_t unit = kr.path_unit(r.M);
     chunk = choose_chunk(bo.chunk, unit, static_cast<uint64_t>(r.M), kr.max_rows(target.d, target.K), r.n,
                          "continuations", target.d);
@@ -416,8 +429,9 @@ PathBound path_bound(const Mixture& target, const Schedule& s, const SampleOptio
 // ---- the ddim exact density ----
 
 void check_flow_options(const Mixture& target, const Schedule& s, const SampleOptions& opt, const BoundsOptions& bo) {
-  GMMDIFF_EXPECTS(opt.sampler == SamplerKind::DDIM,
-                  "the exact density is for the deterministic sampler (ddim); ddpm has the path bound instead");
+  GMMDIFF_EXPECTS(opt.sampler == SamplerKind::DDIM || (opt.sampler == SamplerKind::DDIMSong && opt.eta == 0),
+                  "the exact density is for the deterministic samplers (ddim, ddim-song with eta = 0); ddpm and "
+                  "ddim-song with eta > 0 have the path bound instead");
   GMMDIFF_EXPECTS(opt.score_error.kind != ScoreErrorKind::Gaussian,
                   "ddim with the gaussian score error is stochastic: it has no exact density (and its kernel noise, "
                   "kappa eps / sqrt(d alpha), is too small for a useful path bound); use another --score-error or ddpm");
@@ -428,8 +442,7 @@ void check_flow_options(const Mixture& target, const Schedule& s, const SampleOp
                   " (its determinant costs O(K^3) per particle and step)");
   GMMDIFF_EXPECTS(opt.stop == 0 || opt.stop == 1, "--stop = ", opt.stop, " (allowed: 0 or 1)");
   GMMDIFF_EXPECTS(s.T >= 1, "T = ", s.T, " (need T >= 1)");
-  GMMDIFF_EXPECTS(std::isfinite(opt.score_error.eps) && opt.score_error.eps >= 0, "--eps = ", opt.score_error.eps,
-                  " (need a finite eps >= 0)");
+  check_score_error(target, s, opt.score_error);
 }
 
 FlowStep make_flow_step(const Mixture& sm, const Schedule& s, int t, const SampleOptions& opt,
@@ -464,8 +477,7 @@ ExactDensity exact_density(const Mixture& target, const Schedule& s, const Sampl
   ExactDensity r;
   std::unique_ptr<FlowPlan> plan;
   std::unique_ptr<StepSource<FlowStep>> steps;
-  Mixture sm;
-  std::vector<double> bias_unit;
+  std::unique_ptr<ScorePlan> score;
   uint64_t chunk = 0, block = 0;
   dist::collective(comm, [&] {  // every rank checks; a refusal is reported once
     check_flow_options(target, s, opt, bo);
@@ -473,14 +485,16 @@ ExactDensity exact_density(const Mixture& target, const Schedule& s, const Sampl
     r.d = target.d;
     r.stop = opt.stop;
     plan = std::make_unique<FlowPlan>(make_flow_plan(target, s, opt, r.n));
-    sm = score_model(target, opt.score_error, opt.seed);
-    if (opt.score_error.kind == ScoreErrorKind::Bias) bias_unit = bias_direction(target.d, opt.seed);
+    score = std::make_unique<ScorePlan>(target, s, opt);
     std::vector<int> ts;
     for (int t = s.T; t > opt.stop; --t)
       if (one_minus_alpha(s, t) > 0) ts.push_back(t);
     r.steps = static_cast<int>(ts.size());
-    steps = std::make_unique<StepSource<FlowStep>>(ts, 16.0 * target.K * target.d + 8.0 * target.K * target.K,
-                                                   [&](int t) { return make_flow_step(sm, s, t, opt, bias_unit); });
+    steps = std::make_unique<StepSource<FlowStep>>(
+        ts, 16.0 * target.K * target.d + 8.0 * target.K * target.K, [&](int t) {
+          return score->per_step() ? make_flow_step(score->model(t), s, t, opt, score->bias_unit())
+                                   : make_flow_step(score->fixed_model(), s, t, opt, score->bias_unit());
+        });
     chunk = choose_chunk(bo.chunk, kr.flow_unit(), 1, kr.max_rows(target.d, target.K), r.n, "particles", target.d);
     block = block_size(r.n, kr.flow_unit(), kMinBlockParticles);
   });

@@ -369,13 +369,14 @@ std::string reducible_reason(const Mixture& target, const SampleOptions& opt) {
   if (!why.empty()) return "the model is not reducible: " + why + need;
   const ScoreErrorKind kind = opt.score_error.kind;
   if (kind == ScoreErrorKind::Bias && target.d > 1) {
-    const std::vector<double> b = bias_direction(target.d, opt.seed);
+    const std::vector<double> b = bias_unit_vector(target, opt.score_error, opt.seed);
     double c = 0;
     for (int j = 0; j < target.d; ++j) c += b[j] * lm.u[j];
     if (std::abs(std::abs(c) - 1.0) > kCollinearTol)
-      return "the bias score error points off the means' line (its direction is random), so the sampler's law "
-             "does not reduce to the line" + need + ", and a score error that keeps it (none, scale, weights, "
-             "gaussian; bias and means only for d = 1)";
+      return std::string("the bias score error points off the means' line (its direction is ") +
+             to_string(opt.score_error.direction) + "), so the sampler's law does not reduce to the line" + need +
+             ", and a score error that keeps it (none, scale, weights, gaussian; bias along the means; means only "
+             "for d = 1)";
   }
   if (kind == ScoreErrorKind::Means) {
     LineModel lm2;
@@ -398,17 +399,18 @@ Reference exact_reference(const Mixture& target, const Schedule& s, const Sample
   const int d = target.d;
   LineModel tl, sl;
   (void)line_model(target, {}, tl);
-  const Mixture sm = score_model(target, opt.score_error, opt.seed);
-  (void)line_model(sm, tl.u, sl);
-  const std::vector<double> bias_unit =
-      opt.score_error.kind == ScoreErrorKind::Bias ? bias_direction(d, opt.seed) : std::vector<double>();
+  // The score every step uses (the perturbed model of step t under a score-error profile).
+  const ScorePlan plan(target, s, opt);
+  (void)line_model(plan.fixed_model().K > 0 ? plan.fixed_model() : target, tl.u, sl);
   // The steps on the line, t = T .. stop + 1 (identities left out).
   std::vector<LineStep> steps;
   std::vector<int> ts;
-  double drift = 0;
+  double drift = 0, mmax_score = 0;
   for (int t = s.T; t > opt.stop; --t) {
     if (!(one_minus_alpha(s, t) > 0)) continue;  // an identity
-    const StepCoeffs c = step_coeffs(sm, s, t, opt, bias_unit);
+    const StepCoeffs c = plan.coeffs(t);
+    if (plan.per_step()) (void)line_model(plan.model(t), tl.u, sl);
+    for (double m : sl.m) mmax_score = std::max(mmax_score, std::abs(m));
     LineStep st;
     st.kappa = c.kappa;
     st.inv_sqrt_alpha = c.inv_sqrt_alpha;
@@ -434,6 +436,7 @@ Reference exact_reference(const Mixture& target, const Schedule& s, const Sample
   double mmax = 0;
   for (double m : tl.m) mmax = std::max(mmax, std::abs(m));
   for (double m : sl.m) mmax = std::max(mmax, std::abs(m));
+  mmax = std::max(mmax, mmax_score);
   double half = mmax + 10.0 * std::max(1.0, std::sqrt(tl.s2)) + drift;
 
   Reference r;

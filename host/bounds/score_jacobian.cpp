@@ -47,7 +47,7 @@ JacobianStep jacobian_step(const StepCoeffs& c, int d, int K) {
   return js;
 }
 
-void jacobian_at(const JacobianStep& js, const double* y, JacobianAt& out) {
+void jacobian_at(const JacobianStep& js, const double* y, JacobianAt& out, bool gram) {
   const int d = js.d, K = js.K;
   out.d = d;
   out.K = K;
@@ -89,6 +89,12 @@ void jacobian_at(const JacobianStep& js, const double* y, JacobianAt& out) {
     for (int k = 0; k < K; ++k) std::fill(Qd.begin() + std::size_t(k) * d, Qd.begin() + std::size_t(k + 1) * d, js.Q[k]);
     detail::jacobian_rows_diagonal(K, d, out.w.data(), y, js.P.data(), Qd.data(), S1.data(), S2.data(),
                                    out.U.data());
+    out.dvec.clear();
+    if (!gram) {  // the rows only: J = -a I + sum_k u_k u_k^T, a = sum_k w_k Q_k
+      out.M.clear();
+      out.a = d > 0 ? S2[0] : 0.0;
+      return;
+    }
     out.M.assign(std::size_t(K) * K, 0.0);
     std::vector<double> scratch(K);
     out.a = detail::jacobian_gram_isotropic(K, out.w.data(), g1.data(), ysq, js.Q.data(), js.PP.data(), out.M.data(),
@@ -150,6 +156,9 @@ double trace_i_plus_j(const JacobianAt& j) {
   if (j.diagonal) {
     for (int i = 0; i < j.d; ++i) tr += 1.0 - j.dvec[i];
     for (double u : j.U) tr += u * u;
+  } else if (j.M.empty()) {  // rows only (jacobian_at without the Gram matrix)
+    tr = j.d * (1.0 - j.a);
+    for (double u : j.U) tr += u * u;
   } else {
     tr = j.d * (1.0 - j.a);
     for (int k = 0; k < j.K; ++k) tr += j.M[std::size_t(k) * j.K + k];
@@ -169,6 +178,145 @@ double op_norm(const JacobianAt& j) {
                   " exceeds ", kMaxDenseEigenD);
   const std::vector<double> ev = symmetric_eigenvalues(dense_jacobian(j), j.d);
   return std::max(std::abs(ev.front()), std::abs(ev.back()));
+}
+
+void apply_jacobian(const JacobianAt& j, const double* x, double* y) {
+  const int d = j.d, K = j.K;
+  for (int i = 0; i < d; ++i) y[i] = -(j.diagonal ? j.dvec[i] : j.a) * x[i];
+  for (int k = 0; k < K; ++k) {
+    const double* u = j.U.data() + std::size_t(k) * d;
+    double c = 0;
+    for (int i = 0; i < d; ++i) c += u[i] * x[i];
+    for (int i = 0; i < d; ++i) y[i] += c * u[i];
+  }
+}
+
+namespace {
+
+/// The number of eigenvalues below x of the symmetric tridiagonal matrix (diagonal al[0..m-1],
+/// off-diagonal be[0..m-2]), by the signs of its LDL^T pivots (Sturm).
+int sturm_count_below(const std::vector<double>& al, const std::vector<double>& be, int m, double x) {
+  int count = 0;
+  double q = 1;
+  for (int i = 0; i < m; ++i) {
+    const double b2 = i > 0 ? be[i - 1] * be[i - 1] : 0.0;
+    q = (al[i] - x) - (i > 0 ? b2 / q : 0.0);
+    if (q == 0) q = -1e-300;  // x on a pivot: nudge (the count stays right up to rounding)
+    if (q < 0) ++count;
+  }
+  return count;
+}
+
+/// Eigenvalue number `which` (0: smallest) of the tridiagonal matrix, by bisection to full accuracy.
+double tridiagonal_eigenvalue(const std::vector<double>& al, const std::vector<double>& be, int m, int which) {
+  double lo = al[0], hi = al[0];
+  for (int i = 0; i < m; ++i) {  // Gershgorin
+    const double r = (i > 0 ? std::abs(be[i - 1]) : 0.0) + (i + 1 < m ? std::abs(be[i]) : 0.0);
+    lo = std::min(lo, al[i] - r);
+    hi = std::max(hi, al[i] + r);
+  }
+  const double span = std::max(hi - lo, 1e-300);
+  lo -= 1e-12 * span;
+  hi += 1e-12 * span;
+  for (int it = 0; it < 200 && hi - lo > 4e-16 * std::max(std::abs(lo), std::abs(hi)) && hi - lo > 1e-300; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    if (sturm_count_below(al, be, m, mid) > which) hi = mid;
+    else lo = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+/// |last component| of the unit eigenvector of the tridiagonal matrix for eigenvalue theta, by the
+/// three-term recurrence from the first component (rescaled as it goes).
+double ritz_last_component(const std::vector<double>& al, const std::vector<double>& be, int m, double theta) {
+  double prev = 0, cur = 1, norm2 = 1;
+  for (int i = 0; i + 1 < m; ++i) {
+    if (be[i] == 0) return 0.0;
+    const double next = ((theta - al[i]) * cur - (i > 0 ? be[i - 1] * prev : 0.0)) / be[i];
+    prev = cur;
+    cur = next;
+    norm2 += cur * cur;
+    if (norm2 > 1e200) {  // rescale
+      const double sc = 1.0 / std::sqrt(norm2);
+      prev *= sc;
+      cur *= sc;
+      norm2 = 1;
+    }
+  }
+  return std::abs(cur) / std::sqrt(norm2);
+}
+
+}  // namespace
+
+ExtremeEigen lanczos_extremes(const std::function<void(const double*, double*)>& matvec, int n, double tol) {
+  GMMDIFF_EXPECTS(n >= 1, "lanczos_extremes: n = ", n);
+  ExtremeEigen r;
+  std::vector<double> V;  // the Lanczos vectors, row by row
+  std::vector<double> al, be;
+  std::vector<double> w(n);
+  V.reserve(std::size_t(std::min(n, 64) + 1) * n);
+  // A fixed start with every coordinate non-zero and no structure (a Weyl sequence): not
+  // orthogonal to any eigenvector in practice, and the same on every run.
+  {
+    double n2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const double x = std::fmod(0.5 + 0.6180339887498949 * (i + 1), 1.0) - 0.5 + (i % 2 ? 0.25 : -0.25);
+      V.push_back(x);
+      n2 += x * x;
+    }
+    for (int i = 0; i < n; ++i) V[i] /= std::sqrt(n2);
+  }
+  double scale = 0;
+  for (int j = 0; j < n; ++j) {
+    const double* v = V.data() + std::size_t(j) * n;
+    matvec(v, w.data());
+    double a = 0;
+    for (int i = 0; i < n; ++i) a += w[i] * v[i];
+    al.push_back(a);
+    // Full reorthogonalisation, twice ("twice is enough"), against every earlier vector.
+    for (int pass = 0; pass < 2; ++pass)
+      for (int q = 0; q <= j; ++q) {
+        const double* vq = V.data() + std::size_t(q) * n;
+        double c = 0;
+        for (int i = 0; i < n; ++i) c += w[i] * vq[i];
+        for (int i = 0; i < n; ++i) w[i] -= c * vq[i];
+      }
+    double b = 0;
+    for (int i = 0; i < n; ++i) b += w[i] * w[i];
+    b = std::sqrt(b);
+    const int m = j + 1;
+    r.lo = tridiagonal_eigenvalue(al, be, m, 0);
+    r.hi = tridiagonal_eigenvalue(al, be, m, m - 1);
+    r.iterations = m;
+    scale = std::max({scale, std::abs(r.lo), std::abs(r.hi), std::abs(a)});
+    if (m == n || b <= 1e-13 * std::max(scale, 1e-300)) break;  // exact: all of R^n, or an invariant subspace
+    // The residual of a Ritz pair is b |last component of its Ritz vector|; it bounds the
+    // distance from the Ritz value to an eigenvalue.
+    const double res_hi = b * ritz_last_component(al, be, m, r.hi);
+    const double res_lo = b * ritz_last_component(al, be, m, r.lo);
+    if (m >= 2 && res_hi <= tol * scale && res_lo <= tol * scale) break;
+    be.push_back(b);
+    for (int i = 0; i < n; ++i) V.push_back(w[i] / b);
+  }
+  return r;
+}
+
+double op_norm_lanczos(const JacobianAt& j) {
+  const ExtremeEigen e = lanczos_extremes([&](const double* x, double* y) { apply_jacobian(j, x, y); }, j.d);
+  return std::max(std::abs(e.lo), std::abs(e.hi));
+}
+
+double op_norm_difference(const JacobianAt& ja, const JacobianAt& jb) {
+  GMMDIFF_EXPECTS(ja.d == jb.d, "op_norm_difference: d = ", ja.d, " and ", jb.d);
+  std::vector<double> tmp(ja.d);
+  const ExtremeEigen e = lanczos_extremes(
+      [&](const double* x, double* y) {
+        apply_jacobian(ja, x, y);
+        apply_jacobian(jb, x, tmp.data());
+        for (int i = 0; i < ja.d; ++i) y[i] -= tmp[i];
+      },
+      ja.d);
+  return std::max(std::abs(e.lo), std::abs(e.hi));
 }
 
 std::vector<double> dense_jacobian(const JacobianAt& j) {

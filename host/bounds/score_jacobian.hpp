@@ -12,6 +12,7 @@
 // directly); this unit is the host API around it, for the bounds and for measuring tr(I + J_t)
 // and ||J_t||_op over samples.
 #pragma once
+#include <functional>
 #include <vector>
 
 #include "gmmdiff/backend.hpp"
@@ -46,7 +47,9 @@ struct JacobianAt {
 };
 
 /// The factored J at point y [d] (computes the logits and weights, O(K d), then the factor).
-void jacobian_at(const JacobianStep& js, const double* y, JacobianAt& out);
+/// gram = false skips the K x K matrix M of the isotropic case (O(K^2) per point): the rows U and a
+/// are enough for trace_i_plus_j and op_norm_lanczos (not for op_norm or the log-determinant).
+void jacobian_at(const JacobianStep& js, const double* y, JacobianAt& out, bool gram = true);
 
 struct LogDet {
   double value = 0;              ///< log det(I + kappa J) when positive_definite
@@ -65,6 +68,26 @@ double trace_i_plus_j(const JacobianAt& j);
 /// ||J||_op, the largest |eigenvalue| (J is symmetric). Isotropic: from the K x K eigenvalues of M;
 /// diagonal: a dense d x d eigenproblem (throws gmmdiff::Error for d > 1024).
 double op_norm(const JacobianAt& j);
+
+/// y = J x [d] for the factored J, in O(K d) (J = -D + sum_k u_k u_k^T).
+void apply_jacobian(const JacobianAt& j, const double* x, double* y);
+
+/// The smallest and largest eigenvalues of a symmetric n x n operator given by its product,
+/// by Lanczos with full reorthogonalisation from a fixed start vector (the same figures on every
+/// run): it stops when both extreme Ritz values have residual bounds below tol times the operator's
+/// scale, when the Krylov space is invariant (exact), or after n iterations (exact up to rounding).
+struct ExtremeEigen {
+  double lo = 0, hi = 0;
+  int iterations = 0;
+};
+ExtremeEigen lanczos_extremes(const std::function<void(const double*, double*)>& matvec, int n, double tol = 1e-11);
+
+/// ||J||_op by lanczos_extremes on J's product (O(K d) per iteration, no d x d or K x K
+/// eigenproblem): the fast route of measurements over many points. op_norm is the exact one.
+double op_norm_lanczos(const JacobianAt& j);
+
+/// ||J_a - J_b||_op of two factored Jacobians at the same point (eps_Jacobi of a perturbed score).
+double op_norm_difference(const JacobianAt& ja, const JacobianAt& jb);
 
 /// J as a dense d x d matrix (row-major; tests and small d).
 std::vector<double> dense_jacobian(const JacobianAt& j);

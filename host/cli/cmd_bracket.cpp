@@ -18,6 +18,7 @@
 #include "dist/comm.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/bounds.hpp"
+#include "gmmdiff/quantities.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/tv.hpp"
@@ -35,7 +36,8 @@ struct BracketState {
   std::string sampler = "ddpm", variance = "beta", precision = "fp32", score_error = "none", backend = "auto";
   int stop = 1, threads = 0;
   uint64_t seed = 0;
-  double eps = 0;
+  double eps = 0, eta = 0;
+  std::string error_profile = "uniform", error_factors, bias_direction = "random";
   uint64_t n = 0, n_lower = kDefaultLowerN, chunk = 0;
   int M = kDefaultPathM;
   TvOptions tv;
@@ -69,7 +71,11 @@ Runner setup(CLI::App& sub) {
   st->tv.stats = kCliStats;
   st->model.add(sub);
   st->schedule.add(sub);
-  sub.add_option("--sampler", st->sampler, "ddpm (upper bound by paths) | ddim (exact density)")->capture_default_str();
+  sub.add_option("--sampler", st->sampler,
+                 "ddpm (upper bound by paths) | ddim (exact density) | ddim-song (Song et al. 2021: exact density "
+                 "for --eta 0, upper bound by paths for --eta > 0)")
+      ->capture_default_str();
+  sub.add_option("--eta", st->eta, "ddim-song: noise fraction eta in [0, 1]")->capture_default_str();
   st->opt_variance = sub.add_option("--variance", st->variance, "ddpm noise: beta | posterior | inside (ddpm only)")
                          ->capture_default_str();
   sub.add_option("--stop", st->stop, "Compare Y_1 (1, Theorem 1) or Y_0 (0) with X_0")->capture_default_str();
@@ -78,6 +84,10 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--score-error", st->score_error, "none | bias | scale | weights | means | gaussian")
       ->capture_default_str();
   sub.add_option("--eps", st->eps, "Score-error size (docs/cli.md)");
+  sub.add_option("--error-profile", st->error_profile, "uniform | front-loaded | back-loaded | file (--error-factors)")
+      ->capture_default_str();
+  sub.add_option("--error-factors", st->error_factors, "Text file of T per-step factors of eps (profile file)");
+  sub.add_option("--bias-direction", st->bias_direction, "random | means | v1,...,vd")->capture_default_str();
   sub.add_option("--n", st->n,
                  "Outer draws (ddpm, default 4096) or particles (ddim, default 65536) of the upper/exact figure");
   st->opt_M = sub.add_option("--M", st->M, "Forward continuations per outer draw (ddpm only)")->capture_default_str();
@@ -116,13 +126,29 @@ Runner setup(CLI::App& sub) {
       opt.precision = parse_precision(st->precision);
       opt.score_error.kind = parse_score_error(st->score_error);
       opt.score_error.eps = st->eps;
+      opt.score_error.profile = parse_error_profile(st->error_profile);
+      if (!st->error_factors.empty()) {
+        GMMDIFF_EXPECTS(st->error_profile == "uniform" || st->error_profile == "file",
+                        "--error-factors goes with --error-profile file, not ", st->error_profile);
+        opt.score_error.profile = ErrorProfile::File;
+        opt.score_error.factors = load_error_factors(st->error_factors);
+      }
+      GMMDIFF_EXPECTS(opt.score_error.profile != ErrorProfile::File || !st->error_factors.empty(),
+                      "--error-profile file needs --error-factors FILE");
+      opt.score_error.direction_vector = parse_bias_direction(st->bias_direction, opt.score_error.direction);
+      opt.eta = st->eta;
       opt.stop = st->stop;
       opt.seed = st->seed;
-      ddpm = opt.sampler == SamplerKind::DDPM;
+      GMMDIFF_EXPECTS(std::isfinite(opt.eta) && opt.eta >= 0 && opt.eta <= 1, "--eta = ", opt.eta,
+                      " (allowed: 0 to 1)");
+      GMMDIFF_EXPECTS(opt.eta == 0 || opt.sampler == SamplerKind::DDIMSong, "--eta applies to ddim-song only");
+      // ddpm and ddim-song with eta > 0 are stochastic (the path bound); ddim and ddim-song with
+      // eta = 0 are deterministic (the exact density).
+      ddpm = opt.sampler == SamplerKind::DDPM || (opt.sampler == SamplerKind::DDIMSong && opt.eta > 0);
       if (!ddpm && st->opt_M->count() > 0)
-        throw Error("--M applies to ddpm only (ddim has the exact density: no continuations)");
-      if (!ddpm && st->opt_variance->count() > 0)
-        throw Error("--variance applies to ddpm only (ddim has no noise)");
+        throw Error("--M applies to the stochastic samplers only (ddim has the exact density: no continuations)");
+      if (opt.sampler != SamplerKind::DDPM && st->opt_variance->count() > 0)
+        throw Error("--variance applies to ddpm only (ddim has no noise); ddim-song's noise is set by --eta");
       target = st->model.build(opt.seed);
       sched = st->schedule.build();
       bo.n = st->n;
@@ -181,9 +207,9 @@ void report(const BracketState& st, const SampleOptions& opt, const Mixture& tar
             const SampleOptions& lower, const TvOptions& to, const std::string& reducible,
             const std::string& bounds_backend, const std::string& bounds_device, const std::optional<PathBound>& pb,
             const std::optional<ExactDensity>& ex, const TvReport& rep, const RunSummary& sum) {
-  const bool ddpm = opt.sampler == SamplerKind::DDPM;
   const StatResult& best = rep.max();
   const StatResult& best_kl = rep.max_kl();
+  const EpsJacobi ej = measure_eps_jacobi(target, sched, opt);
 
   // 3. The exact reference of a reducible model.
   std::optional<Reference> ref;
@@ -212,10 +238,14 @@ void report(const BracketState& st, const SampleOptions& opt, const Mixture& tar
   const std::string ys = "Y_" + std::to_string(opt.stop), xs = "X_" + std::to_string(opt.stop);
   std::ostringstream os;
   os << "gmmdiff bracket: d = " << target.d << ", K = " << target.K << ", " << sched.name << " T = " << sched.T
-     << ", " << (ddpm ? "ddpm/" + st.variance : std::string("ddim")) << ", stop " << opt.stop << ", score error "
-     << st.score_error;
-  if (opt.score_error.kind != ScoreErrorKind::None) os << " eps " << opt.score_error.eps;
+     << ", " << sampler_label(opt) << ", stop " << opt.stop << ", score error " << st.score_error;
+  if (opt.score_error.kind != ScoreErrorKind::None) {
+    os << " eps " << opt.score_error.eps;
+    if (opt.score_error.profile != ErrorProfile::Uniform) os << " (" << to_string(opt.score_error.profile) << ")";
+    if (opt.score_error.kind == ScoreErrorKind::Bias) os << " along " << to_string(opt.score_error.direction);
+  }
   os << ", seed " << opt.seed << "\n";
+  os << "score error: eps_score " << fmt(sum.eps_score, "%.4g") << " (realised), eps_Jacobi " << ej.text() << "\n";
   os << "TV(X_0, " << ys << "):\n";
   os << "  lower      " << fmt(best.tv_corrected) << "  CI95 [" << fmt(best.ci_lo) << ", " << fmt(best.ci_hi)
      << "]  a lower bound: best of " << rep.stats.size() << " statistics (" << best.name << ", floor "
@@ -333,7 +363,10 @@ void report(const BracketState& st, const SampleOptions& opt, const Mixture& tar
                        {"c0", st.schedule.p.c0},
                        {"c1", st.schedule.p.c1},
                        {"sampler", st.sampler},
-                       {"variance", ddpm ? nlohmann::json(st.variance) : nlohmann::json()},
+                       {"variance", opt.sampler == SamplerKind::DDPM ? nlohmann::json(st.variance) : nlohmann::json()},
+                       {"eta", opt.sampler == SamplerKind::DDIMSong ? nlohmann::json(opt.eta) : nlohmann::json()},
+                       {"error_profile", to_string(opt.score_error.profile)},
+                       {"bias_direction", st.bias_direction},
                        {"stop", opt.stop},
                        {"seed", opt.seed},
                        {"score_error", st.score_error},
@@ -349,6 +382,9 @@ void report(const BracketState& st, const SampleOptions& opt, const Mixture& tar
                        {"bins", to.bins},
                        {"bootstrap", to.bootstrap}};
     j["eps_score"] = sum.eps_score;
+    j["eps_jacobi"] = ej.defined ? nlohmann::json(ej.value) : nlohmann::json();
+    j["eps_jacobi_se"] = ej.defined ? nlohmann::json(ej.se) : nlohmann::json();
+    j["eps_jacobi_defined"] = ej.defined;
     j["seconds"] = {{"lower", sum.seconds},
                     {"upper", pb ? num(pb->seconds) : nlohmann::json()},
                     {"exact", ex ? num(ex->seconds) : nlohmann::json()},

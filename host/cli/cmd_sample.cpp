@@ -14,6 +14,7 @@
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/npy.hpp"
+#include "gmmdiff/quantities.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "cli/progress.hpp"
 
@@ -197,7 +198,14 @@ Runner setup(CLI::App& sub) {
       opt.progress = nullptr;
     }
     sink.commit();
-    if (!st->quiet) std::cerr << sum.one_line() << "\n";
+    if (!st->quiet) {
+      // eps_Jacobi beside eps_score (quantities.hpp): exact for none and bias, measured for scale,
+      // weights and means, undefined for gaussian.
+      const EpsJacobi ej = measure_eps_jacobi(target, sched, opt);
+      sum.eps_jacobi = ej.value;
+      sum.eps_jacobi_defined = ej.defined;
+      std::cerr << sum.one_line() << "\n";
+    }
     return 0;
   };
 }

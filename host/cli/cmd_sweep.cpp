@@ -10,6 +10,7 @@
 #include "cli/command.hpp"
 #include "dist/comm.hpp"
 #include "gmmdiff/backend.hpp"
+#include "gmmdiff/claims.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/report.hpp"
 #include "gmmdiff/sweep.hpp"
@@ -24,9 +25,9 @@ void finish_report(const std::string& dir, bool plots, bool print_slopes, const 
 namespace {
 
 struct SweepArgs {
-  std::string file, out, backend;
+  std::string file, out, backend, size;
   int threads = 0;
-  bool print_default = false, dry_run = false, no_report = false, no_plots = false;
+  bool print_default = false, dry_run = false, no_report = false, no_plots = false, list = false;
 };
 
 /// The backend kind the default sweep is sized for.
@@ -62,6 +63,13 @@ std::string row_line(const SweepRow& r, std::size_t i, std::size_t total) {
   if (std::isfinite(b.tv_reference)) s += "  ref " + fmt(b.tv_reference, "%.4f");
   s += "  eps_score " + fmt(r.eps_score, "%.3g") + "  " + fmt(r.wall_seconds, r.wall_seconds < 10 ? "%.2f" : "%.1f") +
        " s";
+  if (r.p.score_error != ScoreErrorKind::None)
+    s += "  eps_Jacobi " + (std::isnan(r.eps_jacobi) ? std::string("undefined") : fmt(r.eps_jacobi, "%.3g"));
+  if (r.quantities.present) {
+    const RowQuantities& q = r.quantities;
+    s += "  max_t p99.9 tr(I+J) " + fmt(q.trace_p999, "%.3g") + " (log KT " + fmt(q.log_KT, "%.3g") + "), max ||J|| " +
+         fmt(q.opnorm_max, "%.4g") + ", max E|X|^2 " + fmt(q.second_moment, "%.4g");
+  }
   if (r.nonfinite) s += "  nonfinite " + std::to_string(r.nonfinite);
   return s;
 }
@@ -71,12 +79,16 @@ int run(const SweepArgs& a, const SweepSpec& spec, const std::string& out, dist:
 
 Runner setup(CLI::App& sub) {
   auto a = std::make_shared<SweepArgs>();
-  sub.add_option("file", a->file, "Sweep file (JSON, docs/sweeps.md); none: the embedded default");
+  sub.add_option("file", a->file,
+                 "Sweep file (JSON, docs/sweeps.md), or a built-in sweep's name (--list); none: the embedded default");
   sub.add_option("--out,-o", a->out,
                  "Output directory (default: runs/<sweep name>, runs/default-<backend> for the default)");
   sub.add_option("--backend", a->backend,
                  "Embedded default only: size it for and run it on cpu | cuda | auto (a file sets \"backend\")");
   sub.add_option("--threads", a->threads, "CPU threads (0: all); results do not depend on it");
+  sub.add_option("--size", a->size,
+                 "Built-in sweeps: cpu | gpu | tiny (default: gpu when a CUDA device is present, else cpu)");
+  sub.add_flag("--list", a->list, "List the built-in sweeps (the default and one per claim: gmmdiff claims) and exit");
   sub.add_flag("--print-default", a->print_default, "Print the embedded default sweep (to copy and edit) and exit");
   sub.add_flag("--dry-run", a->dry_run, "List the runs (and which are done in --out) without running them");
   sub.add_flag("--no-report", a->no_report, "Do not write the report and plots at the end");
@@ -85,16 +97,42 @@ Runner setup(CLI::App& sub) {
     // Under MPI every rank parses the sweep (errors reported once, by rank 0); the runs are spread
     // over the ranks and rank 0 alone writes and prints (docs/scale.md).
     dist::Comm& comm = dist::world();
+    if (a->list) {
+      dist::on_root(comm, [&] {
+        for (const BuiltinSweep& b : builtin_sweeps()) {
+          char name[32];
+          std::snprintf(name, sizeof name, "%-14s", b.name.c_str());
+          std::cout << name << "  " << b.summary << "\n";
+        }
+        std::cout << "run one: gmmdiff sweep <name> [--size cpu|gpu|tiny] [--out DIR]; print it: gmmdiff sweep "
+                     "<name> --print-default\n";
+      });
+      return kOk;
+    }
     SweepSpec spec;
-    std::string out = a->out;
+    std::string out = a->out, printed;
     dist::collective(comm, [&] {
       if (!a->backend.empty() && a->backend != "auto" && a->backend != "cpu" && a->backend != "cuda")
         throw Error("--backend \"" + a->backend + "\" (allowed: auto, cpu, cuda)");
+      // A name that is not a file is a built-in sweep's (a file of that name wins: it is what was written).
+      const bool builtin = !a->file.empty() && !std::filesystem::exists(a->file) && is_builtin_sweep(a->file);
+      if (!a->size.empty() && !builtin && !(a->file.empty() && a->print_default))
+        throw Error("--size applies to a built-in sweep's name (gmmdiff sweep --list)");
+      const std::string size = !a->size.empty() ? a->size
+                                                : (default_kind(a->backend.empty() ? "auto" : a->backend) == "cuda"
+                                                       ? "gpu"
+                                                       : "cpu");
       if (a->print_default) {
-        if (!a->file.empty()) throw Error("--print-default takes no sweep file");
+        if (!a->file.empty() && !builtin)
+          throw Error("--print-default takes no sweep file (a built-in sweep's name: --list)");
+        printed = builtin ? builtin_sweep_json(a->file, size)
+                          : (a->size.empty() ? default_text(*a) : builtin_sweep_json("default", size));
         return;
       }
-      if (a->file.empty()) {
+      if (builtin) {
+        spec = parse_sweep(builtin_sweep_json(a->file, size), "built-in sweep " + a->file + " (" + size + ")", ".");
+        if (out.empty()) out = "runs/" + spec.name;
+      } else if (a->file.empty()) {
         const std::string kind = default_kind(a->backend);
         spec = parse_sweep(default_text(*a), "default sweep (" + kind + ")", ".");
         if (out.empty()) out = "runs/default-" + kind;
@@ -106,7 +144,7 @@ Runner setup(CLI::App& sub) {
       }
     });
     if (a->print_default) {
-      if (comm.root()) std::cout << default_text(*a) << "\n";
+      if (comm.root()) std::cout << printed << "\n";
       return kOk;
     }
     if (a->dry_run) {

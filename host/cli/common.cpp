@@ -53,7 +53,12 @@ void ScheduleArgs::add(CLI::App& app) {
 
 void SamplerArgs::add(CLI::App& app) {
   app.add_option("--n", o.n, "Number of particles")->capture_default_str();
-  app.add_option("--sampler", sampler, "ddpm | ddim")->capture_default_str();
+  app.add_option("--sampler", sampler,
+                 "ddpm | ddim (the theory's Euler step) | ddim-song (Song et al. 2021, as libraries compute it; "
+                 "see --eta)")
+      ->capture_default_str();
+  app.add_option("--eta", o.eta, "ddim-song: noise fraction eta in [0, 1] (0: deterministic; 1: ddpm's posterior law)")
+      ->capture_default_str();
   app.add_option("--variance", variance, "ddpm noise: beta | posterior | inside")->capture_default_str();
   app.add_option("--stop", o.stop, "Output Y_1 (1, Theorem 1) or Y_0 (0)")->capture_default_str();
   app.add_option("--seed", o.seed, "Seed: the particles are a pure function of it")->capture_default_str();
@@ -61,6 +66,14 @@ void SamplerArgs::add(CLI::App& app) {
   app.add_option("--chunk", o.chunk, "Particles per chunk (0: as many as memory allows; rounded up to 256)");
   app.add_option("--score-error", score_error, "none | bias | scale | weights | means | gaussian")->capture_default_str();
   app.add_option("--eps", o.score_error.eps, "Score-error size (see docs/cli.md)");
+  app.add_option("--error-profile", error_profile,
+                 "Where over t the score error sits: uniform | front-loaded | back-loaded | file (--error-factors)")
+      ->capture_default_str();
+  app.add_option("--error-factors", error_factors,
+                 "Text file of T per-step factors f(1..T) of eps (implies --error-profile file)");
+  app.add_option("--bias-direction", bias_direction,
+                 "The bias error's direction: random | means (principal direction of the means) | v1,v2,...,vd")
+      ->capture_default_str();
   app.add_option("--eps-samples", o.eps_samples, "Monte Carlo size per step for the realised eps_score")
       ->capture_default_str();
   app.add_option("--backend", backend, "cpu | cuda | auto")->capture_default_str();
@@ -73,6 +86,16 @@ SampleOptions SamplerArgs::build() const {
   s.variance = parse_variance(variance);
   s.precision = parse_precision(precision);
   s.score_error.kind = parse_score_error(score_error);
+  s.score_error.profile = parse_error_profile(error_profile);
+  if (!error_factors.empty()) {
+    GMMDIFF_EXPECTS(error_profile == "uniform" || error_profile == "file", "--error-factors goes with --error-profile file, not ",
+                    error_profile);
+    s.score_error.profile = ErrorProfile::File;
+    s.score_error.factors = load_error_factors(error_factors);
+  }
+  GMMDIFF_EXPECTS(s.score_error.profile != ErrorProfile::File || !error_factors.empty(),
+                  "--error-profile file needs --error-factors FILE");
+  s.score_error.direction_vector = parse_bias_direction(bias_direction, s.score_error.direction);
   s.threads = threads;
   GMMDIFF_EXPECTS(s.eps_samples >= 1, "--eps-samples = ", s.eps_samples, " (need >= 1)");
   return s;

@@ -40,11 +40,12 @@ struct ScheduleArgs {
   Schedule build() const { return make_schedule(p); }
 };
 
-/// --n --sampler --variance --stop --seed --precision --chunk --score-error --eps --eps-samples
-/// --backend --threads.
+/// --n --sampler --eta --variance --stop --seed --precision --chunk --score-error --eps --error-profile
+/// --error-factors --bias-direction --eps-samples --backend --threads.
 struct SamplerArgs {
   std::string sampler = "ddpm", variance = "beta", precision = "fp32", score_error = "none";
   std::string backend = "auto";
+  std::string error_profile = "uniform", error_factors, bias_direction = "random";
   int threads = 0;
   SampleOptions o;
   void add(CLI::App& app);

@@ -13,7 +13,8 @@ Precision parse_precision(const std::string& s) {
 SamplerKind parse_sampler(const std::string& s) {
   if (s == "ddpm") return SamplerKind::DDPM;
   if (s == "ddim") return SamplerKind::DDIM;
-  throw Error("unknown sampler '" + s + "' (allowed: ddpm, ddim)");
+  if (s == "ddim-song") return SamplerKind::DDIMSong;
+  throw Error("unknown sampler '" + s + "' (allowed: ddpm, ddim, ddim-song)");
 }
 Variance parse_variance(const std::string& s) {
   if (s == "beta") return Variance::Beta;
@@ -30,8 +31,36 @@ ScoreErrorKind parse_score_error(const std::string& s) {
   if (s == "gaussian") return ScoreErrorKind::Gaussian;
   throw Error("unknown score error '" + s + "' (allowed: none, bias, scale, weights, means, gaussian)");
 }
+ErrorProfile parse_error_profile(const std::string& s) {
+  if (s == "uniform") return ErrorProfile::Uniform;
+  if (s == "front-loaded") return ErrorProfile::FrontLoaded;
+  if (s == "back-loaded") return ErrorProfile::BackLoaded;
+  if (s == "file") return ErrorProfile::File;
+  throw Error("unknown score-error profile '" + s + "' (allowed: uniform, front-loaded, back-loaded, file)");
+}
 const char* to_string(Precision p) { return p == Precision::FP32 ? "fp32" : "fp64"; }
-const char* to_string(SamplerKind s) { return s == SamplerKind::DDPM ? "ddpm" : "ddim"; }
+const char* to_string(SamplerKind s) {
+  switch (s) {
+    case SamplerKind::DDPM: return "ddpm";
+    case SamplerKind::DDIM: return "ddim";
+    default: return "ddim-song";
+  }
+}
+const char* to_string(ErrorProfile p) {
+  switch (p) {
+    case ErrorProfile::Uniform: return "uniform";
+    case ErrorProfile::FrontLoaded: return "front-loaded";
+    case ErrorProfile::BackLoaded: return "back-loaded";
+    default: return "file";
+  }
+}
+const char* to_string(BiasDirection b) {
+  switch (b) {
+    case BiasDirection::Random: return "random";
+    case BiasDirection::Means: return "means";
+    default: return "vector";
+  }
+}
 const char* to_string(Variance v) {
   switch (v) {
     case Variance::Beta: return "beta";

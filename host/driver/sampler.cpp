@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 
@@ -39,23 +41,8 @@ constexpr uint64_t kAuxBias = 3000;          // bias direction
 constexpr uint64_t kAuxPerturbWeights = 4000;  // + 0: the log-weight perturbation normals
 constexpr uint64_t kAuxPerturbMeans = 5000;  // + k: component k's mean displacement
 constexpr int kMaxEpsSteps = 256;            // steps at which eps_score is evaluated (evenly spaced)
-
-// kappa, 1/sqrt(alpha_t) and sigma of step t (THEORY.md, Samplers).
-void set_step_scalars(StepCoeffs& c, const Schedule& s, int t, const SampleOptions& opt) {
-  const double oma = s.one_minus_abar[t];
-  const double oma_t = one_minus_alpha(s, t), alpha = s.alpha[t];
-  c.kappa = opt.sampler == SamplerKind::DDPM ? oma_t : 0.5 * oma_t;
-  c.inv_sqrt_alpha = 1.0 / std::sqrt(alpha);
-  double var = 0;
-  if (opt.sampler == SamplerKind::DDPM) {
-    switch (opt.variance) {
-      case Variance::Beta: var = oma_t; break;
-      case Variance::Posterior: var = oma > 0 ? s.one_minus_abar[t - 1] / oma * oma_t : 0.0; break;
-      case Variance::Inside: var = oma_t / alpha; break;
-    }
-  }
-  c.sigma = std::sqrt(var);
-}
+constexpr uint64_t kAuxBiasMeansStart = 3001;  // the start of the power iteration of BiasDirection::Means
+constexpr int kMeansDirectionIterations = 300;  // its iterations (a fixed number: the same vector on every machine)
 
 }  // namespace
 
@@ -65,7 +52,7 @@ std::vector<bool> identity_steps(const Schedule& s, const SampleOptions& opt) {
   std::vector<bool> id(static_cast<std::size_t>(s.T) + 1, false);
   for (int t = 1; t <= s.T; ++t) {
     StepCoeffs c;
-    set_step_scalars(c, s, t, opt);
+    step_scalars(s, t, opt, c.kappa, c.inv_sqrt_alpha, c.sigma);
     id[t] = is_identity_step(c);
   }
   return id;
@@ -73,14 +60,15 @@ std::vector<bool> identity_steps(const Schedule& s, const SampleOptions& opt) {
 
 std::vector<double> bias_direction(int d, uint64_t seed) { return aux_unit_vector(d, seed, kAuxBias); }
 
-Mixture score_model(const Mixture& target, const ScoreError& err, uint64_t seed) {
+Mixture score_model(const Mixture& target, const ScoreError& err, uint64_t seed, double factor) {
   Mixture m = target;
+  const double eps = err.eps * factor;
   if (err.kind == ScoreErrorKind::Weights) {
     // log pi'_k = log pi_k + eps g_k, g_k ~ N(0, 1), renormalised.
     double sum = 0;
     for (int k = 0; k < m.K; ++k) {
       const double g = detail::philox_normal<double>(seed, kStreamAux, kAuxPerturbWeights, 0, static_cast<uint32_t>(k));
-      m.weights[k] = target.weights[k] * std::exp(err.eps * g);
+      m.weights[k] = target.weights[k] * std::exp(eps * g);
       sum += m.weights[k];
     }
     for (double& w : m.weights) w /= sum;
@@ -88,10 +76,45 @@ Mixture score_model(const Mixture& target, const ScoreError& err, uint64_t seed)
     // mu'_k = mu_k + eps u_k, u_k a random unit vector: every mean moves by exactly eps.
     for (int k = 0; k < m.K; ++k) {
       const std::vector<double> u = aux_unit_vector(m.d, seed, kAuxPerturbMeans + static_cast<uint64_t>(k));
-      for (int j = 0; j < m.d; ++j) m.means[std::size_t(k) * m.d + j] += err.eps * u[j];
+      for (int j = 0; j < m.d; ++j) m.means[std::size_t(k) * m.d + j] += eps * u[j];
     }
   }
   return m;
+}
+
+void step_scalars(const Schedule& s, int t, const SampleOptions& opt, double& kappa, double& inv_sqrt_alpha,
+                  double& sigma) {
+  const double oma = s.one_minus_abar[t];
+  const double oma_t = one_minus_alpha(s, t), alpha = s.alpha[t];
+  inv_sqrt_alpha = 1.0 / std::sqrt(alpha);
+  double var = 0;
+  switch (opt.sampler) {
+    case SamplerKind::DDPM:
+      kappa = oma_t;
+      switch (opt.variance) {
+        case Variance::Beta: var = oma_t; break;
+        case Variance::Posterior: var = oma > 0 ? s.one_minus_abar[t - 1] / oma * oma_t : 0.0; break;
+        case Variance::Inside: var = oma_t / alpha; break;
+      }
+      break;
+    case SamplerKind::DDIM: kappa = 0.5 * oma_t; break;
+    case SamplerKind::DDIMSong: {
+      // With A = 1 - abar_t, beta = 1 - alpha_t and alpha (1 - abar_{t-1}) = A - beta:
+      // B = alpha (1 - abar_{t-1} - sigma^2) A = (A - beta)(A - eta^2 beta) and
+      // kappa = A - sqrt(B) = (A^2 - B) / (A + sqrt(B)), A^2 - B = beta ((1 + eta^2) A - eta^2 beta):
+      // no difference of nearly equal numbers when beta is tiny (lcw's first steps: 1e-21).
+      const double e2 = opt.eta * opt.eta, A = oma, beta = oma_t;
+      var = A > 0 ? e2 * s.one_minus_abar[t - 1] / A * beta : 0.0;  // ddpm's posterior form for eta = 1
+      if (beta == 0) {
+        kappa = 0;
+      } else {
+        const double B = alpha * s.one_minus_abar[t - 1] * (A - e2 * beta);
+        kappa = beta * ((1 + e2) * A - e2 * beta) / (A + std::sqrt(std::max(0.0, B)));
+      }
+      break;
+    }
+  }
+  sigma = std::sqrt(var);
 }
 
 StepCoeffs step_coeffs(const Mixture& m, const Schedule& s, int t, const SampleOptions& opt,
@@ -121,14 +144,15 @@ StepCoeffs step_coeffs(const Mixture& m, const Schedule& s, int t, const SampleO
     c.bias[k] = std::log(m.weights[k]) - 0.5 * logdet - 0.5 * abar * quad;
   }
   c.uniform_q = uniform;
-  set_step_scalars(c, s, t, opt);
+  step_scalars(s, t, opt, c.kappa, c.inv_sqrt_alpha, c.sigma);
+  const double eps_t = opt.score_error.eps * score_error_factor(opt.score_error, t, s.T, opt.stop);
   switch (opt.score_error.kind) {
-    case ScoreErrorKind::Scale: c.score_scale = 1.0 + opt.score_error.eps; break;
+    case ScoreErrorKind::Scale: c.score_scale = 1.0 + eps_t; break;
     case ScoreErrorKind::Bias:
       c.bias_dir.resize(d);
-      for (int j = 0; j < d; ++j) c.bias_dir[j] = opt.score_error.eps * bias_unit[j];
+      for (int j = 0; j < d; ++j) c.bias_dir[j] = eps_t * bias_unit[j];
       break;
-    case ScoreErrorKind::Gaussian: c.noise_sd = opt.score_error.eps / std::sqrt(double(d)); break;
+    case ScoreErrorKind::Gaussian: c.noise_sd = eps_t / std::sqrt(double(d)); break;
     default: break;
   }
   return c;
@@ -197,63 +221,157 @@ class MarginalScore {
 
 }  // namespace
 
+double score_error_factor(const ScoreError& err, int t, int T, int stop) {
+  const int steps = T - stop;
+  switch (err.profile) {
+    case ErrorProfile::Uniform: return 1.0;
+    case ErrorProfile::FrontLoaded: return steps > 0 ? std::sqrt(2.0 * (t - stop) / (steps + 1.0)) : 1.0;
+    case ErrorProfile::BackLoaded: return steps > 0 ? std::sqrt(2.0 * (T + 1.0 - t) / (steps + 1.0)) : 1.0;
+    case ErrorProfile::File:
+      GMMDIFF_EXPECTS(t >= 1 && static_cast<std::size_t>(t) <= err.factors.size(), "score-error profile file: no factor for step ",
+                      t, " (it holds ", err.factors.size(), " values; one per step t = 1..T is needed)");
+      return err.factors[t - 1];
+  }
+  return 1.0;
+}
+
+std::vector<double> bias_unit_vector(const Mixture& target, const ScoreError& err, uint64_t seed) {
+  const int d = target.d;
+  switch (err.direction) {
+    case BiasDirection::Random: return bias_direction(d, seed);
+    case BiasDirection::Vector: {
+      GMMDIFF_EXPECTS(err.direction_vector.size() == static_cast<std::size_t>(d), "--bias-direction: a vector of ",
+                      err.direction_vector.size(), " values for d = ", d);
+      double n2 = 0;
+      for (double x : err.direction_vector) {
+        GMMDIFF_EXPECTS(std::isfinite(x), "--bias-direction: a value is not finite");
+        n2 += x * x;
+      }
+      GMMDIFF_EXPECTS(n2 > 0, "--bias-direction: the vector is 0 (it needs a direction)");
+      std::vector<double> u = err.direction_vector;
+      for (double& x : u) x /= std::sqrt(n2);
+      return u;
+    }
+    case BiasDirection::Means: {
+      // The top eigenvector of S = sum_k pi_k mu_k mu_k^T by power iteration (x -> S x costs 2 K d),
+      // from a fixed start: the direction depends on the mixture only, not on the run's seed.
+      double total = 0;
+      for (double x : target.means) total += x * x;
+      GMMDIFF_EXPECTS(total > 0, "--bias-direction means: every mean is 0, so the means have no direction");
+      std::vector<double> u = aux_unit_vector(d, 0, kAuxBiasMeansStart), v(d);
+      for (int it = 0; it < kMeansDirectionIterations; ++it) {
+        std::fill(v.begin(), v.end(), 0.0);
+        for (int k = 0; k < target.K; ++k) {
+          const double* mu = target.mean(k);
+          double dot = 0;
+          for (int j = 0; j < d; ++j) dot += mu[j] * u[j];
+          for (int j = 0; j < d; ++j) v[j] += target.weights[k] * dot * mu[j];
+        }
+        double n2 = 0;
+        for (double x : v) n2 += x * x;
+        if (!(n2 > 0)) break;  // the start is orthogonal to every mean (measure zero): keep it
+        for (int j = 0; j < d; ++j) u[j] = v[j] / std::sqrt(n2);
+      }
+      int big = 0;
+      for (int j = 1; j < d; ++j)
+        if (std::abs(u[j]) > std::abs(u[big])) big = j;
+      if (u[big] < 0)
+        for (double& x : u) x = -x;
+      return u;
+    }
+  }
+  return bias_direction(d, seed);
+}
+
+ScorePlan::ScorePlan(const Mixture& target, const Schedule& s, const SampleOptions& opt)
+    : target_(target), s_(s), opt_(opt) {
+  opt_.progress = nullptr;
+  const ScoreError& e = opt.score_error;
+  per_step_ = (e.kind == ScoreErrorKind::Weights || e.kind == ScoreErrorKind::Means) &&
+              e.profile != ErrorProfile::Uniform && e.eps != 0;
+  if (!per_step_) fixed_ = score_model(target, e, opt.seed);
+  if (e.kind == ScoreErrorKind::Bias) bias_unit_ = bias_unit_vector(target, e, opt.seed);
+}
+
+Mixture ScorePlan::model(int t) const {
+  return per_step_ ? score_model(target_, opt_.score_error, opt_.seed, factor(t)) : fixed_;
+}
+
+double ScorePlan::factor(int t) const { return score_error_factor(opt_.score_error, t, s_.T, opt_.stop); }
+
+StepCoeffs ScorePlan::coeffs(int t) const {
+  return per_step_ ? step_coeffs(model(t), s_, t, opt_, bias_unit_) : step_coeffs(fixed_, s_, t, opt_, bias_unit_);
+}
+
+void forward_draw(const Mixture& target, const Schedule& s, int t, uint64_t seed, uint64_t i,
+                  const std::vector<double>& cum, double* x) {
+  const int d = target.d;
+  const uint32_t st = static_cast<uint32_t>(3 * t);
+  const int k = detail::pick_component(detail::philox_uniform(seed, kStreamForward, i, st, detail::kTargetComponentBlock),
+                                       cum.data(), target.K);
+  const double sa = std::sqrt(s.abar[t]), sw = std::sqrt(s.one_minus_abar[t]);
+  for (int b = 0; 4 * b < d; ++b) {
+    double z0[4], w[4];
+    detail::philox_normal4<double>(seed, kStreamForward, i, st + 1, static_cast<uint32_t>(b), z0);
+    detail::philox_normal4<double>(seed, kStreamForward, i, st + 2, static_cast<uint32_t>(b), w);
+    for (int cc = 0; cc < 4 && 4 * b + cc < d; ++cc) {
+      const int j = 4 * b + cc;
+      x[j] = sa * (target.mean(k)[j] + std::sqrt(target.var(k, j)) * z0[cc]) + sw * w[cc];
+    }
+  }
+}
+
+std::vector<int> eps_steps(const Schedule& s, int stop, int max_steps) {
+  const int first_t = stop + 1, steps = s.T - stop;
+  std::vector<int> ts;
+  if (steps <= 0) return ts;
+  const int evals = std::min(steps, max_steps);
+  for (int e = 0; e < evals; ++e)
+    ts.push_back(first_t + static_cast<int>((static_cast<long long>(e) * steps) / evals));
+  return ts;
+}
+
 double measure_eps_score(const Mixture& target, const Schedule& s, const SampleOptions& opt) {
   const ScoreError& err = opt.score_error;
   if (err.kind == ScoreErrorKind::None || opt.eps_samples <= 0) return 0.0;
-  const int first_t = opt.stop + 1, steps = s.T - opt.stop;
-  if (steps <= 0) return 0.0;
-  const Mixture sm = score_model(target, err, opt.seed);
-  const std::vector<double> bias_unit = err.kind == ScoreErrorKind::Bias ? bias_direction(target.d, opt.seed)
-                                                                         : std::vector<double>();
-  std::vector<int> ts;
-  const int evals = std::min(steps, kMaxEpsSteps);
-  for (int e = 0; e < evals; ++e)
-    ts.push_back(first_t + static_cast<int>((static_cast<long long>(e) * steps) / evals));
+  const std::vector<int> ts = eps_steps(s, opt.stop, kMaxEpsSteps);
+  if (ts.empty()) return 0.0;
+  const ScorePlan plan(target, s, opt);
   std::vector<double> cum(target.K);
   double c = 0;
   for (int k = 0; k < target.K; ++k) cum[k] = (c += target.weights[k]);
   cum[target.K - 1] = 1.0;
   const int d = target.d, m = opt.eps_samples;
   const bool need_true = err.kind != ScoreErrorKind::Bias && err.kind != ScoreErrorKind::Gaussian;
-  const bool need_model = need_true && err.kind != ScoreErrorKind::Scale;
   const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
-  // Each sample's squared error goes to its own slot, on all threads; the slots are then summed in
-  // the order (step, sample), so the figure is the same for any thread count.
+  // One step at a time (the model may change with t under a profile). Each sample's squared error
+  // goes to its own slot, on all threads; the slots are then summed in the order (step, sample), so
+  // the figure is the same for any thread count.
   std::vector<double> e2s(static_cast<std::size_t>(m));
   double total = 0;
   for (int t : ts) {
+    const double eps_t = err.eps * plan.factor(t);
+    const Mixture sm_t = plan.per_step() ? plan.model(t) : Mixture();
+    const Mixture& sm = plan.per_step() ? sm_t : plan.fixed_model();
     const MarginalScore score_true(target, s.abar[t]);
     const MarginalScore score_model_t(sm, s.abar[t]);
-    const uint32_t st = static_cast<uint32_t>(3 * t);
-    const double sa = std::sqrt(s.abar[t]), sw = std::sqrt(s.one_minus_abar[t]);
 #pragma omp parallel num_threads(threads)
     {
       std::vector<double> x(d), s_true(d), s_err(d), l(std::max(target.K, sm.K));
 #pragma omp for schedule(static)
       for (int i = 0; i < m; ++i) {
-        const int k = detail::pick_component(
-            detail::philox_uniform(opt.seed, kStreamForward, i, st, detail::kTargetComponentBlock), cum.data(),
-            target.K);
-        for (int b = 0; 4 * b < d; ++b) {
-          double z0[4], w[4];
-          detail::philox_normal4<double>(opt.seed, kStreamForward, i, st + 1, static_cast<uint32_t>(b), z0);
-          detail::philox_normal4<double>(opt.seed, kStreamForward, i, st + 2, static_cast<uint32_t>(b), w);
-          for (int cc = 0; cc < 4 && 4 * b + cc < d; ++cc) {
-            const int j = 4 * b + cc;
-            x[j] = sa * (target.mean(k)[j] + std::sqrt(target.var(k, j)) * z0[cc]) + sw * w[cc];
-          }
-        }
+        forward_draw(target, s, t, opt.seed, static_cast<uint64_t>(i), cum, x.data());
         if (need_true) score_true(x.data(), s_true.data(), l.data());
         double e2 = 0;
         switch (err.kind) {
           case ScoreErrorKind::Scale:
-            for (int j = 0; j < d; ++j) e2 += err.eps * err.eps * s_true[j] * s_true[j];
+            for (int j = 0; j < d; ++j) e2 += eps_t * eps_t * s_true[j] * s_true[j];
             break;
           case ScoreErrorKind::Bias:
-            for (int j = 0; j < d; ++j) e2 += err.eps * err.eps * bias_unit[j] * bias_unit[j];
+            for (int j = 0; j < d; ++j) e2 += eps_t * eps_t * plan.bias_unit()[j] * plan.bias_unit()[j];
             break;
           case ScoreErrorKind::Gaussian: {
-            const double sd = err.eps / std::sqrt(double(d));
+            const double sd = eps_t / std::sqrt(double(d));
             for (int b = 0; 4 * b < d; ++b) {
               double xi[4];
               detail::philox_normal4<double>(opt.seed, kStreamScoreNoise, i, static_cast<uint32_t>(t),
@@ -263,7 +381,6 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
             break;
           }
           default:
-            (void)need_model;
             score_model_t(x.data(), s_err.data(), l.data());
             for (int j = 0; j < d; ++j) e2 += (s_err[j] - s_true[j]) * (s_err[j] - s_true[j]);
         }
@@ -291,16 +408,104 @@ std::size_t choose_chunk_rows(const Backend& be, const RunShape& shape, uint64_t
   return rows;
 }
 
+std::string sampler_label(const SampleOptions& opt) {
+  switch (opt.sampler) {
+    case SamplerKind::DDPM: return std::string("ddpm/") + to_string(opt.variance);
+    case SamplerKind::DDIM: return "ddim";
+    default: {
+      std::ostringstream os;
+      os << "ddim-song/eta=" << opt.eta;
+      return os.str();
+    }
+  }
+}
+
+std::string RunSummary::eps_jacobi_text() const {
+  if (!eps_jacobi_defined) return ", eps_Jacobi undefined (the gaussian score error is not differentiable)";
+  if (std::isnan(eps_jacobi)) return "";
+  char buf[96];
+  std::snprintf(buf, sizeof buf, ", eps_Jacobi=%.4g", eps_jacobi);
+  return buf;
+}
+
 std::string RunSummary::one_line() const {
-  char buf[512];
+  char buf[640];
   std::snprintf(buf, sizeof buf,
                 "gmmdiff: n=%llu d=%d K=%d T=%d %s %s on %s (%s, path %s): %.3f s, %.3g elt-steps/s, %zu chunk%s of %zu, "
-                "eps_score=%.4g%s",
+                "eps_score=%.4g%s%s",
                 static_cast<unsigned long long>(n), d, K, T, sampler.c_str(), precision.c_str(), backend.c_str(),
                 device.c_str(), path.c_str(), seconds, elt_steps_per_s, chunks, chunks == 1 ? "" : "s", chunk_rows, eps_score,
-                score_error == ScoreErrorKind::None ? " (exact score)" : " (realised, measured)");
+                score_error == ScoreErrorKind::None ? " (exact score)" : " (realised, measured)",
+                eps_jacobi_text().c_str());
   if (ranks > 1) return std::string(buf) + ", over " + std::to_string(ranks) + " ranks (the slowest rank's time)";
   return buf;
+}
+
+std::vector<double> load_error_factors(const std::string& path) {
+  std::ifstream in(path);
+  GMMDIFF_EXPECTS(in.good(), path, ": cannot open the score-error profile file");
+  std::vector<double> v;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    const auto hash = line.find('#');
+    if (hash != std::string::npos) line.erase(hash);
+    for (char& c : line)
+      if (c == ',') c = ' ';
+    std::istringstream is(line);
+    std::string tok;
+    while (is >> tok) {
+      char* end = nullptr;
+      const double x = std::strtod(tok.c_str(), &end);
+      GMMDIFF_EXPECTS(end && *end == '\0', path, ":", lineno, ": '", tok, "' is not a number");
+      GMMDIFF_EXPECTS(std::isfinite(x) && x >= 0, path, ":", lineno, ": the factor ", tok,
+                      " is not a finite number >= 0");
+      v.push_back(x);
+    }
+  }
+  GMMDIFF_EXPECTS(!v.empty(), path, ": no factors (need one per step t = 1..T)");
+  return v;
+}
+
+std::vector<double> parse_bias_direction(const std::string& text, BiasDirection& kind) {
+  if (text == "random") {
+    kind = BiasDirection::Random;
+    return {};
+  }
+  if (text == "means") {
+    kind = BiasDirection::Means;
+    return {};
+  }
+  kind = BiasDirection::Vector;
+  std::vector<double> v;
+  std::string t = text;
+  for (char& c : t)
+    if (c == ',') c = ' ';
+  std::istringstream is(t);
+  std::string tok;
+  while (is >> tok) {
+    char* end = nullptr;
+    const double x = std::strtod(tok.c_str(), &end);
+    GMMDIFF_EXPECTS(end && *end == '\0' && std::isfinite(x), "--bias-direction: '", tok,
+                    "' is not a finite number (allowed: random, means, or d comma-separated numbers)");
+    v.push_back(x);
+  }
+  GMMDIFF_EXPECTS(!v.empty(), "--bias-direction: empty (allowed: random, means, or d comma-separated numbers)");
+  return v;
+}
+
+void check_score_error(const Mixture& target, const Schedule& s, const ScoreError& err) {
+  GMMDIFF_EXPECTS(std::isfinite(err.eps) && err.eps >= 0, "--eps = ", err.eps, " (need a finite eps >= 0)");
+  if (err.profile == ErrorProfile::File) {
+    GMMDIFF_EXPECTS(err.factors.size() == static_cast<std::size_t>(s.T), "score-error profile file: ",
+                    err.factors.size(), " factors for T = ", s.T, " (one per step t = 1..T)");
+    for (std::size_t i = 0; i < err.factors.size(); ++i)
+      GMMDIFF_EXPECTS(std::isfinite(err.factors[i]) && err.factors[i] >= 0, "score-error profile file: the factor of step ",
+                      i + 1, " is ", err.factors[i], " (need a finite factor >= 0)");
+  }
+  if (err.kind == ScoreErrorKind::Bias && err.direction != BiasDirection::Random)
+    (void)bias_unit_vector(target, err, 0);  // throws for a vector that cannot be a direction
 }
 
 void check_sample_options(const Mixture& target, const Schedule& s, const SampleOptions& opt) {
@@ -308,14 +513,15 @@ void check_sample_options(const Mixture& target, const Schedule& s, const Sample
   GMMDIFF_EXPECTS(opt.n < (uint64_t(1) << 48), "--n = ", opt.n, " (at most 2^48 particles)");
   GMMDIFF_EXPECTS(opt.stop == 0 || opt.stop == 1, "--stop = ", opt.stop, " (allowed: 0 or 1)");
   GMMDIFF_EXPECTS(s.T >= 1, "T = ", s.T, " (need T >= 1)");
-  GMMDIFF_EXPECTS(std::isfinite(opt.score_error.eps) && opt.score_error.eps >= 0, "--eps = ", opt.score_error.eps,
-                  " (need a finite eps >= 0)");
+  GMMDIFF_EXPECTS(std::isfinite(opt.eta) && opt.eta >= 0 && opt.eta <= 1, "--eta = ", opt.eta, " (allowed: 0 to 1)");
+  GMMDIFF_EXPECTS(opt.eta == 0 || opt.sampler == SamplerKind::DDIMSong, "--eta = ", opt.eta,
+                  " applies to the sampler ddim-song only (", to_string(opt.sampler), " has no eta)");
+  check_score_error(target, s, opt.score_error);
   for (int t : opt.snapshot_steps)
     GMMDIFF_EXPECTS(t >= opt.stop && t <= s.T, "--snapshot ", t, " is outside ", opt.stop, "..", s.T);
   GMMDIFF_EXPECTS(opt.first <= opt.n, "particle range from ", opt.first, " is past the run's n = ", opt.n);
   GMMDIFF_EXPECTS(opt.count == UINT64_MAX || opt.count <= opt.n - opt.first, "particle range ", opt.first, " + ",
                   opt.count, " is past the run's n = ", opt.n);
-  (void)target;
 }
 
 uint64_t range_count(const SampleOptions& opt) {
@@ -334,9 +540,12 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
   sum.d = target.d;
   sum.K = target.K;
   sum.T = s.T;
-  sum.sampler = opt.sampler == SamplerKind::DDPM ? std::string("ddpm/") + to_string(opt.variance) : "ddim";
+  sum.sampler = sampler_label(opt);
   sum.precision = to_string(opt.precision);
   sum.score_error = opt.score_error.kind;
+  // eps_Jacobi where it is known without differentiating the score (measure_eps_jacobi does the rest).
+  sum.eps_jacobi_defined = opt.score_error.kind != ScoreErrorKind::Gaussian;
+  if (opt.score_error.kind == ScoreErrorKind::None || opt.score_error.kind == ScoreErrorKind::Bias) sum.eps_jacobi = 0;
   sum.backend = be.name();
   sum.device = be.device_name();
   sum.chunk_rows = shape.chunk_rows;
@@ -347,16 +556,14 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
   sum.eps_score = measure_eps_score(target, s, opt);
   sum.eps_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
 
-  const Mixture sm = score_model(target, opt.score_error, opt.seed);
-  const std::vector<double> bias_unit =
-      opt.score_error.kind == ScoreErrorKind::Bias ? bias_direction(target.d, opt.seed) : std::vector<double>();
+  const ScorePlan score(target, s, opt);
   // Coefficients are the same for every chunk: compute them once when they are small.
   constexpr double kCoeffCacheBytes = 256.0 * (1 << 20);
   const bool cache = double(sum.steps) * double(target.K) * target.d * 16.0 <= kCoeffCacheBytes;
   std::vector<StepCoeffs> cached;
   if (cache)
-    for (int t = s.T; t > opt.stop; --t) cached.push_back(step_coeffs(sm, s, t, opt, bias_unit));
-  auto coeffs = [&](int t) { return cache ? cached[s.T - t] : step_coeffs(sm, s, t, opt, bias_unit); };
+    for (int t = s.T; t > opt.stop; --t) cached.push_back(score.coeffs(t));
+  auto coeffs = [&](int t) { return cache ? cached[s.T - t] : score.coeffs(t); };
   auto is_snapshot = [&](int t) {
     return std::find(opt.snapshot_steps.begin(), opt.snapshot_steps.end(), t) != opt.snapshot_steps.end();
   };

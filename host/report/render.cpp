@@ -353,6 +353,11 @@ Report write_report(const std::string& dir, const ReportOptions& opt) {
 std::string run_plot_script(const std::string& script, const std::string& dir) {
   if (script.empty() || !fs::exists(script))
     return "plots skipped: tools/plot_sweep.py not found (set GMMDIFF_PLOT_SCRIPT); tables written";
+  return run_plot_script(script, std::vector<std::string>{dir});
+}
+
+std::string run_plot_script(const std::string& script, const std::vector<std::string>& script_args) {
+  if (script.empty() || !fs::exists(script)) return "plots skipped: the plot script is not found; tables written";
   std::string python;
   if (const char* e = std::getenv("GMMDIFF_PYTHON"); e && *e)
     python = e;
@@ -360,7 +365,8 @@ std::string run_plot_script(const std::string& script, const std::string& dir) {
     python = "/usr/bin/python3";
   else
     python = "python3";
-  std::vector<std::string> args = {python, script, dir};
+  std::vector<std::string> args = {python, script};
+  args.insert(args.end(), script_args.begin(), script_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

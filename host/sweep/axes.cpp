@@ -201,6 +201,36 @@ std::vector<std::string> read_backends(const ParseContext& c, const json& v) {
   return out;
 }
 
+/// "bias_direction": "random", "means", or a vector of numbers (kept as "v1,...,vd"); or a list of those.
+std::vector<std::string> read_bias_directions(const ParseContext& c, const json& v) {
+  std::vector<std::string> out;
+  auto one = [&](const json& e) {
+    if (e.is_string()) {
+      const std::string s = e.get<std::string>();
+      if (s != "random" && s != "means")
+        c.fail("bias_direction", "\"" + s + "\" (allowed: \"random\", \"means\", or a vector [v1, ..., vd])");
+      out.push_back(s);
+    } else if (e.is_array() && !e.empty() && e[0].is_number()) {
+      std::string s;
+      double n2 = 0;
+      for (const json& x : e) {
+        const double y = as_double(c, x, "bias_direction");
+        n2 += y * y;
+        s += (s.empty() ? "" : ",") + text::num(y);
+      }
+      if (!(n2 > 0)) c.fail("bias_direction", "the vector is 0 (it needs a direction)");
+      out.push_back(s);
+    } else {
+      c.fail("bias_direction", "expected \"random\", \"means\" or a vector of numbers, got " + e.dump());
+    }
+  };
+  if (v.is_array() && !v.empty() && v[0].is_number()) one(v);
+  else if (v.is_array()) for (const json& e : v) one(e);
+  else one(v);
+  if (out.empty()) c.fail("bias_direction", "empty");
+  return out;
+}
+
 TvOptions read_tv(const ParseContext& c, const json& v) {
   TvOptions t;
   if (!v.is_object()) c.fail("tv", "expected an object {\"stats\": ..., \"bins\": ..., \"bootstrap\": ...}");
@@ -246,11 +276,24 @@ GridAxes read_grid_axes(const ParseContext& c, const json& a) {
   if (a.contains("K")) g.Ks = read_ks(c, a["K"]);
   g.errs = parse_enum_list(c, get_or(a, "score_error", json("none")), "score_error", parse_score_error);
   g.samplers = parse_enum_list(c, get_or(a, "sampler", json("ddpm")), "sampler", parse_sampler);
+  g.etas = read_doubles(c, get_or(a, "eta", json(0.0)), "eta");
+  for (double e : g.etas)
+    if (!(e >= 0 && e <= 1)) c.fail("eta", text::num(e) + " (allowed: 0 to 1)");
+  g.profiles = parse_enum_list(c, get_or(a, "error_profile", json("uniform")), "error_profile", parse_error_profile);
+  for (ErrorProfile p : g.profiles)
+    if (p == ErrorProfile::File)
+      c.fail("error_profile", "\"file\" is for the command line (--error-factors); a sweep takes uniform, "
+                              "front-loaded or back-loaded");
+  g.bias_directions = read_bias_directions(c, get_or(a, "bias_direction", json("random")));
   g.variances = parse_enum_list(c, get_or(a, "variance", json("beta")), "variance", parse_variance);
   g.precisions = parse_enum_list(c, get_or(a, "precision", json("fp32")), "precision", parse_precision);
   g.schedules = read_schedules(c, get_or(a, "schedule", json("lcw")));
   g.backends = read_backends(c, get_or(a, "backend", json("auto")));
   g.eps_samples = static_cast<int>(as_int(c, get_or(a, "eps_samples", json(1024)), "eps_samples", 1, 1 << 24));
+  if (a.contains("quantities")) {
+    if (!a["quantities"].is_boolean()) c.fail("quantities", "expected true or false");
+    g.quantities = a["quantities"].get<bool>();
+  }
   g.tv = a.contains("tv") ? read_tv(c, a["tv"]) : TvOptions{};
   g.bounds = a.contains("bounds") ? read_bounds(c, a["bounds"]) : RunBounds{};
   return g;

@@ -40,11 +40,15 @@ struct GridAxes {
   std::vector<KSpec> Ks;  ///< empty: each family's own default
   std::vector<ScoreErrorKind> errs;
   std::vector<SamplerKind> samplers;
+  std::vector<double> etas;                 ///< ddim-song's eta (collapses to 0 for the other samplers)
+  std::vector<ErrorProfile> profiles;       ///< score-error time profiles (collapse to uniform without an error)
+  std::vector<std::string> bias_directions; ///< "random" | "means" | "v1,...,vd" (bias only)
   std::vector<Variance> variances;
   std::vector<Precision> precisions;
   std::vector<ScheduleEntry> schedules;
   std::vector<std::string> backends;
   int eps_samples = 1024;
+  bool quantities = false;
   TvOptions tv;
   RunBounds bounds;  ///< "bounds" (off when absent)
 };

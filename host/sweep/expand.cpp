@@ -48,16 +48,17 @@ FamilyAxes family_axes(const ParseContext& c, const FamilyEntry& f, const GridAx
 
 // The product in a fixed order, the last axis fastest (an odometer over the axes).
 // clang-format off
-enum Axis { kSd, kRadius, kModelSeed, kD, kK, kErr, kEps, kSampler, kVariance, kSchedule, kStop, kPrecision,
-            kN, kBackend, kT, kSeed, kAxisCount };
+enum Axis { kSd, kRadius, kModelSeed, kD, kK, kErr, kEps, kProfile, kDirection, kSampler, kEta, kVariance,
+            kSchedule, kStop, kPrecision, kN, kBackend, kT, kSeed, kAxisCount };
 // clang-format on
 using Position = std::array<std::size_t, kAxisCount>;
 
 Position axis_sizes(const FamilyAxes& fa, const GridAxes& a) {
-  return {fa.sds.size(),      fa.radii.size(),     fa.model_seeds.size(), fa.ds.size(),
-          fa.Ks.size(),       a.errs.size(),       a.epss.size(),         a.samplers.size(),
-          a.variances.size(), a.schedules.size(),  a.stops.size(),        a.precisions.size(),
-          a.ns.size(),        a.backends.size(),   a.Ts.size(),           a.seeds.size()};
+  return {fa.sds.size(),      fa.radii.size(),    fa.model_seeds.size(), fa.ds.size(),
+          fa.Ks.size(),       a.errs.size(),      a.epss.size(),         a.profiles.size(),
+          a.bias_directions.size(), a.samplers.size(), a.etas.size(),    a.variances.size(),
+          a.schedules.size(), a.stops.size(),     a.precisions.size(),   a.ns.size(),
+          a.backends.size(),  a.Ts.size(),        a.seeds.size()};
 }
 
 /// The next position, the last axis fastest; false after the last one.
@@ -124,7 +125,12 @@ RunParams run_at(const FamilyEntry& f, const FamilyAxes& fa, const GridAxes& a, 
   p.score_error = err;
   p.eps = err == ScoreErrorKind::None ? 0.0 : a.epss[at[kEps]];
   p.sampler = smp;
-  p.variance = smp == SamplerKind::DDIM ? Variance::Beta : a.variances[at[kVariance]];
+  // ddim and ddim-song have no variance choice, eta is ddim-song's, a profile needs an error and a
+  // direction the bias error: the others collapse to the defaults (deduplicated by key).
+  p.variance = smp == SamplerKind::DDPM ? a.variances[at[kVariance]] : Variance::Beta;
+  p.eta = smp == SamplerKind::DDIMSong ? a.etas[at[kEta]] : 0.0;
+  p.error_profile = err == ScoreErrorKind::None ? ErrorProfile::Uniform : a.profiles[at[kProfile]];
+  p.bias_direction = err == ScoreErrorKind::Bias ? a.bias_directions[at[kDirection]] : std::string("random");
   p.schedule = sch.name;
   p.c0 = sch.c0;
   p.c1 = sch.c1;
@@ -136,6 +142,7 @@ RunParams run_at(const FamilyEntry& f, const FamilyAxes& fa, const GridAxes& a, 
   p.n = a.ns[at[kN]];
   p.seed = seed;
   p.eps_samples = a.eps_samples;
+  p.quantities = a.quantities;
   p.backend = a.backends[at[kBackend]];
   p.tv = a.tv;
   p.tv.seed = seed;

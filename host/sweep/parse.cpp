@@ -27,7 +27,7 @@ const std::vector<std::string> kTopOnly = {"name", "description", "grids", "chun
 const std::vector<std::string> kAxes = {
     "family",   "d", "K",    "radius",    "sd", "model_seed", "score_error", "eps",         "sampler", "variance",
     "schedule", "T", "stop", "precision", "n",  "seeds",      "backend",     "eps_samples", "tv",
-    "bounds"};
+    "bounds",   "eta",           "error_profile",  "quantities",  "bias_direction"};
 
 /// The keys a sweep file may hold at the top level.
 const std::vector<std::string>& top_level_keys() {

@@ -36,6 +36,10 @@ ojson params_json(const RunParams& p) {
   j["eps"] = p.eps;
   j["sampler"] = to_string(p.sampler);
   j["variance"] = to_string(p.variance);
+  // Issue 11's parameters only where they are not the defaults (rows of older sweeps unchanged).
+  if (p.sampler == SamplerKind::DDIMSong) j["eta"] = p.eta;
+  if (p.error_profile != ErrorProfile::Uniform) j["error_profile"] = to_string(p.error_profile);
+  if (p.score_error == ScoreErrorKind::Bias && p.bias_direction != "random") j["bias_direction"] = p.bias_direction;
   j["schedule"] = p.schedule;
   j["c0"] = p.c0;
   j["c1"] = p.c1;
@@ -48,6 +52,7 @@ ojson params_json(const RunParams& p) {
   j["seed"] = p.seed;
   j["eps_samples"] = p.eps_samples;
   j["backend_spec"] = p.backend;
+  if (p.quantities) j["quantities"] = true;
   j["tv_stats"] = p.tv.stats;
   j["tv_bins"] = p.tv.bins;
   j["tv_bootstrap"] = p.tv.bootstrap;
@@ -109,6 +114,18 @@ ojson stats_json(const std::vector<StatResult>& stats) {
 void add_run_facts(ojson& j, const SweepRow& r) {
   j["nonfinite"] = r.nonfinite;
   j["eps_score"] = r.eps_score;
+  if (r.quantities.present) {
+    const RowQuantities& q = r.quantities;
+    j["quantities"] = {{"log_KT", q.log_KT},           {"trace_IJ_mean", q.trace_mean},
+                       {"trace_IJ_p999", q.trace_p999}, {"trace_IJ_max", q.trace_max},
+                       {"jac_opnorm_mean", q.opnorm_mean}, {"jac_opnorm_max", q.opnorm_max},
+                       {"second_moment", q.second_moment}, {"steps", q.steps},
+                       {"points", q.points}};
+  }
+  if (r.p.score_error != ScoreErrorKind::None) {  // none: exactly 0, left out so older rows are unchanged
+    j["eps_jacobi"] = std::isfinite(r.eps_jacobi) ? ojson(r.eps_jacobi) : ojson();  // null: undefined (gaussian)
+    j["eps_jacobi_se"] = std::isfinite(r.eps_jacobi_se) ? ojson(r.eps_jacobi_se) : ojson();
+  }
   j["seconds"] = r.seconds;
   j["eps_seconds"] = r.eps_seconds;
   j["wall_seconds"] = r.wall_seconds;
@@ -165,6 +182,9 @@ RunParams parse_params(const json& p) {
   q.eps = jnum(p, "eps");
   q.sampler = parse_sampler(jget<std::string>(p, "sampler"));
   q.variance = parse_variance(jget<std::string>(p, "variance"));
+  q.eta = p.value("eta", 0.0);
+  q.error_profile = parse_error_profile(p.value("error_profile", std::string("uniform")));
+  q.bias_direction = p.value("bias_direction", std::string("random"));
   q.schedule = jget<std::string>(p, "schedule");
   q.c0 = p.value("c0", 2.0);
   q.c1 = p.value("c1", 10.0);
@@ -177,6 +197,7 @@ RunParams parse_params(const json& p) {
   q.seed = jget<uint64_t>(p, "seed");
   q.eps_samples = p.value("eps_samples", 1024);
   q.backend = p.value("backend_spec", std::string("auto"));
+  q.quantities = p.value("quantities", false);
   q.tv.stats = p.value("tv_stats", std::string());
   q.tv.bins = p.value("tv_bins", 0);
   q.tv.bootstrap = p.value("tv_bootstrap", 0);
@@ -243,6 +264,22 @@ void parse_run_facts(const json& j, SweepRow& r) {
   if (j.contains("notes")) r.notes = j["notes"].get<std::vector<std::string>>();
   r.nonfinite = j.value("nonfinite", uint64_t{0});
   r.eps_score = jnum(j, "eps_score");
+  if (j.contains("quantities") && j["quantities"].is_object()) {
+    const json& q = j["quantities"];
+    RowQuantities& o = r.quantities;
+    o.present = true;
+    o.log_KT = jnum(q, "log_KT");
+    o.trace_mean = jnum(q, "trace_IJ_mean");
+    o.trace_p999 = jnum(q, "trace_IJ_p999");
+    o.trace_max = jnum(q, "trace_IJ_max");
+    o.opnorm_mean = jnum(q, "jac_opnorm_mean");
+    o.opnorm_max = jnum(q, "jac_opnorm_max");
+    o.second_moment = jnum(q, "second_moment");
+    o.steps = q.value("steps", 0);
+    o.points = q.value("points", uint64_t{0});
+  }
+  r.eps_jacobi = j.contains("eps_jacobi") ? jnum(j, "eps_jacobi") : 0.0;
+  r.eps_jacobi_se = j.contains("eps_jacobi_se") ? jnum(j, "eps_jacobi_se") : 0.0;
   r.seconds = j.value("seconds", 0.0);
   r.eps_seconds = j.value("eps_seconds", 0.0);
   r.wall_seconds = j.value("wall_seconds", 0.0);

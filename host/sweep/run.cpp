@@ -3,6 +3,8 @@
 // name, once each, and hands them to run_one: no state outlives the call.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -12,6 +14,7 @@
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/bounds.hpp"
 #include "gmmdiff/error.hpp"
+#include "gmmdiff/quantities.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
 #include "gmmdiff/sweep.hpp"
@@ -51,7 +54,7 @@ RowBracket run_bracket(const RunParams& p, const Mixture& target, const Schedule
   const SampleOptions opt = sample_options_of(p);
   const BoundsOptions bo = bounds_options_of(p);
   try {
-    if (p.sampler == SamplerKind::DDPM) {
+    if (p.sampler == SamplerKind::DDPM || (p.sampler == SamplerKind::DDIMSong && p.eta > 0)) {
       const PathBound pb = path_bound(target, schedule, opt, bo, kr);
       b.tv_upper = pb.tv_upper();
       b.tv_upper_mean = pb.tv_upper_mean();
@@ -223,7 +226,33 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& be,
     // The run itself diverged (particles turned non-finite): record it, keep the sweep going.
     row.error = e.what();
   }
-  if (row.error.empty()) record_figures(row, sink.report(), s);
+  if (row.error.empty()) {
+    record_figures(row, sink.report(), s);
+    if (p.score_error != ScoreErrorKind::None) {
+      const EpsJacobi ej = measure_eps_jacobi(target, schedule, opt);
+      row.eps_jacobi = ej.defined ? ej.value : std::numeric_limits<double>::quiet_NaN();
+      row.eps_jacobi_se = ej.defined ? ej.se : std::numeric_limits<double>::quiet_NaN();
+    }
+    if (p.quantities) {
+      InspectOptions io;
+      io.n = kRowQuantityPoints;
+      io.sampler = false;  // over X_t ~ p_t; `gmmdiff inspect` measures the sampler's Y_t too
+      const Inspection ins = inspect_quantities(target, schedule, opt, io, be);
+      RowQuantities& q = row.quantities;
+      q.present = true;
+      q.log_KT = std::log(double(target.K) * schedule.T);
+      q.steps = static_cast<int>(ins.rows.size());
+      q.points = io.n;
+      for (const InspectRow& ir : ins.rows) {
+        q.trace_mean = std::max(q.trace_mean, ir.forward.trace.mean);
+        q.trace_p999 = std::max(q.trace_p999, ir.forward.trace.p999);
+        q.trace_max = std::max(q.trace_max, ir.forward.trace.max);
+        q.opnorm_mean = std::max(q.opnorm_mean, ir.forward.opnorm.mean);
+        q.opnorm_max = std::max(q.opnorm_max, ir.forward.opnorm.max);
+        q.second_moment = std::max(q.second_moment, ir.second_moment_exact);
+      }
+    }
+  }
   if (row.error.empty() && p.bounds.on) {
     std::unique_ptr<BoundsKernels> own;
     if (!bounds_kernels) own = make_bounds_kernels(p.backend, 0);

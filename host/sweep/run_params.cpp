@@ -22,6 +22,11 @@ std::string RunParams::canonical() const {
      << ";tv.bootstrap=" << tv.bootstrap << ";tv.reference_n=" << tv.reference_n;
   if (schedule_kind != "auto") os << ";schedule_kind=" << schedule_kind;  // "auto" keeps the keys of older rows
   if (bounds.on) os << ";bounds.M=" << bounds.M << ";bounds.n=" << bounds.n;  // off: the keys of older rows
+  // Issue 11's parameters, only where they differ from what older rows did: their keys hold.
+  if (sampler == SamplerKind::DDIMSong) os << ";eta=" << num(eta);
+  if (error_profile != ErrorProfile::Uniform) os << ";error_profile=" << to_string(error_profile);
+  if (score_error == ScoreErrorKind::Bias && bias_direction != "random") os << ";bias_direction=" << bias_direction;
+  if (quantities) os << ";quantities=1";
   return os.str();
 }
 
@@ -33,8 +38,13 @@ std::string RunParams::label() const {
   if (preset != "gaussian" && preset != "two-point" && !preset.empty()) os << " r=" << num(radius);
   os << " " << to_string(sampler);
   if (sampler == SamplerKind::DDPM && variance != Variance::Beta) os << "/" << to_string(variance);
+  if (sampler == SamplerKind::DDIMSong) os << "/eta=" << num(eta);
   if (schedule != "lcw") os << " " << schedule;
-  if (score_error != ScoreErrorKind::None) os << " " << to_string(score_error) << "=" << num(eps);
+  if (score_error != ScoreErrorKind::None) {
+    os << " " << to_string(score_error) << "=" << num(eps);
+    if (error_profile != ErrorProfile::Uniform) os << "/" << to_string(error_profile);
+    if (score_error == ScoreErrorKind::Bias && bias_direction != "random") os << "/along:" << bias_direction;
+  }
   os << " n=" << n << " seed=" << seed;
   return os.str();
 }
@@ -71,6 +81,9 @@ SampleOptions sample_options_of(const RunParams& p) {
   opt.precision = p.precision;
   opt.score_error.kind = p.score_error;
   opt.score_error.eps = p.eps;
+  opt.score_error.profile = p.error_profile;
+  opt.score_error.direction_vector = parse_bias_direction(p.bias_direction, opt.score_error.direction);
+  opt.eta = p.eta;
   opt.eps_samples = p.eps_samples;
   return opt;
 }

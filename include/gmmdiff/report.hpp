@@ -150,5 +150,7 @@ Report write_report(const std::string& dir, const ReportOptions& opt = {});
 /// Runs `python script dir` (the interpreter: $GMMDIFF_PYTHON, else /usr/bin/python3 when it
 /// exists, else python3 on PATH). Returns "" on success or one line saying why there are no plots.
 std::string run_plot_script(const std::string& script, const std::string& dir);
+/// The same with any arguments after the script (e.g. `gmmdiff inspect`'s JSON and PNG).
+std::string run_plot_script(const std::string& script, const std::vector<std::string>& script_args);
 
 }  // namespace gmmdiff

@@ -1,8 +1,8 @@
 // gmmdiff: sweeps that check convergence bounds (THEORY.md, The bound to verify; docs/sweeps.md).
 //
 // A sweep file (JSON) gives every parameter as a scalar or a list; the runs are the Cartesian
-// product in a fixed order (family, sd, radius, model_seed, d, K, score_error, eps, sampler,
-// variance, schedule, stop, precision, n, T, seed), optionally a union of several "grids" that
+// product in a fixed order (family, sd, radius, model_seed, d, K, score_error, eps, error_profile,
+// bias_direction, sampler, eta, variance, schedule, stop, precision, n, T, seed), optionally a union of several "grids" that
 // override the top-level axes. Each run has a stable key (a hash of its canonical parameters).
 // Results go to an output directory, one JSON line per finished run, so that a killed sweep
 // resumes without lost or duplicated rows.
@@ -48,9 +48,12 @@ struct RunParams {
   // score error
   ScoreErrorKind score_error = ScoreErrorKind::None;
   double eps = 0.0;
+  ErrorProfile error_profile = ErrorProfile::Uniform;  ///< uniform | front-loaded | back-loaded (no files in sweeps)
+  std::string bias_direction = "random";  ///< the bias error's direction: random | means | "v1,...,vd"
   // sampler and schedule
   SamplerKind sampler = SamplerKind::DDPM;
   Variance variance = Variance::Beta;
+  double eta = 0.0;  ///< ddim-song's eta (0 for the other samplers)
   std::string schedule = "lcw";
   double c0 = 2.0, c1 = 10.0;
   std::string schedule_file;  ///< absolute, for schedule "file"
@@ -61,6 +64,9 @@ struct RunParams {
   uint64_t n = 10000;
   uint64_t seed = 0;
   int eps_samples = 1024;
+  /// Also measure the proofs' quantities over X_t ~ p_t (quantities.hpp: inspect_quantities at its
+  /// default steps, kRowQuantityPoints draws each): the key-lemma and smoothness sweeps.
+  bool quantities = false;
   std::string backend = "auto";  ///< as written in the sweep (the row records the one used)
   TvOptions tv;                  ///< tv.seed is the run seed
   RunBounds bounds;              ///< in canonical() only when on (older rows keep their keys)
@@ -116,6 +122,24 @@ struct RowBracket {
   double upper_figure() const { return tv_upper_mean == tv_upper_mean ? tv_upper_mean : tv_exact; }
 };
 
+/// Draws per step of a row's quantities (RunParams::quantities).
+constexpr uint64_t kRowQuantityPoints = 2048;
+
+/// The proofs' quantities of a run, each the maximum over the measured steps t of a per-step
+/// figure over X_t ~ p_t (present only when RunParams::quantities).
+struct RowQuantities {
+  bool present = false;
+  double log_KT = 0;
+  double trace_mean = 0;    ///< max_t of the mean of tr(I + J_t)
+  double trace_p999 = 0;    ///< max_t of its 99.9th percentile
+  double trace_max = 0;     ///< max_t of its maximum
+  double opnorm_mean = 0;   ///< max_t of the mean of ||J_t||_op
+  double opnorm_max = 0;    ///< max over t and points of ||J_t||_op (a lower bound on max_t Lip(s_t))
+  double second_moment = 0; ///< max_t of E|X_t|^2 (closed form)
+  int steps = 0;
+  uint64_t points = 0;      ///< draws per step
+};
+
 /// One finished run: its parameters and every figure, as one JSON line of results.jsonl.
 struct SweepRow {
   std::string key;
@@ -126,6 +150,11 @@ struct SweepRow {
   std::size_t best = 0;  ///< TvReport::best: the statistic with the largest tv_corrected
   uint64_t nonfinite = 0;
   double eps_score = 0;  ///< realised (RunSummary::eps_score)
+  /// eps_Jacobi of the score error (quantities.hpp: measure_eps_jacobi), NaN where undefined
+  /// (gaussian). Written to the row only when there is a score error (none: exactly 0).
+  double eps_jacobi = 0;
+  double eps_jacobi_se = 0;
+  RowQuantities quantities;
   double seconds = 0;    ///< sampling time
   double eps_seconds = 0;
   double wall_seconds = 0;  ///< the whole run: reference, sampling, TV

@@ -1,0 +1,282 @@
+// The proofs' quantities (gmmdiff/quantities.hpp, host/bounds/score_jacobian.hpp): ||J||_op by
+// Lanczos against a dense d x d eigenproblem (isotropic with d < K and d >= K, diagonal), the
+// difference of two Jacobians likewise; E tr(I + J_t) over X_t ~ p_t for a two-point mixture
+// against 1-D quadrature and the exact second moment; K = 1, where every quantity is a constant,
+// over the sampler's own Y_t; eps_Jacobi exactly 0 (bias), undefined (gaussian), eps times the mean
+// ||J_t|| (scale) and the perturbed mixture's against dense matrices (weights, means).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <sstream>
+
+#include "bounds/score_jacobian.hpp"
+#include "gmmdiff/backend.hpp"
+#include "gmmdiff/error.hpp"
+#include "gmmdiff/quantities.hpp"
+#include "util/quadrature_util.hpp"
+
+using namespace gmmdiff;
+
+namespace {
+
+constexpr double kLanczosRelTol = 1e-9;  // Lanczos' extreme eigenvalues against Jacobi on the dense J
+constexpr double kSigmas = 5.0;          // Monte Carlo means within 5 standard errors
+constexpr double kExactTol = 1e-12;
+
+Mixture random_mixture(bool diagonal, int d, int K, uint64_t seed, double spread = 1.5) {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<double> N01;
+  std::uniform_real_distribution<double> U(0.4, 1.4);
+  Mixture m;
+  m.K = K;
+  m.d = d;
+  for (int k = 0; k < K; ++k) {
+    m.weights.push_back(U(g));
+    for (int j = 0; j < d; ++j) m.means.push_back(spread * N01(g));
+  }
+  double s = 0;
+  for (double w : m.weights) s += w;
+  for (double& w : m.weights) w /= s;
+  if (diagonal) {
+    m.cov = Covariance::Diagonal;
+    for (int i = 0; i < K * d; ++i) m.var_diag.push_back(U(g) * U(g));
+  } else {
+    for (int k = 0; k < K; ++k) m.sd.push_back(U(g));
+  }
+  validate(m);
+  return m;
+}
+
+Schedule schedule(const std::string& name, int T) {
+  ScheduleParams p;
+  p.name = name;
+  p.T = T;
+  return make_schedule(p);
+}
+
+bounds::JacobianAt jacobian(const Mixture& m, const Schedule& s, int t, const std::vector<double>& y) {
+  SampleOptions o;
+  const bounds::JacobianStep js = bounds::jacobian_step(step_coeffs(m, s, t, o, {}), m.d, m.K);
+  bounds::JacobianAt ja;
+  bounds::jacobian_at(js, y.data(), ja);
+  return ja;
+}
+
+double dense_op_norm(const std::vector<double>& A, int d) {
+  const std::vector<double> ev = bounds::symmetric_eigenvalues(A, d);
+  return std::max(std::abs(ev.front()), std::abs(ev.back()));
+}
+
+}  // namespace
+
+TEST(Quantities, LanczosOperatorNormAgreesWithTheDenseEigenproblem) {
+  struct Case {
+    bool diagonal;
+    int d, K, t;
+  };
+  const Schedule s = schedule("linear", 40);
+  for (const Case c : {Case{false, 3, 12, 5}, Case{false, 12, 3, 20}, Case{false, 20, 20, 2}, Case{false, 40, 7, 30},
+                       Case{true, 6, 4, 10}, Case{true, 15, 30, 3}, Case{false, 1, 5, 8}}) {
+    const Mixture m = random_mixture(c.diagonal, c.d, c.K, 100 + c.d * 7 + c.K);
+    std::mt19937_64 g(c.d);
+    std::normal_distribution<double> N01;
+    for (int pt = 0; pt < 5; ++pt) {
+      std::vector<double> y(c.d);
+      for (double& v : y) v = 1.2 * N01(g);
+      const bounds::JacobianAt ja = jacobian(m, s, c.t, y);
+      const double want = dense_op_norm(bounds::dense_jacobian(ja), c.d);
+      std::ostringstream what;
+      what << (c.diagonal ? "diagonal" : "isotropic") << " d " << c.d << " K " << c.K << " t " << c.t << " point " << pt;
+      EXPECT_NEAR(bounds::op_norm_lanczos(ja), want, kLanczosRelTol * want) << what.str();
+      if (!c.diagonal) {
+        EXPECT_NEAR(bounds::op_norm(ja), want, kLanczosRelTol * want) << what.str();
+      }
+      // the difference with a perturbed mixture's Jacobian at the same point
+      Mixture p = m;
+      for (double& mu : p.means) mu += 0.3 * N01(g);
+      const bounds::JacobianAt jb = jacobian(p, s, c.t, y);
+      std::vector<double> D = bounds::dense_jacobian(jb);
+      const std::vector<double> Ja = bounds::dense_jacobian(ja);
+      for (std::size_t i = 0; i < D.size(); ++i) D[i] -= Ja[i];
+      const double want_diff = dense_op_norm(D, c.d);
+      EXPECT_NEAR(bounds::op_norm_difference(jb, ja), want_diff, kLanczosRelTol * std::max(1.0, want_diff)) << what.str();
+    }
+  }
+}
+
+TEST(Quantities, TwoPointMeanTraceAgainstQuadratureAndTheSecondMoment) {
+  // Means +-r e_1, sd 1, equal weights: tr(I + J_t) = abar_t w_1 w_2 |2 r|^2 with
+  // w_1(z) = 1 / (1 + exp(-2 sqrt(abar_t) r z)), z the coordinate along e_1 of X_t
+  // ~ (N(sqrt(abar_t) r, 1) + N(-sqrt(abar_t) r, 1)) / 2: a 1-D integral.
+  PresetParams pp;
+  pp.name = "two-point";
+  pp.d = 6;
+  pp.radius = 2.5;
+  const Mixture m = make_preset(pp);
+  const Schedule s = schedule("lcw", 64);
+  SampleOptions o;
+  o.seed = 5;
+  InspectOptions io;
+  io.n = 4000;
+  io.sampler = false;
+  io.steps = {40, 25, 12};
+  auto be = make_backend("cpu", 2);
+  const Inspection ins = inspect_quantities(m, s, o, io, *be);
+  ASSERT_EQ(ins.rows.size(), 3u);
+  for (const InspectRow& row : ins.rows) {
+    const double a = s.abar[row.t], r = pp.radius, sa = std::sqrt(a);
+    using test::LD;
+    auto integrand = [&](LD z) -> LD {
+      const LD p = 0.5L * (std::exp(-0.5L * (z - sa * r) * (z - sa * r)) + std::exp(-0.5L * (z + sa * r) * (z + sa * r))) /
+                   std::sqrt(2 * 3.141592653589793238L);
+      const LD w1 = 1 / (1 + std::exp(-2 * sa * r * z));
+      return p * 4 * a * r * r * w1 * (1 - w1);
+    };
+    const double want = static_cast<double>(test::integrate(integrand, -sa * r - 12, sa * r + 12, 64));
+    const QuantitySummary& tr = row.forward.trace;
+    EXPECT_NEAR(tr.mean, want, kSigmas * tr.se) << "t " << row.t << " abar " << a;
+    EXPECT_LE(tr.mean, tr.p99);
+    EXPECT_LE(tr.p99, tr.p999);
+    EXPECT_LE(tr.p999, tr.max);
+    EXPECT_LE(tr.max, a * r * r + 1e-12) << "w_1 w_2 <= 1/4";
+    EXPECT_NEAR(row.forward.sq.mean, row.second_moment_exact, kSigmas * row.forward.sq.se) << "t " << row.t;
+    EXPECT_NEAR(row.second_moment_exact, a * r * r + m.d, 1e-9);
+    EXPECT_NEAR(row.log_KT, std::log(2.0 * 64), kExactTol);
+    EXPECT_EQ(row.sampler.trace.n, 0u) << "no sampler run asked for";
+  }
+}
+
+TEST(Quantities, GaussianTargetQuantitiesAreConstantOverTheSamplersOwnPoints) {
+  // K = 1, N(mu, s^2 I): J_t = -I / v_t everywhere, so tr(I + J_t) = d (1 - 1/v_t) and
+  // ||J_t||_op = 1 / v_t at every point, X_t or Y_t.
+  PresetParams pp;
+  pp.name = "gaussian";
+  pp.d = 4;
+  pp.sd = {0.5};
+  pp.radius = 1.0;
+  const Mixture m = make_preset(pp);
+  const Schedule s = schedule("lcw", 32);
+  SampleOptions o;
+  o.precision = Precision::FP64;
+  InspectOptions io;
+  io.n = 300;
+  auto be = make_backend("cpu", 2);
+  const Inspection ins = inspect_quantities(m, s, o, io, *be);
+  ASSERT_EQ(ins.rows.size(), 31u);  // T - stop <= 32: every step
+  EXPECT_EQ(ins.rows.front().t, 32);
+  EXPECT_EQ(ins.rows.back().t, 2);
+  for (const InspectRow& row : ins.rows) {
+    const double v = s.abar[row.t] * 0.25 + s.one_minus_abar[row.t];
+    for (const InspectPopulation* p : {&row.forward, &row.sampler}) {
+      ASSERT_EQ(p->trace.n, 300u);
+      EXPECT_NEAR(p->trace.mean, 4 * (1 - 1 / v), 1e-9 * 4 / v) << "t " << row.t;
+      EXPECT_NEAR(p->trace.max, 4 * (1 - 1 / v), 1e-9 * 4 / v) << "t " << row.t;
+      EXPECT_NEAR(p->opnorm.mean, 1 / v, 1e-9 / v) << "t " << row.t;
+      EXPECT_NEAR(p->opnorm.max, 1 / v, 1e-9 / v) << "t " << row.t;
+    }
+  }
+  EXPECT_EQ(ins.sampler.n, 300u);
+}
+
+TEST(Quantities, BadStepsAndSizes) {
+  const Mixture m = random_mixture(false, 2, 2, 1);
+  const Schedule s = schedule("lcw", 16);
+  SampleOptions o;
+  auto be = make_backend("cpu", 1);
+  InspectOptions io;
+  io.steps = {1};  // stop 1: the sampler takes t = 2..16
+  EXPECT_THROW(inspect_quantities(m, s, o, io, *be), Error);
+  io.steps = {17};
+  EXPECT_THROW(inspect_quantities(m, s, o, io, *be), Error);
+  io.steps = {};
+  io.n = 1;
+  EXPECT_THROW(inspect_quantities(m, s, o, io, *be), Error);
+  EXPECT_EQ(default_inspect_steps(200, 1, 5), (std::vector<int>{200, 151, 101, 52, 2}));
+}
+
+TEST(EpsJacobi, ExactUndefinedAndMeasured) {
+  const Mixture m = random_mixture(false, 5, 4, 21);
+  const Schedule s = schedule("lcw", 48);
+  SampleOptions o;
+  o.seed = 9;
+  EpsJacobiOptions eo;
+  eo.max_steps = 6;
+  eo.samples = 20;
+  o.score_error = {ScoreErrorKind::Bias, 0.4};
+  EpsJacobi e = measure_eps_jacobi(m, s, o, eo);
+  EXPECT_TRUE(e.defined);
+  EXPECT_TRUE(e.exact);
+  EXPECT_EQ(e.value, 0.0);
+  o.score_error = {ScoreErrorKind::Gaussian, 0.4};
+  e = measure_eps_jacobi(m, s, o, eo);
+  EXPECT_FALSE(e.defined);
+  EXPECT_NE(e.text().find("undefined"), std::string::npos);
+
+  // scale: eps f(t) ||J_t(X_t)||, the mean over the same draws, with the dense eigenproblem;
+  // means and weights: ||J_t^model(X_t) - J_t(X_t)|| with both Jacobians dense.
+  std::vector<double> cum(m.K);
+  double c = 0;
+  for (int k = 0; k < m.K; ++k) cum[k] = (c += m.weights[k]);
+  cum[m.K - 1] = 1;
+  for (const ScoreErrorKind kind : {ScoreErrorKind::Scale, ScoreErrorKind::Means, ScoreErrorKind::Weights}) {
+    for (const ErrorProfile prof : {ErrorProfile::Uniform, ErrorProfile::BackLoaded}) {
+      o.score_error = ScoreError{};
+      o.score_error.kind = kind;
+      o.score_error.eps = 0.3;
+      o.score_error.profile = prof;
+      e = measure_eps_jacobi(m, s, o, eo);
+      const ScorePlan plan(m, s, o);
+      double want = 0;
+      const std::vector<int> ts = eps_steps(s, o.stop, eo.max_steps);
+      for (int t : ts) {
+        for (int i = 0; i < eo.samples; ++i) {
+          std::vector<double> x(m.d);
+          forward_draw(m, s, t, o.seed, i, cum, x.data());
+          const std::vector<double> J = bounds::dense_jacobian(jacobian(m, s, t, x));
+          if (kind == ScoreErrorKind::Scale) {
+            want += 0.3 * plan.factor(t) * dense_op_norm(J, m.d);
+          } else {
+            std::vector<double> D = bounds::dense_jacobian(jacobian(plan.model(t), s, t, x));
+            for (std::size_t q = 0; q < D.size(); ++q) D[q] -= J[q];
+            want += dense_op_norm(D, m.d);
+          }
+        }
+      }
+      want /= double(ts.size()) * eo.samples;
+      std::ostringstream what;
+      what << to_string(kind) << " " << to_string(prof);
+      EXPECT_TRUE(e.defined && !e.exact) << what.str();
+      EXPECT_NEAR(e.value, want, kLanczosRelTol * want) << what.str();
+      EXPECT_GT(e.se, 0.0) << what.str();
+    }
+  }
+}
+
+TEST(Quantities, RowsOnlyJacobianGivesTheGramsTraceAndNorm) {
+  // jacobian_at without the K x K Gram matrix (what inspect and eps_Jacobi use: O(K d) per point)
+  // against the full one: the same trace (from the rows instead of tr M) and operator norm.
+  constexpr double kRowsRelTol = 1e-12;
+  std::mt19937_64 g(5);
+  std::normal_distribution<double> N01;
+  const Schedule s = schedule("lcw", 64);
+  for (const int K : {1, 3, 40})
+    for (const int d : {1, 6, 17}) {
+      const Mixture m = random_mixture(false, d, K, 300 + K + d);
+      SampleOptions o;
+      for (const int t : {2, 30, 60}) {
+        const bounds::JacobianStep js = bounds::jacobian_step(step_coeffs(m, s, t, o, {}), m.d, m.K);
+        std::vector<double> y(d);
+        for (double& v : y) v = 1.3 * N01(g);
+        bounds::JacobianAt full, rows;
+        bounds::jacobian_at(js, y.data(), full);
+        bounds::jacobian_at(js, y.data(), rows, /*gram=*/false);
+        std::ostringstream what;
+        what << "d " << d << " K " << K << " t " << t;
+        EXPECT_TRUE(rows.M.empty()) << what.str();
+        const double tr = bounds::trace_i_plus_j(full), nf = bounds::op_norm(full);
+        EXPECT_NEAR(bounds::trace_i_plus_j(rows), tr, kRowsRelTol * std::max(1.0, std::abs(tr))) << what.str();
+        EXPECT_NEAR(bounds::op_norm_lanczos(rows), nf, kLanczosRelTol * std::max(1.0, nf)) << what.str();
+      }
+    }
+}
