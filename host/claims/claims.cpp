@@ -81,6 +81,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "radius": 2, "sd": 1, "d": [2, 4], "T": [64, 128],
   "sampler": "ddpm", "n": 4000, "seeds": 1,
   "tv": {"stats": "means,random:4", "bins": 0, "bootstrap": 50},
+  "bounds": {"M": 32, "n": 2048},
   "backend": "cpu"
 })JSON"}}},
     {"key-lemma",
@@ -104,7 +105,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
       {"tiny", R"JSON({
   "name": "key-lemma-tiny",
   "description": "The key lemma of 2504.05300, a few seconds.",
-  "family": "random-sphere", "radius": 3, "sd": 1, "d": 4, "K": [2, 16], "T": 64,
+  "family": "random-sphere", "radius": 3, "sd": 1, "d": 4, "K": [2, 8, 32], "T": 64,
   "sampler": "ddpm", "n": 1000, "seeds": 1, "quantities": true,
   "tv": {"stats": "means", "bins": 0, "bootstrap": 20},
   "backend": "cpu"
@@ -130,7 +131,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
       {"tiny", R"JSON({
   "name": "smoothness-tiny",
   "description": "arXiv 2405.16418, a few seconds.",
-  "family": "random-sphere", "radius": 2, "sd": 1, "d": 4, "K": [2, 64], "T": 64,
+  "family": "random-sphere", "radius": 2, "sd": 1, "d": 4, "K": [2, 16, 64], "T": 64,
   "sampler": "ddpm", "n": 1000, "seeds": 1, "quantities": true,
   "tv": {"stats": "means", "bins": 0, "bootstrap": 20},
   "backend": "cpu"
@@ -160,6 +161,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "family": "two-point", "radius": 2, "sd": 1, "d": [2, 4], "T": [64, 128],
   "sampler": "ddpm", "n": 4000, "seeds": 1,
   "tv": {"stats": "means", "bins": 0, "bootstrap": 50},
+  "bounds": {"M": 32, "n": 2048},
   "backend": "cpu"
 })JSON"}}},
     {"ddim-vs-ddpm",
@@ -188,6 +190,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "radius": 2, "sd": 1, "d": [2, 4], "T": 64,
   "sampler": ["ddpm", "ddim"], "n": 4000, "seeds": 1,
   "tv": {"stats": "means", "bins": 0, "bootstrap": 50},
+  "bounds": {"M": 32, "n": 2048},
   "backend": "cpu"
 })JSON"}}},
     {"robustness",
@@ -221,6 +224,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "description": "TV against eps_score per kind, a few seconds.",
   "family": "two-point", "radius": 2, "sd": 1, "d": 2, "T": 64, "sampler": "ddpm", "n": 4000, "seeds": 1,
   "tv": {"stats": "means", "bins": 0, "bootstrap": 50},
+  "bounds": {"M": 32, "n": 2048},
   "backend": "cpu",
   "grids": [
     {"score_error": "none"},

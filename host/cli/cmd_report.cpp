@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/command.hpp"
+#include "gmmdiff/claims.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/report.hpp"
 
@@ -40,8 +41,15 @@ void finish_report(const std::string& dir, bool plots, bool print_slopes, const 
   }
   if (print_slopes) std::cout << slope_table(r) << "\n";
   std::cout << verdict_table(r);
+  // A claim's sweep (docs/claims.md): the claim's figures and verdict, by the claim's own rule.
+  const ClaimVerdict cv = write_claim_verdict(dir, opt.level);
+  if (!cv.claim.empty())
+    std::cout << "\nclaim " << cv.claim << ": " << cv.verdict << "\n"
+              << claims_table({cv}, {(fs::path(dir) / "claim.md").string()});
   std::cout << "report: " << (fs::path(dir) / "report.md").string() << ", " << (fs::path(dir) / "report.json").string()
             << ", " << (fs::path(dir) / "results.csv").string();
+  if (!cv.claim.empty())
+    std::cout << ", " << (fs::path(dir) / "claim.md").string() << ", " << (fs::path(dir) / "claim.json").string();
   if (plots && plot_msg.empty()) {
     std::error_code ec;
     std::vector<std::string> pngs;

@@ -125,6 +125,12 @@ TEST(Claims, EveryTinyBuiltInSweepRuns) {
         EXPECT_GE(r.quantities.trace_max, r.quantities.trace_mean) << p.label();
         EXPECT_GT(r.quantities.second_moment, 0.0) << p.label();
       }
+      // The tiny sweeps with bounds carry the upper side their claims' verdicts need.
+      EXPECT_EQ(r.bracket.present, p.bounds.on) << b.name << " " << p.label();
+      if (p.bounds.on) {
+        EXPECT_TRUE(r.bracket.error.empty()) << p.label() << ": " << r.bracket.error;
+        EXPECT_TRUE(std::isfinite(r.bracket.upper_figure())) << p.label();
+      }
       if (p.score_error == ScoreErrorKind::Bias) {
         EXPECT_EQ(r.eps_jacobi, 0.0) << p.label();
       }

@@ -91,7 +91,28 @@ TEST(CmdClaims, ABuiltInSweepRunsByNameAtTheTinySize) {
     EXPECT_GT(j["quantities"]["jac_opnorm_max"].get<double>(), 0.0);
     ++rows;
   }
-  EXPECT_EQ(rows, 2);
+  EXPECT_EQ(rows, 3);
+  // Its report judges the claim by the claim's rule and writes claim.md / claim.json; the main
+  // job's table reads the same directory.
+  const auto rep = run_cli("report '" + out + "' --no-plots");
+  ASSERT_EQ(rep.code, 0) << rep.err;
+  EXPECT_NE(rep.out.find("claim smoothness: "), std::string::npos) << rep.out;
+  EXPECT_NE(rep.out.find("K-exponent of max ||J_t||_op"), std::string::npos) << rep.out;
+  const auto cj = nlohmann::json::parse(slurp(out + "/claim.json"));
+  EXPECT_EQ(cj["claim"], "smoothness");
+  ASSERT_EQ(cj["figures"].size(), 2u);
+  // ||J_t||_op over draws is a lower side only: it can never confirm.
+  EXPECT_NE(cj["figures"][0]["verdict"], "confirmed");
+  EXPECT_EQ(cj["figures"][0]["upper_from"], "");
+  // E|X_t|^2 = radius^2 + d for every K (the means lie on the sphere): exact, K-free, confirmed.
+  EXPECT_EQ(cj["figures"][1]["verdict"], "confirmed") << cj.dump(2);
+  const auto table = run_cli("claims --verdicts '" + out + "'");
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_EQ(table.out.rfind("claim | measured [95% CI] | claimed | verdict | details\n", 0), 0u) << table.out;
+  EXPECT_NE(table.out.find("smoothness | K-exponent of max_t E|X_t|^2: "), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(out + "/claim.md"), std::string::npos) << table.out;
+  const auto notclaim = run_cli("claims --verdicts '" + tmp("nowhere") + "'");
+  EXPECT_EQ(notclaim.code, 2) << notclaim.err;
   const auto p = run_cli("sweep kl-rate --size tiny --print-default");
   ASSERT_EQ(p.code, 0) << p.err;
   EXPECT_EQ(nlohmann::json::parse(p.out)["name"], "kl-rate-tiny");
