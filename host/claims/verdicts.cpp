@@ -221,8 +221,8 @@ std::vector<ClaimFigure> theorem1(const std::vector<SweepRow>& rows, double leve
 }
 
 std::vector<ClaimFigure> kl_rate(const std::vector<SweepRow>& rows, double level) {
-  // Lower side: KL >= 2 TV^2 (Pinsker) from the TV lower bound; upper side: kl_upper (a one-sided
-  // 95% bound per row, no se: an unweighted fit).
+  // Lower side: KL >= 2 TV^2 (Pinsker) from the TV lower bound; upper side: the bracket's U_KL(M),
+  // kl_upper_mean with its se (rows written before those fields: none).
   ClaimFigure f = make_figure("T-exponent of KL", true, -2.0);
   Side lo, up;
   bool any_bracket = false;
@@ -232,11 +232,12 @@ std::vector<ClaimFigure> kl_rate(const std::vector<SweepRow>& rows, double level
     double v = 0, s = 0;
     if (lower_tv(r, v, s)) lo.add(log_T(r), std::log(kPinsker * v * v), 2 * s, key);
     if (r.bracket.present) any_bracket = true;
-    if (r.error.empty() && r.bracket.present && r.bracket.error.empty() && r.bracket.kl_upper > 0)
-      up.add(log_T(r), std::log(r.bracket.kl_upper), std::numeric_limits<double>::quiet_NaN(), key);
+    const RowBracket& b = r.bracket;
+    if (r.error.empty() && b.present && b.error.empty() && b.kl_upper_mean > 0 && std::isfinite(b.kl_upper_se))
+      up.add(log_T(r), std::log(b.kl_upper_mean), b.kl_upper_se / b.kl_upper_mean, key);
   }
   f.lower_from = "2 TV^2 (Pinsker) from the TV lower bound";
-  if (any_bracket) f.upper_from = "kl_upper (bracket)";
+  if (any_bracket) f.upper_from = "kl_upper_mean (bracket: U_KL(M))";
   f.lower = lo.fit(level);
   f.upper = up.fit(level);
   decide(f);

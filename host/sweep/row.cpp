@@ -71,6 +71,8 @@ void add_bracket(ojson& j, const RowBracket& b) {
   j["tv_upper_se"] = num_or_null(b.tv_upper_se);
   j["tv_upper_quarter_M"] = num_or_null(b.tv_upper_quarter_M);
   j["kl_upper"] = num_or_null(b.kl_upper);
+  j["kl_upper_mean"] = num_or_null(b.kl_upper_mean);
+  j["kl_upper_se"] = num_or_null(b.kl_upper_se);
   j["M"] = b.M > 0 ? ojson(b.M) : ojson();
   j["bounds_n"] = b.n;
   j["tv_exact"] = num_or_null(b.tv_exact);
@@ -228,6 +230,8 @@ RowBracket parse_bracket(const json& j) {
   b.tv_upper_se = jnum_or_nan(j, "tv_upper_se");
   b.tv_upper_quarter_M = jnum_or_nan(j, "tv_upper_quarter_M");
   b.kl_upper = jnum_or_nan(j, "kl_upper");
+  b.kl_upper_mean = jnum_or_nan(j, "kl_upper_mean");  // absent in rows written before it: NaN
+  b.kl_upper_se = jnum_or_nan(j, "kl_upper_se");
   b.M = j.contains("M") && !j["M"].is_null() ? jget<int>(j, "M") : 0;
   b.n = j.value("bounds_n", uint64_t{0});
   b.tv_exact = jnum_or_nan(j, "tv_exact");

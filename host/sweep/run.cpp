@@ -61,6 +61,8 @@ RowBracket run_bracket(const RunParams& p, const Mixture& target, const Schedule
       b.tv_upper_se = pb.tv.se;
       b.tv_upper_quarter_M = pb.tv_upper_quarter();
       b.kl_upper = pb.kl.upper95();
+      b.kl_upper_mean = pb.kl.mean;
+      b.kl_upper_se = pb.kl.se;
       b.M = pb.M;
       b.n = pb.n;
     } else {

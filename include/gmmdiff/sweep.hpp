@@ -110,6 +110,8 @@ struct RowBracket {
   double tv_upper_se = nan;         ///< standard error of U_TV(M)
   double tv_upper_quarter_M = nan;  ///< the one-sided bound with M/4 (diagnostic)
   double kl_upper = nan;            ///< one-sided 95% upper bound on KL(X_s || Y_s)
+  double kl_upper_mean = nan;       ///< its estimate, the mean of U_KL(M) (bracket --json's kl_upper_mean)
+  double kl_upper_se = nan;         ///< standard error of U_KL(M)
   int M = 0;                        ///< continuations used (ddpm; 0 otherwise)
   uint64_t n = 0;                   ///< outer draws or particles
   double tv_exact = nan, tv_exact_lo = nan, tv_exact_hi = nan;  ///< ddim: TV(X_0, Y_s) and its CLT 95% interval

@@ -53,7 +53,9 @@ SweepRow row(const RunParams& p, double lower, bool with_upper, double upper, co
     r.bracket.tv_upper_mean = upper;
     r.bracket.tv_upper_se = kUpperRelSe * upper;
     r.bracket.tv_upper = upper * (1 + 1.645 * kUpperRelSe);
-    r.bracket.kl_upper = 2 * upper * upper;
+    r.bracket.kl_upper_mean = 2 * upper * upper;
+    r.bracket.kl_upper_se = 2 * kUpperRelSe * r.bracket.kl_upper_mean;
+    r.bracket.kl_upper = r.bracket.kl_upper_mean + 1.645 * r.bracket.kl_upper_se;
   }
   return r;
 }

@@ -48,6 +48,8 @@ TEST(SweepRow, BracketRoundTripsWithNullsWhereAFigureDoesNotApply) {
   r.bracket.tv_upper_se = 0.0125;
   r.bracket.tv_upper_quarter_M = 0.4;
   r.bracket.kl_upper = 0.2;
+  r.bracket.kl_upper_mean = 0.1875;
+  r.bracket.kl_upper_se = 0.0078125;
   r.bracket.M = 16;
   r.bracket.n = 512;
   r.bracket.tv_reference = 0.25;
@@ -66,6 +68,8 @@ TEST(SweepRow, BracketRoundTripsWithNullsWhereAFigureDoesNotApply) {
   ASSERT_TRUE(q.bracket.present);
   EXPECT_EQ(q.bracket.tv_upper, 0.31);
   EXPECT_EQ(q.bracket.tv_upper_se, 0.0125);
+  EXPECT_EQ(q.bracket.kl_upper_mean, 0.1875);
+  EXPECT_EQ(q.bracket.kl_upper_se, 0.0078125);
   EXPECT_EQ(q.bracket.M, 16);
   EXPECT_TRUE(std::isnan(q.bracket.tv_exact));
   EXPECT_TRUE(std::isnan(q.bracket.tv_exact_lo));

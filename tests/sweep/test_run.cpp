@@ -132,6 +132,8 @@ TEST(SweepRun, BoundsAddTheBracketThroughTheBoundsApi) {
   EXPECT_EQ(b.tv_upper, pb.tv_upper());
   EXPECT_EQ(b.tv_upper_mean, pb.tv_upper_mean());
   EXPECT_EQ(b.kl_upper, pb.kl.upper95());
+  EXPECT_EQ(b.kl_upper_mean, pb.kl.mean);
+  EXPECT_EQ(b.kl_upper_se, pb.kl.se);
   EXPECT_EQ(b.M, 8);
   EXPECT_EQ(b.n, 256u);
   EXPECT_TRUE(std::isnan(b.tv_exact));
