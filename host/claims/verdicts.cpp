@@ -189,7 +189,7 @@ ClaimFigure tv_figure(const std::string& what, bool at_most, double bound, const
     if (upper_tv(r, v, s)) up.add(x(r), y_of(r, v), dy * s, key);
   }
   f.lower_from = "TV lower bound (statistics)";
-  if (any_bracket) f.upper_from = "TV upper side (bracket: tv_upper_mean | tv_exact)";
+  if (any_bracket) f.upper_from = "TV upper side (bracket: ddpm tv_upper_mean, ddim tv_exact)";
   f.lower = lo.fit(level);
   f.upper = up.fit(level);
   decide(f);
