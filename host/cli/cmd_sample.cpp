@@ -44,7 +44,11 @@ class NpySink : public ChunkSink {
   }
   void on_chunk(Backend& be) override { write(be, main_); }
   void on_snapshot(Backend& be, int t) override { write(be, *snaps_.at(t)); }
+  /// Every output finished (written, synced, closed) before any is put in place: a failure, a full
+  /// disk most likely, leaves none of them rather than a main output without its snapshots.
   void commit() {
+    main_.finish();
+    for (auto& [t, w] : snaps_) w->finish();
     main_.commit();
     for (auto& [t, w] : snaps_) w->commit();
   }
@@ -177,16 +181,18 @@ Runner setup(CLI::App& sub) {
     dist::Comm& comm = dist::world();
     if (comm.kind() == "mpi") return sample_over_ranks(*st, comm);
     const SampleOptions base = st->sampler.build();
-    const Mixture target = st->model.build(base.seed);
+    std::vector<std::string> inputs;  // the files the run reads: no output may replace one of them
+    const Mixture target = st->model.build(base.seed, &inputs);
     const Schedule sched = st->schedule.build();
+    if (st->schedule.p.name == "file") inputs.push_back(st->schedule.p.file);
     SampleOptions opt = base;
     opt.snapshot_steps = parse_int_list(st->snapshots, "--snapshot");
     // The options first (an impossible --n is reported as such, not as a disk too small for it),
     // then every output must be creatable before the run: a failure after it would waste the run,
     // and one output committed while another fails would leave a partial result.
     check_sample_options(target, sched, opt);
-    check_output_file(st->out, "--out");
-    for (int t : opt.snapshot_steps) check_output_file(snapshot_path(st->out, t), "--snapshot");
+    check_output_file(st->out, "--out", inputs);
+    for (int t : opt.snapshot_steps) check_output_file(snapshot_path(st->out, t), "--snapshot", inputs);
     auto be = make_backend(st->sampler.backend, st->sampler.threads);
     NpySink sink(st->out, opt.n, target.d, opt.precision == Precision::FP64, opt.snapshot_steps);
     RunSummary sum;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <mutex>
 #include <sstream>
 
@@ -57,6 +58,26 @@ void set_step_scalars(StepCoeffs& c, const Schedule& s, int t, const SampleOptio
   c.sigma = std::sqrt(var);
 }
 
+constexpr int kMaxEpsSamples = 1 << 24;
+constexpr double kUnscaledEps = 1e150;  // |eps| beyond: eps is factored out of eps_score's sums  // as a sweep's "eps_samples": 256 steps x 2^24 points at most
+
+/// What may help when a particle turns non-finite: only what differs from this run (fp64 when it is
+/// fp32; a smaller eps when there is a score error; more steps when a step is large).
+std::string nonfinite_advice(const Mixture& target, const Schedule& s, const SampleOptions& opt) {
+  std::vector<std::string> tips;
+  if (opt.precision == Precision::FP32) tips.push_back("--precision fp64");
+  if (opt.score_error.kind != ScoreErrorKind::None) tips.push_back("a smaller --eps");
+  double max_beta = 0;
+  for (int t = opt.stop + 1; t <= s.T; ++t) max_beta = std::max(max_beta, one_minus_alpha(s, t));
+  if (max_beta > 0.5) tips.push_back("a schedule with smaller steps (its largest 1 - alpha_t is " + std::to_string(max_beta) + ")");
+  if (tips.empty())
+    return "The model's scale (|mu| up to " + std::to_string(target.max_mean_norm()) +
+           ") is beyond what the step arithmetic holds in double; rescale the model";
+  std::string out = "Try ";
+  for (std::size_t i = 0; i < tips.size(); ++i) out += (i ? (i + 1 == tips.size() ? " or " : ", ") : "") + tips[i];
+  return out;
+}
+
 }  // namespace
 
 bool is_identity_step(const StepCoeffs& c) { return c.kappa == 0 && c.sigma == 0 && c.inv_sqrt_alpha == 1; }
@@ -73,17 +94,55 @@ std::vector<bool> identity_steps(const Schedule& s, const SampleOptions& opt) {
 
 std::vector<double> bias_direction(int d, uint64_t seed) { return aux_unit_vector(d, seed, kAuxBias); }
 
+void check_score_error(const Mixture& target, const ScoreError& err) {
+  check_score_error(target.K > 0 ? target.max_mean_norm() : 0.0, err);
+}
+
+void check_score_error(double max_mean_norm, const ScoreError& err) {
+  const double eps = err.eps;
+  if (err.kind == ScoreErrorKind::Scale)
+    GMMDIFF_EXPECTS(std::isfinite(eps) && eps > -1, "eps = ", eps,
+                    " for score error scale (need a finite eps > -1: the score times 1 + eps)");
+  else
+    GMMDIFF_EXPECTS(std::isfinite(eps) && eps >= 0, "eps = ", eps, " (need a finite eps >= 0)");
+  if (err.kind == ScoreErrorKind::Means) {
+    // Every mean moves by eps: the perturbed model must be as representable as a model (validate).
+    const double r = max_mean_norm + eps;
+    GMMDIFF_EXPECTS(std::isfinite(r * r), "eps = ", eps, " for score error means moves the means to |mu| up to ",
+                    r, ", whose square overflows a double (take a smaller eps)");
+  }
+}
+
 Mixture score_model(const Mixture& target, const ScoreError& err, uint64_t seed) {
+  check_score_error(target, err);
   Mixture m = target;
   if (err.kind == ScoreErrorKind::Weights) {
-    // log pi'_k = log pi_k + eps g_k, g_k ~ N(0, 1), renormalised.
+    // log pi'_k = log pi_k + eps g_k, g_k ~ N(0, 1), renormalised. Directly, pi_k e^{eps g_k} / sum,
+    // where every term is a positive normal double (the form every earlier build used: the same
+    // bits); where one overflows (inf / inf = NaN weights, at eps ~ 1e3) or underflows, in log
+    // space: the log-weights minus their maximum, so the largest term is 1.
+    std::vector<double> g(m.K);
+    for (int k = 0; k < m.K; ++k)
+      g[k] = detail::philox_normal<double>(seed, kStreamAux, kAuxPerturbWeights, 0, static_cast<uint32_t>(k));
     double sum = 0;
+    bool direct = true;
     for (int k = 0; k < m.K; ++k) {
-      const double g = detail::philox_normal<double>(seed, kStreamAux, kAuxPerturbWeights, 0, static_cast<uint32_t>(k));
-      m.weights[k] = target.weights[k] * std::exp(err.eps * g);
+      m.weights[k] = target.weights[k] * std::exp(err.eps * g[k]);
       sum += m.weights[k];
+      direct = direct && std::isfinite(m.weights[k]) && m.weights[k] >= std::numeric_limits<double>::min();
     }
-    for (double& w : m.weights) w /= sum;
+    if (direct && std::isfinite(sum)) {
+      for (double& w : m.weights) w /= sum;
+    } else {
+      std::vector<double> lw(m.K);
+      double top = -std::numeric_limits<double>::infinity();
+      for (int k = 0; k < m.K; ++k) top = std::max(top, lw[k] = std::log(target.weights[k]) + err.eps * g[k]);
+      sum = 0;
+      for (int k = 0; k < m.K; ++k) sum += (m.weights[k] = std::exp(lw[k] - top));
+      // A weight below the smallest normal double is held there: its component keeps a finite log
+      // weight (its mass, below 1e-300, is what the perturbation gives it to every printed digit).
+      for (double& w : m.weights) w = std::max(w / sum, std::numeric_limits<double>::min());
+    }
   } else if (err.kind == ScoreErrorKind::Means) {
     // mu'_k = mu_k + eps u_k, u_k a random unit vector: every mean moves by exactly eps.
     for (int k = 0; k < m.K; ++k) {
@@ -215,6 +274,13 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
   cum[target.K - 1] = 1.0;
   const int d = target.d, m = opt.eps_samples;
   const bool need_true = err.kind != ScoreErrorKind::Bias && err.kind != ScoreErrorKind::Gaussian;
+  // scale, bias and gaussian errors are eps times something: |e|^2 holds eps^2, which overflows for
+  // eps > 1e154. There eps is factored out of |e|^2 (eps_score = |eps| x the root of a finite mean);
+  // below, w = eps and the sums are the ones every earlier build computed, bit for bit.
+  const bool scaled = (err.kind == ScoreErrorKind::Scale || err.kind == ScoreErrorKind::Bias ||
+                       err.kind == ScoreErrorKind::Gaussian) &&
+                      !(std::fabs(err.eps) <= kUnscaledEps);
+  const double w = scaled ? 1.0 : err.eps;
   const bool need_model = need_true && err.kind != ScoreErrorKind::Scale;
   const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
   // Each sample's squared error goes to its own slot, on all threads; the slots are then summed in
@@ -247,13 +313,13 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
         double e2 = 0;
         switch (err.kind) {
           case ScoreErrorKind::Scale:
-            for (int j = 0; j < d; ++j) e2 += err.eps * err.eps * s_true[j] * s_true[j];
+            for (int j = 0; j < d; ++j) e2 += w * w * s_true[j] * s_true[j];
             break;
           case ScoreErrorKind::Bias:
-            for (int j = 0; j < d; ++j) e2 += err.eps * err.eps * bias_unit[j] * bias_unit[j];
+            for (int j = 0; j < d; ++j) e2 += w * w * bias_unit[j] * bias_unit[j];
             break;
           case ScoreErrorKind::Gaussian: {
-            const double sd = err.eps / std::sqrt(double(d));
+            const double sd = w / std::sqrt(double(d));
             for (int b = 0; 4 * b < d; ++b) {
               double xi[4];
               detail::philox_normal4<double>(opt.seed, kStreamScoreNoise, i, static_cast<uint32_t>(t),
@@ -272,7 +338,8 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
     }
     for (int i = 0; i < m; ++i) total += e2s[static_cast<std::size_t>(i)];
   }
-  return std::sqrt(total / (double(m) * ts.size()));
+  const double rms = std::sqrt(total / (double(m) * ts.size()));
+  return scaled ? std::fabs(err.eps) * rms : rms;
 }
 
 std::size_t choose_chunk_rows(const Backend& be, const RunShape& shape, uint64_t n, std::size_t requested) {
@@ -282,7 +349,10 @@ std::size_t choose_chunk_rows(const Backend& be, const RunShape& shape, uint64_t
     throw ResourceError("a chunk of " + std::to_string(kChunkAlign) + " particles of d = " + std::to_string(shape.d) +
                         " with K = " + std::to_string(shape.K) + " (" + to_string(shape.precision) +
                         ") does not fit in the memory of the " + be.name() + " backend");
-  std::size_t rows = requested > 0 ? (requested + kChunkAlign - 1) / kChunkAlign * kChunkAlign : max_rows;
+  // requested is compared before it is rounded up: 2^64 - 1 rounded up would wrap around to 0.
+  const std::size_t rows_asked =
+      requested > max_rows ? requested : (requested + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
+  std::size_t rows = requested > 0 ? rows_asked : max_rows;
   if (requested > 0 && rows > max_rows)
     throw ResourceError("--chunk " + std::to_string(requested) + " does not fit in the memory of the " + be.name() +
                         " backend (at most " + std::to_string(max_rows) + " rows of d = " + std::to_string(shape.d) +
@@ -308,14 +378,18 @@ void check_sample_options(const Mixture& target, const Schedule& s, const Sample
   GMMDIFF_EXPECTS(opt.n < (uint64_t(1) << 48), "--n = ", opt.n, " (at most 2^48 particles)");
   GMMDIFF_EXPECTS(opt.stop == 0 || opt.stop == 1, "--stop = ", opt.stop, " (allowed: 0 or 1)");
   GMMDIFF_EXPECTS(s.T >= 1, "T = ", s.T, " (need T >= 1)");
-  GMMDIFF_EXPECTS(std::isfinite(opt.score_error.eps) && opt.score_error.eps >= 0, "--eps = ", opt.score_error.eps,
-                  " (need a finite eps >= 0)");
-  for (int t : opt.snapshot_steps)
+  check_score_error(target, opt.score_error);
+  GMMDIFF_EXPECTS(opt.eps_samples >= 1 && opt.eps_samples <= kMaxEpsSamples, "--eps-samples = ", opt.eps_samples,
+                  " (need 1 <= eps-samples <= ", kMaxEpsSamples, ")");
+  for (std::size_t i = 0; i < opt.snapshot_steps.size(); ++i) {
+    const int t = opt.snapshot_steps[i];
     GMMDIFF_EXPECTS(t >= opt.stop && t <= s.T, "--snapshot ", t, " is outside ", opt.stop, "..", s.T);
+    for (std::size_t j = 0; j < i; ++j)
+      GMMDIFF_EXPECTS(opt.snapshot_steps[j] != t, "--snapshot ", t, " is given twice (each step has one file)");
+  }
   GMMDIFF_EXPECTS(opt.first <= opt.n, "particle range from ", opt.first, " is past the run's n = ", opt.n);
   GMMDIFF_EXPECTS(opt.count == UINT64_MAX || opt.count <= opt.n - opt.first, "particle range ", opt.first, " + ",
                   opt.count, " is past the run's n = ", opt.n);
-  (void)target;
 }
 
 uint64_t range_count(const SampleOptions& opt) {
@@ -345,6 +419,10 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
 
   const auto e0 = std::chrono::steady_clock::now();
   sum.eps_score = measure_eps_score(target, s, opt);
+  // Never a figure: a non-finite eps_score means the error model itself did not compute.
+  GMMDIFF_EXPECTS(std::isfinite(sum.eps_score), "the realised eps_score of --score-error ",
+                  to_string(opt.score_error.kind), " --eps ", opt.score_error.eps, " is ", sum.eps_score,
+                  " (the error model overflows a double at this eps: take a smaller one)");
   sum.eps_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
 
   const Mixture sm = score_model(target, opt.score_error, opt.seed);
@@ -429,8 +507,8 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
         }
       }
       throw NumericalError("a particle became NaN or Inf at step t = " + std::to_string(bad_t) + " (particles " +
-                  std::to_string(first) + ".." + std::to_string(first + rows - 1) +
-                  "); nothing was written. Try --precision fp64 or a schedule with smaller steps");
+                           std::to_string(first) + ".." + std::to_string(first + rows - 1) +
+                           "); nothing was written. " + nonfinite_advice(target, s, opt));
     }
     sink.on_chunk(be);
   }

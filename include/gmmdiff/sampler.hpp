@@ -87,9 +87,17 @@ StepCoeffs step_coeffs(const Mixture& m, const Schedule& s, int t, const SampleO
 bool is_identity_step(const StepCoeffs& c);
 /// identity[t] = is_identity_step of step t, for t = 1..T (index 0 unused), from the scalars alone.
 std::vector<bool> identity_steps(const Schedule& s, const SampleOptions& opt);
+/// Throws gmmdiff::Error unless err can be applied to target: a finite eps >= 0 (> -1 for
+/// `scale`, the score times 1 + eps), and for `means` perturbed means whose squared norms are
+/// finite. The same check for `gmmdiff sample` and for every run of a sweep.
+void check_score_error(const Mixture& target, const ScoreError& err);
+/// The same for a target whose largest |mu_k| is max_mean_norm.
+void check_score_error(double max_mean_norm, const ScoreError& err);
 
 /// The mixture whose exact score is used (the target itself, or the perturbed one for the
-/// `weights` and `means` score errors: deterministic in seed and eps).
+/// `weights` and `means` score errors: deterministic in seed and eps; where the direct form of the
+/// weights would overflow or underflow they are perturbed in log space, so any finite eps gives
+/// finite positive weights).
 Mixture score_model(const Mixture& target, const ScoreError& err, uint64_t seed);
 /// Unit bias direction of the `bias` score error (from seed).
 std::vector<double> bias_direction(int d, uint64_t seed);
@@ -98,8 +106,9 @@ std::vector<double> bias_direction(int d, uint64_t seed);
 /// opt.threads threads; the same figure, bit for bit, for any thread count).
 double measure_eps_score(const Mixture& target, const Schedule& s, const SampleOptions& opt);
 
-/// Throws gmmdiff::Error for options run_sampler would refuse (n, stop, T, eps, snapshot steps):
-/// call it before creating a run's outputs. run_sampler calls it too.
+/// Throws gmmdiff::Error for options run_sampler would refuse (n, stop, T, the score error,
+/// eps_samples in [1, 2^24], snapshot steps in stop..T, each once): call it before creating a
+/// run's outputs. run_sampler calls it too, and refuses a non-finite realised eps_score.
 void check_sample_options(const Mixture& target, const Schedule& s, const SampleOptions& opt);
 
 /// The range [opt.first, opt.first + count) that opt selects (count resolved against opt.n).
