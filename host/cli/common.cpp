@@ -17,7 +17,8 @@ void ModelArgs::add(CLI::App& app, bool required) {
   m->excludes(p);
   preset_opts_ = {
       app.add_option("--d", d, "Dimension (presets)")->check(CLI::Range(1, 1 << 30)),
-      app.add_option("--K", K, "Number of components (presets; 0: the family's default)")->check(CLI::Range(0, 1 << 30)),
+      app.add_option("--K", K, "Number of components (presets; 0: the family's default)")
+          ->check(CLI::Range(0, 1 << 30)),
       app.add_option("--radius", radius, "Radius of the means (presets)"),
       app.add_option("--sd", sd, "Component sd: one value or K values (presets)")->delimiter(','),
       app.add_option("--weights", weights, "Component weights, K values (presets; default uniform)")->delimiter(','),

@@ -99,7 +99,8 @@ void validate(Mixture& m, const ModelOptions& opt) {
       GMMDIFF_EXPECTS(m.var_diag[i] > 0, "model: var_diag[", i / m.d, "][", i % m.d, "] = ",
                       m.var_diag[i], " (must be positive)");
       GMMDIFF_EXPECTS(m.var_diag[i] >= kMinVariance, "model: var_diag[", i / m.d, "][", i % m.d, "] = ",
-                      m.var_diag[i], " is below the smallest normal double (need >= 2.2e-308: its inverse must be finite)");
+                      m.var_diag[i],
+                      " is below the smallest normal double (need >= 2.2e-308: its inverse must be finite)");
     }
     m.sd.clear();
   }

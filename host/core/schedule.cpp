@@ -219,8 +219,8 @@ Schedule make_schedule(const ScheduleParams& p) {
   for (int t = 1; t <= s.T; ++t) {
     if (s.abar[t] >= std::numeric_limits<double>::min()) continue;
     if (p.name == "lcw")
-      throw Error(detail::cat("schedule lcw: abar_T = T^-c0 = ", p.T, "^-", p.c0, " = e^-", p.c0 * std::log(double(p.T)),
-                              " underflows a double (below 2.2e-308): need c0 ln T < 708, i.e. c0 < ",
+      throw Error(detail::cat("schedule lcw: abar_T = T^-c0 = ", p.T, "^-", p.c0, " = e^-",
+                              p.c0 * std::log(double(p.T)), " underflows a double (below 2.2e-308): need c0 ln T < 708, i.e. c0 < ",
                               708.0 / std::log(double(p.T)), " at T = ", p.T));
     throw Error(detail::cat(p.name == "file" ? p.file : "schedule " + s.name, ": abar_", t, " = alpha_1 x ... x alpha_",
                             t, " = ", s.abar[t], " underflows a double (below 2.2e-308); the noise is complete long "

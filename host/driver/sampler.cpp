@@ -69,7 +69,8 @@ std::string nonfinite_advice(const Mixture& target, const Schedule& s, const Sam
   if (opt.score_error.kind != ScoreErrorKind::None) tips.push_back("a smaller --eps");
   double max_beta = 0;
   for (int t = opt.stop + 1; t <= s.T; ++t) max_beta = std::max(max_beta, one_minus_alpha(s, t));
-  if (max_beta > 0.5) tips.push_back("a schedule with smaller steps (its largest 1 - alpha_t is " + std::to_string(max_beta) + ")");
+  if (max_beta > 0.5)
+    tips.push_back("a schedule with smaller steps (its largest 1 - alpha_t is " + std::to_string(max_beta) + ")");
   if (tips.empty())
     return "The model's scale (|mu| up to " + std::to_string(target.max_mean_norm()) +
            ") is beyond what the step arithmetic holds in double; rescale the model";

@@ -87,7 +87,8 @@ bool check_spec(const std::string& out_dir, const SweepSpec& spec) {
     throw Error(std::string(e.what()) + "; delete it only if results.jsonl is empty");
   }
   if (have.dump(2) != spec.source)
-    throw Error(out_dir + " holds a different sweep (spec.json \"" + (have.is_object() ? have.value("name", std::string("?")) : "?") +
+    throw Error(out_dir + " holds a different sweep (spec.json \"" +
+                (have.is_object() ? have.value("name", std::string("?")) : "?") +
                 "\" differs from this one); use another --out directory, or delete " + out_dir + " to start over");
   return true;
 }
@@ -116,7 +117,8 @@ void check_inputs_unchanged(const std::vector<SweepRow>& rows, const SweepSpec& 
   for (const auto& r : rows) {
     if (!r.p.model_file.empty()) {
       const auto it = models.find(r.p.model_file);
-      if (it != models.end() && it->second != r.p.model_hash) refuse("the model file " + r.p.model_file, r.p.model_hash, it->second);
+      if (it != models.end() && it->second != r.p.model_hash)
+        refuse("the model file " + r.p.model_file, r.p.model_hash, it->second);
     }
     if (!r.p.schedule_file.empty() && !r.p.schedule_hash.empty()) {
       const auto it = schedules.find(r.p.schedule_file);
@@ -139,7 +141,8 @@ void check_outputs_are_not_inputs(const std::string& out_dir, const SweepSpec& s
   for (const auto& p : spec.runs)
     for (const std::string& f : {p.model_file, p.schedule_file})
       if (!f.empty() && seen.insert(f).second) inputs.push_back(f);
-  for (const char* name : {"spec.json", "results.jsonl", "results.csv", kSweepKeysFile, "lock", "report.md", "report.json"})
+  for (const char* name :
+       {"spec.json", "results.jsonl", "results.csv", kSweepKeysFile, "lock", "report.md", "report.json"})
     check_not_an_input((fs::path(out_dir) / name).string(), "sweep --out", inputs);
 }
 

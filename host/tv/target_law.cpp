@@ -75,8 +75,9 @@ constexpr double kWilsonHilfertyMinShape = 1e5;
 double radial_cdf_approx(const Mixture& m, const RadialLaw& R, double x) {
   double F = 0;
   for (int k = 0; k < m.K; ++k)
-    F += m.weights[k] * (R.shape[k] > kWilsonHilfertyMinShape ? special::gamma_p_wilson_hilferty(R.shape[k], x / R.scale[k])
-                                                              : special::gamma_p(R.shape[k], x / R.scale[k]));
+    F += m.weights[k] * (R.shape[k] > kWilsonHilfertyMinShape
+                             ? special::gamma_p_wilson_hilferty(R.shape[k], x / R.scale[k])
+                             : special::gamma_p(R.shape[k], x / R.scale[k]));
   return F;
 }
 
