@@ -122,8 +122,10 @@ Runner setup(CLI::App& sub) {
         throw Error("--M applies to ddpm only (ddim has the exact density: no continuations)");
       if (!ddpm && st->opt_variance->count() > 0)
         throw Error("--variance applies to ddpm only (ddim has no noise)");
-      target = st->model.build(opt.seed);
+      std::vector<std::string> inputs;  // the files the run reads: --json may replace none
+      target = st->model.build(opt.seed, &inputs);
       sched = st->schedule.build();
+      if (st->schedule.p.name == "file") inputs.push_back(st->schedule.p.file);
       bo.n = st->n;
       bo.M = st->M;
       bo.chunk = st->chunk;
@@ -136,7 +138,8 @@ Runner setup(CLI::App& sub) {
       to = st->tv;
       to.seed = opt.seed;
       plan_ptr = std::make_unique<TvPlan>(target, to, lower.n);  // checks the statistics, bins and bootstrap
-      if (!st->json.empty()) check_output_file(st->json, "--json");
+      for (const std::string& f : stat_files(to.stats)) inputs.push_back(f);
+      if (!st->json.empty()) check_output_file(st->json, "--json", inputs);
       reducible = reducible_reason(target, opt);
       kr = make_bounds_kernels(st->backend, st->threads);
     });

@@ -15,15 +15,14 @@ void ModelArgs::add(CLI::App& app, bool required) {
   auto* m = app.add_option("--model", model_file, "Model JSON file (weights, means | means_npy, sd | var_diag)");
   auto* p = app.add_option("--preset", preset, "Built-in family: gaussian, two-point, random-sphere, simplex");
   m->excludes(p);
-  preset_opts_ = {
-      app.add_option("--d", d, "Dimension (presets)")->check(CLI::Range(1, 1 << 30)),
-      app.add_option("--K", K, "Number of components (presets; 0: the family's default)")
-          ->check(CLI::Range(0, 1 << 30)),
-      app.add_option("--radius", radius, "Radius of the means (presets)"),
-      app.add_option("--sd", sd, "Component sd: one value or K values (presets)")->delimiter(','),
-      app.add_option("--weights", weights, "Component weights, K values (presets; default uniform)")->delimiter(','),
-      app.add_option("--model-seed", model_seed, "Seed of random-sphere means (default: --seed)")
-          ->each([this](const std::string&) { model_seed_set = true; })};
+  app_ = &app;
+  app.add_option("--d", d, "Dimension (presets)")->check(CLI::Range(1, 1 << 30));
+  app.add_option("--K", K, "Number of components (presets; 0: the family's default)")->check(CLI::Range(0, 1 << 30));
+  app.add_option("--radius", radius, "Radius of the means (presets)");
+  app.add_option("--sd", sd, "Component sd: one value or K values (presets)")->delimiter(',');
+  app.add_option("--weights", weights, "Component weights, K values (presets; default uniform)")->delimiter(',');
+  app.add_option("--model-seed", model_seed, "Seed of random-sphere means (default: --seed)")
+      ->each([this](const std::string&) { model_seed_set = true; });
   app.add_flag("--normalize-weights", normalize_weights, "Accept weights that do not sum to 1 and rescale them");
   (void)required;
 }
@@ -33,9 +32,9 @@ Mixture ModelArgs::build(uint64_t default_seed, std::vector<std::string>* files_
   mo.normalize_weights = normalize_weights;
   mo.files_read = files_read;
   if (!model_file.empty()) {
-    for (const CLI::Option* o : preset_opts_)
-      GMMDIFF_EXPECTS(o->count() == 0, o->get_name(), " does not apply to --model (the model file fixes d, K, the "
-                                                      "weights, the means and the covariances)");
+    for (const char* o : {"--d", "--K", "--radius", "--sd", "--weights", "--model-seed"})
+      GMMDIFF_EXPECTS(!given(app_, o), o, " does not apply to --model (the model file fixes d, K, the weights, the "
+                                          "means and the covariances)");
     return load_model_json(model_file, mo);
   }
   GMMDIFF_EXPECTS(!preset.empty(), "give a target: --model FILE or --preset NAME (gaussian, two-point, "
@@ -54,25 +53,26 @@ Mixture ModelArgs::build(uint64_t default_seed, std::vector<std::string>* files_
 }
 
 void ScheduleArgs::add(CLI::App& app) {
-  T_ = app.add_option("--T", p.T, "Number of steps T (>= 1; a schedule file fixes it)")->capture_default_str();
+  app_ = &app;
+  app.add_option("--T", p.T, "Number of steps T (>= 1; a schedule file fixes it)")->capture_default_str();
   app.add_option("--schedule", p.name, "lcw (default), li-yan, linear, cosine, file")->capture_default_str();
-  c0_ = app.add_option("--c0", p.c0, "lcw/li-yan: abar_T = T^-c0 (default 2)");
-  c1_ = app.add_option("--c1", p.c1, "lcw/li-yan: step constant (default 10)");
-  file_ = app.add_option("--schedule-file", p.file, "--schedule file: JSON {\"alpha\"|\"abar\": [...]}, .npy or text");
-  kind_ = app.add_option("--schedule-kind", p.file_kind, "alpha | abar, for .npy/text schedule files");
+  app.add_option("--c0", p.c0, "lcw/li-yan: abar_T = T^-c0 (default 2)");
+  app.add_option("--c1", p.c1, "lcw/li-yan: step constant (default 10)");
+  app.add_option("--schedule-file", p.file, "--schedule file: JSON {\"alpha\"|\"abar\": [...]}, .npy or text");
+  app.add_option("--schedule-kind", p.file_kind, "alpha | abar, for .npy/text schedule files");
 }
 
 Schedule ScheduleArgs::build() const {
   const auto& names = schedule_names();
   if (std::find(names.begin(), names.end(), p.name) != names.end()) {
     const bool file = p.name == "file", constants = p.name == "lcw" || p.name == "li-yan";
-    GMMDIFF_EXPECTS(!(file && T_->count()), "--T does not apply to --schedule file: the file fixes T (its number of "
-                                            "values); drop --T");
-    for (const CLI::Option* o : {c0_, c1_})
-      GMMDIFF_EXPECTS(constants || o->count() == 0, o->get_name(), " does not apply to --schedule ", p.name,
+    GMMDIFF_EXPECTS(!(file && given(app_, "--T")), "--T does not apply to --schedule file: the file fixes T (its "
+                                                    "number of values); drop --T");
+    for (const char* o : {"--c0", "--c1"})
+      GMMDIFF_EXPECTS(constants || !given(app_, o), o, " does not apply to --schedule ", p.name,
                       " (only lcw and li-yan have the constants c0 and c1)");
-    for (const CLI::Option* o : {file_, kind_})
-      GMMDIFF_EXPECTS(file || o->count() == 0, o->get_name(), " does not apply to --schedule ", p.name,
+    for (const char* o : {"--schedule-file", "--schedule-kind"})
+      GMMDIFF_EXPECTS(file || !given(app_, o), o, " does not apply to --schedule ", p.name,
                       " (add --schedule file to read the schedule from a file)");
   }
   return make_schedule(p);
@@ -81,15 +81,16 @@ Schedule ScheduleArgs::build() const {
 void SamplerArgs::add(CLI::App& app) {
   app.add_option("--n", o.n, "Number of particles")->capture_default_str();
   app.add_option("--sampler", sampler, "ddpm | ddim")->capture_default_str();
-  variance_ = app.add_option("--variance", variance, "ddpm noise: beta | posterior | inside")->capture_default_str();
+  app_ = &app;
+  app.add_option("--variance", variance, "ddpm noise: beta | posterior | inside")->capture_default_str();
   app.add_option("--stop", o.stop, "Output Y_1 (1, Theorem 1) or Y_0 (0)")->capture_default_str();
   app.add_option("--seed", o.seed, "Seed: the particles are a pure function of it")->capture_default_str();
   app.add_option("--precision", precision, "fp32 | fp64")->capture_default_str();
   app.add_option("--chunk", o.chunk, "Particles per chunk (0: as many as memory allows; rounded up to 256)");
   app.add_option("--score-error", score_error, "none | bias | scale | weights | means | gaussian")->capture_default_str();
-  eps_ = app.add_option("--eps", o.score_error.eps, "Score-error size (see docs/cli.md)");
-  eps_samples_ = app.add_option("--eps-samples", o.eps_samples, "Monte Carlo size per step for the realised eps_score")
-                     ->capture_default_str();
+  app.add_option("--eps", o.score_error.eps, "Score-error size (see docs/cli.md)");
+  app.add_option("--eps-samples", o.eps_samples, "Monte Carlo size per step for the realised eps_score")
+      ->capture_default_str();
   app.add_option("--backend", backend, "cpu | cuda | auto")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0: all)");
 }
@@ -101,12 +102,18 @@ SampleOptions SamplerArgs::build() const {
   s.precision = parse_precision(precision);
   s.score_error.kind = parse_score_error(score_error);
   s.threads = threads;
-  for (const CLI::Option* o : {eps_, eps_samples_})
-    GMMDIFF_EXPECTS(s.score_error.kind != ScoreErrorKind::None || o->count() == 0, o->get_name(),
+  for (const char* o : {"--eps", "--eps-samples"})
+    GMMDIFF_EXPECTS(s.score_error.kind != ScoreErrorKind::None || !given(app_, o), o,
                     " does not apply without a score error (add --score-error bias|scale|weights|means|gaussian)");
-  GMMDIFF_EXPECTS(s.sampler == SamplerKind::DDPM || variance_->count() == 0,
+  GMMDIFF_EXPECTS(s.sampler == SamplerKind::DDPM || !given(app_, "--variance"),
                   "--variance does not apply to --sampler ddim (ddim adds no noise)");
   return s;
+}
+
+bool given(const CLI::App* app, const std::string& name) {
+  if (!app) return false;
+  const CLI::Option* o = app->get_option_no_throw(name);
+  return o != nullptr && o->count() > 0;
 }
 
 std::vector<int> parse_int_list(const std::string& s, const char* what) {

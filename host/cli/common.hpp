@@ -27,10 +27,13 @@ struct ModelArgs {
   /// preset other than random-sphere). Random-sphere means come from --model-seed when given, else
   /// from default_seed (the run's --seed). files_read, when set, receives the files read.
   Mixture build(uint64_t default_seed = 0, std::vector<std::string>* files_read = nullptr) const;
+  /// For a command that adds the model options itself (exact: --d a list): build() then looks
+  /// them up in app to refuse those that do not apply.
+  void bind(CLI::App& app) { app_ = &app; }
   bool model_seed_set = false;
 
  private:
-  std::vector<CLI::Option*> preset_opts_;  ///< --d --K --radius --sd --weights --model-seed
+  CLI::App* app_ = nullptr;  ///< where add() put the options (they are looked up by name when built)
 };
 
 /// --T --schedule --c0 --c1 --schedule-file --schedule-kind.
@@ -43,7 +46,7 @@ struct ScheduleArgs {
   Schedule build() const;
 
  private:
-  CLI::Option *T_ = nullptr, *c0_ = nullptr, *c1_ = nullptr, *file_ = nullptr, *kind_ = nullptr;
+  CLI::App* app_ = nullptr;  ///< where add() put the options (a command may replace one, e.g. --T)
 };
 
 /// --n --sampler --variance --stop --seed --precision --chunk --score-error --eps --eps-samples
@@ -59,8 +62,11 @@ struct SamplerArgs {
   SampleOptions build() const;
 
  private:
-  CLI::Option *eps_ = nullptr, *eps_samples_ = nullptr, *variance_ = nullptr;
+  CLI::App* app_ = nullptr;
 };
+
+/// Whether option `name` of app was given on the command line (false for a null app or no such option).
+bool given(const CLI::App* app, const std::string& name);
 
 /// Parses a comma-separated list of integers, e.g. "100,50,10" (each must fit in an int).
 std::vector<int> parse_int_list(const std::string& s, const char* what);

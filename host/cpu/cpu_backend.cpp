@@ -78,7 +78,8 @@ std::size_t CpuBackend::max_chunk_rows(const RunShape& s) const {
     // Rows need not be a multiple of the block when nothing steps them; one row is the least.
     if (budget < per_row) return 0;
     const double rows = budget / per_row;
-    return rows >= kCpuBlock ? static_cast<std::size_t>(rows / kCpuBlock) * kCpuBlock : static_cast<std::size_t>(rows);
+    return rows >= kCpuBlock ? static_cast<std::size_t>(rows / kCpuBlock) * kCpuBlock
+                             : static_cast<std::size_t>(rows);
   }
   if (budget <= scratch + per_row * kCpuBlock) return 0;
   const double rows = (budget - scratch) / per_row;

@@ -92,7 +92,8 @@ TEST(AtomicFile, AnOutputThatIsAnInputIsRefused) {
   touch(in);
   fs::create_hard_link(in, dir + "/hard.json");
   fs::create_symlink(in, dir + "/soft.json");
-  for (const std::string out : {in, dir + "/hard.json", dir + "/soft.json", dir + "/../" + fs::path(dir).filename().string() + "/model.json"})
+  const std::string dotdot = dir + "/../" + fs::path(dir).filename().string() + "/model.json";
+  for (const std::string& out : {in, dir + "/hard.json", dir + "/soft.json", dotdot})
     EXPECT_THROW(check_not_an_input(out, "--out", {dir + "/other.json", in}), Error) << out;
   EXPECT_NO_THROW(check_not_an_input(dir + "/new.npy", "--out", {in}));
   touch(dir + "/old.npy");
