@@ -41,7 +41,7 @@ struct BracketState {
   TvOptions tv;
   bool no_reference = false;
   std::string json;
-  CLI::Option *opt_M = nullptr, *opt_variance = nullptr;
+  CLI::Option *opt_M = nullptr, *opt_variance = nullptr, *opt_eps = nullptr;
 };
 
 std::string fmt(double x, const char* f = "%.5f") {
@@ -76,7 +76,7 @@ Runner setup(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--score-error", st->score_error, "none | bias | scale | weights | means | gaussian")
       ->capture_default_str();
-  sub.add_option("--eps", st->eps, "Score-error size (docs/cli.md)");
+  st->opt_eps = sub.add_option("--eps", st->eps, "Score-error size (docs/cli.md)");
   sub.add_option("--n", st->n,
                  "Outer draws (ddpm, default 4096) or particles (ddim, default 65536) of the upper/exact figure");
   st->opt_M = sub.add_option("--M", st->M, "Forward continuations per outer draw (ddpm only)")->capture_default_str();
@@ -122,6 +122,8 @@ Runner setup(CLI::App& sub) {
         throw Error("--M applies to ddpm only (ddim has the exact density: no continuations)");
       if (!ddpm && st->opt_variance->count() > 0)
         throw Error("--variance applies to ddpm only (ddim has no noise)");
+      if (opt.score_error.kind == ScoreErrorKind::None && st->opt_eps->count() > 0)
+        throw Error("--eps does not apply without a score error (add --score-error bias|scale|weights|means|gaussian)");
       std::vector<std::string> inputs;  // the files the run reads: --json may replace none
       target = st->model.build(opt.seed, &inputs);
       sched = st->schedule.build();

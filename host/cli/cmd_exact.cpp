@@ -31,7 +31,7 @@ struct ExactState {
   double eps = 0;
   ReferenceOptions ro;
   std::string json;
-  CLI::Option *opt_d = nullptr, *opt_variance = nullptr;
+  CLI::Option *opt_d = nullptr, *opt_variance = nullptr, *opt_eps = nullptr;
 };
 
 std::string fmt(double x, const char* f) {
@@ -71,7 +71,7 @@ Runner setup(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--score-error", st->score_error, "none | scale | weights | gaussian (bias, means: d = 1 only)")
       ->capture_default_str();
-  sub.add_option("--eps", st->eps, "Score-error size");
+  st->opt_eps = sub.add_option("--eps", st->eps, "Score-error size");
   sub.add_option("--tol", st->ro.tol, "Refine the grid until TV changes by less than this")->capture_default_str();
   sub.add_option("--max-points", st->ro.max_points, "Largest grid on the line")->capture_default_str();
   sub.add_option("--json", st->json, "Also write the table as JSON (atomically)");
@@ -88,6 +88,8 @@ Runner setup(CLI::App& sub) {
                     " (need a finite eps >= 0)");
     if (opt.sampler == SamplerKind::DDIM && st->opt_variance->count() > 0)
       throw Error("--variance applies to ddpm only (ddim has no noise)");
+    if (opt.score_error.kind == ScoreErrorKind::None && st->opt_eps->count() > 0)
+      throw Error("--eps does not apply without a score error (add --score-error bias|scale|weights|means|gaussian)");
     GMMDIFF_EXPECTS(st->ro.tol > 0 && std::isfinite(st->ro.tol), "--tol = ", st->ro.tol, " (need a positive tolerance)");
     GMMDIFF_EXPECTS(st->ro.max_points >= st->ro.min_points, "--max-points = ", st->ro.max_points, " (need at least ",
                     st->ro.min_points, ")");
