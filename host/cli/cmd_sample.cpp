@@ -131,16 +131,16 @@ int sample_over_ranks(const SampleState& st, dist::Comm& comm) {
   std::vector<std::string> paths;
   dist::collective(comm, [&] {  // the same checks as one process, reported once
     opt = st.sampler.build();
-    target = st.model.build(opt.seed);
+    std::vector<std::string> inputs;  // the files the run reads: no output may replace one of them
+    target = st.model.build(opt.seed, &inputs);
     sched = st.schedule.build();
-    for (int t : parse_int_list(st.snapshots, "--snapshot"))  // one file per step, as NpySink's map
-      if (std::find(opt.snapshot_steps.begin(), opt.snapshot_steps.end(), t) == opt.snapshot_steps.end())
-        opt.snapshot_steps.push_back(t);
-    check_sample_options(target, sched, opt);
-    check_output_file(st.out, "--out");
+    if (st.schedule.p.name == "file") inputs.push_back(st.schedule.p.file);
+    opt.snapshot_steps = parse_int_list(st.snapshots, "--snapshot");
+    check_sample_options(target, sched, opt);  // a step given twice is refused, as in one process
+    check_output_file(st.out, "--out", inputs);
     paths = {st.out};
     for (int t : opt.snapshot_steps) {
-      check_output_file(snapshot_path(st.out, t), "--snapshot");
+      check_output_file(snapshot_path(st.out, t), "--snapshot", inputs);
       paths.push_back(snapshot_path(st.out, t));
     }
     be = make_backend(st.sampler.backend, st.sampler.threads);

@@ -389,12 +389,12 @@ void NpySlices::create(const std::string& path, const std::string& tmp, uint64_t
   ::close(fd);
   if (!ok) {
     ::unlink(tmp.c_str());
-    throw_io_error(path + ": cannot create", e);
+    throw_write_error(path + ": cannot create", e);
   }
 }
 
 void NpySlices::commit(const std::string& tmp, const std::string& path) {
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw_io_error(path + ": could not finish the file", errno);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw_write_error(path + ": could not finish the file", errno);
 }
 
 NpySlices::NpySlices(const std::string& path, const std::string& tmp, uint64_t rows, uint64_t cols, bool fp64)
@@ -427,7 +427,7 @@ void NpySlices::write_rows(uint64_t first_row, const void* data, uint64_t rows) 
     const std::size_t m = static_cast<std::size_t>(std::min<uint64_t>(left, uint64_t(1) << 30));
     const ssize_t w = ::pwrite(fd_, p, m, static_cast<off_t>(at));
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) throw_io_error(path_ + ": write failed", w < 0 ? errno : EIO);
+    if (w <= 0) throw_write_error(path_ + ": write failed", w < 0 ? errno : EIO);
     p += w;
     at += static_cast<uint64_t>(w);
     left -= static_cast<uint64_t>(w);
@@ -440,7 +440,7 @@ void NpySlices::finish() {
   const int e = errno;
   const bool closed = ::close(fd_) == 0;
   fd_ = -1;
-  if (!synced || !closed) throw_io_error(path_ + ": could not finish this rank's rows", synced ? errno : e);
+  if (!synced || !closed) throw_write_error(path_ + ": could not finish this rank's rows", synced ? errno : e);
 }
 
 }  // namespace gmmdiff
