@@ -102,6 +102,7 @@ SampleOptions SamplerArgs::build() const {
   s.precision = parse_precision(precision);
   s.score_error.kind = parse_score_error(score_error);
   s.threads = threads;
+  GMMDIFF_EXPECTS(s.eps_samples >= 1, "--eps-samples = ", s.eps_samples, " (need 1 <= eps-samples <= 16777216)");
   for (const char* o : {"--eps", "--eps-samples"})
     GMMDIFF_EXPECTS(s.score_error.kind != ScoreErrorKind::None || !given(app_, o), o,
                     " does not apply without a score error (add --score-error bias|scale|weights|means|gaussian)");

@@ -58,8 +58,8 @@ void set_step_scalars(StepCoeffs& c, const Schedule& s, int t, const SampleOptio
   c.sigma = std::sqrt(var);
 }
 
-constexpr int kMaxEpsSamples = 1 << 24;
-constexpr double kUnscaledEps = 1e150;  // |eps| beyond: eps is factored out of eps_score's sums  // as a sweep's "eps_samples": 256 steps x 2^24 points at most
+constexpr int kMaxEpsSamples = 1 << 24;  // as a sweep's "eps_samples": 256 steps x 2^24 points at most
+constexpr double kUnscaledEps = 1e150;    // |eps| beyond: eps is factored out of eps_score's sums
 
 /// What may help when a particle turns non-finite: only what differs from this run (fp64 when it is
 /// fp32; a smaller eps when there is a score error; more steps when a step is large).
@@ -380,7 +380,8 @@ void check_sample_options(const Mixture& target, const Schedule& s, const Sample
   GMMDIFF_EXPECTS(opt.stop == 0 || opt.stop == 1, "--stop = ", opt.stop, " (allowed: 0 or 1)");
   GMMDIFF_EXPECTS(s.T >= 1, "T = ", s.T, " (need T >= 1)");
   check_score_error(target, opt.score_error);
-  GMMDIFF_EXPECTS(opt.eps_samples >= 1 && opt.eps_samples <= kMaxEpsSamples, "--eps-samples = ", opt.eps_samples,
+  // 0: eps_score not measured (the ranks other than 0 of an MPI run); the CLI refuses --eps-samples 0.
+  GMMDIFF_EXPECTS(opt.eps_samples >= 0 && opt.eps_samples <= kMaxEpsSamples, "--eps-samples = ", opt.eps_samples,
                   " (need 1 <= eps-samples <= ", kMaxEpsSamples, ")");
   for (std::size_t i = 0; i < opt.snapshot_steps.size(); ++i) {
     const int t = opt.snapshot_steps[i];

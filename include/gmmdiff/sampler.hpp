@@ -107,7 +107,7 @@ std::vector<double> bias_direction(int d, uint64_t seed);
 double measure_eps_score(const Mixture& target, const Schedule& s, const SampleOptions& opt);
 
 /// Throws gmmdiff::Error for options run_sampler would refuse (n, stop, T, the score error,
-/// eps_samples in [1, 2^24], snapshot steps in stop..T, each once): call it before creating a
+/// eps_samples in [0, 2^24], 0: not measured, snapshot steps in stop..T, each once): call it before creating a
 /// run's outputs. run_sampler calls it too, and refuses a non-finite realised eps_score.
 void check_sample_options(const Mixture& target, const Schedule& s, const SampleOptions& opt);
 
