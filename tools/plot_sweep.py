@@ -145,10 +145,20 @@ def autoscale_log_y(ax, values):
 
 
 def save(fig, out_dir, stem, page):
+    """Writes the figure whole or not at all: into a partial file, renamed into place when complete,
+    so an interrupted run leaves the previous plot (gmmdiff removes plots a run did not redraw only
+    after it finished)."""
     name = "%s.png" % stem if page == 0 else "%s_%d.png" % (stem, page + 1)
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, name), dpi=110)
-    plt.close(fig)
+    final = os.path.join(out_dir, name)
+    partial = os.path.join(out_dir, "." + name + ".partial")
+    try:
+        fig.savefig(partial, dpi=110, format="png")
+        os.replace(partial, final)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+        plt.close(fig)
 
 
 def paged(items, out_dir, stem, draw):
@@ -274,7 +284,16 @@ def plot_eps(rep, out_dir):
     paged(items, out_dir, "tv_vs_eps", draw)
 
 
+def stop(signum, frame):
+    """SIGTERM and SIGHUP end the script like Ctrl-C: through the finally blocks that remove a partial plot."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv):
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     if len(argv) != 2:
         print("usage: plot_sweep.py DIR (a gmmdiff sweep output holding report.json)", file=sys.stderr)
         return 2
@@ -286,6 +305,9 @@ def main(argv):
     except (OSError, ValueError) as e:
         print("plot_sweep.py: %s: %s" % (path, e), file=sys.stderr)
         return 2
+    for name in os.listdir(out_dir):  # partial plots of a run killed with SIGKILL
+        if name.startswith(".tv_vs_") and name.endswith(".png.partial"):
+            os.remove(os.path.join(out_dir, name))
     plot_tv_vs_T(rep, out_dir)
     plot_across(rep, out_dir, "d")
     plot_across(rep, out_dir, "K")

@@ -29,6 +29,10 @@ namespace gmmdiff {
 
 namespace {
 
+/// Timed (and warm-up) passes at most: the median of 1000 is as good as of more, and a typo such as
+/// --repeats 1000000000 would otherwise run for days.
+constexpr int kMaxPasses = 1000;
+
 using text::utc_now;
 
 std::string host_name() {
@@ -125,8 +129,10 @@ void check_bench_options(const BenchOptions& opt) {
   GMMDIFF_EXPECTS(!opt.n.empty() && !opt.d.empty() && !opt.K.empty() && !opt.precision.empty() && !opt.path.empty(),
                   "bench: every list (--n, --d, --K, --precision, --path) needs at least one value");
   GMMDIFF_EXPECTS(opt.T >= 2, "bench: --T = ", opt.T, " (need T >= 2: a pass times the steps t = T..2)");
-  GMMDIFF_EXPECTS(opt.repeats >= 1, "bench: --repeats = ", opt.repeats, " (need >= 1)");
-  GMMDIFF_EXPECTS(opt.warmup >= 0, "bench: --warmup = ", opt.warmup, " (need >= 0)");
+  GMMDIFF_EXPECTS(opt.repeats >= 1 && opt.repeats <= kMaxPasses, "bench: --repeats = ", opt.repeats,
+                  " (need 1 <= repeats <= ", kMaxPasses, ")");
+  GMMDIFF_EXPECTS(opt.warmup >= 0 && opt.warmup <= kMaxPasses, "bench: --warmup = ", opt.warmup,
+                  " (need 0 <= warmup <= ", kMaxPasses, ")");
   GMMDIFF_EXPECTS(opt.check_rows >= 1, "bench: --check-rows = ", opt.check_rows, " (need >= 1)");
   for (uint64_t n : opt.n) GMMDIFF_EXPECTS(n >= 1 && n < (uint64_t(1) << 48), "bench: --n ", n, " (need 1 <= n < 2^48)");
   for (int d : opt.d) GMMDIFF_EXPECTS(d >= 1, "bench: --d ", d, " (need d >= 1)");

@@ -262,7 +262,7 @@ void check_path_options(const Mixture& target, const Schedule& s, const SampleOp
                     " = 0), so the path bound does not apply to it; use --stop 1",
                     opt.sampler == SamplerKind::DDPM ? " or --variance beta or inside" : "");
   }
-  check_score_error(target, s, opt.score_error);
+  check_score_error(target, s, opt.score_error, opt.stop);
 }
 
 PathStep make_path_step(const Mixture& sm, const Schedule& s, int t, const SampleOptions& opt,
@@ -442,7 +442,7 @@ void check_flow_options(const Mixture& target, const Schedule& s, const SampleOp
                   " (its determinant costs O(K^3) per particle and step)");
   GMMDIFF_EXPECTS(opt.stop == 0 || opt.stop == 1, "--stop = ", opt.stop, " (allowed: 0 or 1)");
   GMMDIFF_EXPECTS(s.T >= 1, "T = ", s.T, " (need T >= 1)");
-  check_score_error(target, s, opt.score_error);
+  check_score_error(target, s, opt.score_error, opt.stop);
 }
 
 FlowStep make_flow_step(const Mixture& sm, const Schedule& s, int t, const SampleOptions& opt,

@@ -253,7 +253,7 @@ EpsJacobi measure_eps_jacobi(const Mixture& target, const Schedule& s, const Sam
                   eo.samples, " (need >= 1 and >= 2)");
   const std::vector<int> ts = eps_steps(s, opt.stop, eo.max_steps);
   if (ts.empty() || err.eps == 0) return r;
-  check_score_error(target, s, err);
+  check_score_error(target, s, err, opt.stop);
   r.exact = false;
   r.steps = static_cast<int>(ts.size());
   r.samples = static_cast<uint64_t>(eo.samples);

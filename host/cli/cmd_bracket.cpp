@@ -43,7 +43,8 @@ struct BracketState {
   TvOptions tv;
   bool no_reference = false;
   std::string json;
-  CLI::Option *opt_M = nullptr, *opt_variance = nullptr;
+  CLI::Option *opt_M = nullptr, *opt_variance = nullptr, *opt_eps = nullptr;
+  CLI::App* app = nullptr;  ///< the subcommand: its options looked up by name (given)
 };
 
 std::string fmt(double x, const char* f = "%.5f") {
@@ -83,11 +84,12 @@ Runner setup(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--score-error", st->score_error, "none | bias | scale | weights | means | gaussian")
       ->capture_default_str();
-  sub.add_option("--eps", st->eps, "Score-error size (docs/cli.md)");
+  st->opt_eps = sub.add_option("--eps", st->eps, "Score-error size (docs/cli.md)");
   sub.add_option("--error-profile", st->error_profile, "uniform | front-loaded | back-loaded | file (--error-factors)")
       ->capture_default_str();
   sub.add_option("--error-factors", st->error_factors, "Text file of T per-step factors of eps (profile file)");
   sub.add_option("--bias-direction", st->bias_direction, "random | means | v1,...,vd")->capture_default_str();
+  st->app = &sub;
   sub.add_option("--n", st->n,
                  "Outer draws (ddpm, default 4096) or particles (ddim, default 65536) of the upper/exact figure");
   st->opt_M = sub.add_option("--M", st->M, "Forward continuations per outer draw (ddpm only)")->capture_default_str();
@@ -149,8 +151,16 @@ Runner setup(CLI::App& sub) {
         throw Error("--M applies to the stochastic samplers only (ddim has the exact density: no continuations)");
       if (opt.sampler != SamplerKind::DDPM && st->opt_variance->count() > 0)
         throw Error("--variance applies to ddpm only (ddim has no noise); ddim-song's noise is set by --eta");
-      target = st->model.build(opt.seed);
+      if (opt.sampler != SamplerKind::DDIMSong && given(st->app, "--eta"))
+        throw Error("--eta does not apply to --sampler " + st->sampler + " (only ddim-song has a noise fraction eta)");
+      if (opt.score_error.kind == ScoreErrorKind::None && st->opt_eps->count() > 0)
+        throw Error("--eps does not apply without a score error (add --score-error bias|scale|weights|means|gaussian)");
+      check_score_error_options(st->app, opt.score_error.kind);
+      std::vector<std::string> inputs;  // the files the run reads: --json may replace none
+      if (!st->error_factors.empty()) inputs.push_back(st->error_factors);
+      target = st->model.build(opt.seed, &inputs);
       sched = st->schedule.build();
+      if (st->schedule.p.name == "file") inputs.push_back(st->schedule.p.file);
       bo.n = st->n;
       bo.M = st->M;
       bo.chunk = st->chunk;
@@ -163,7 +173,8 @@ Runner setup(CLI::App& sub) {
       to = st->tv;
       to.seed = opt.seed;
       plan_ptr = std::make_unique<TvPlan>(target, to, lower.n);  // checks the statistics, bins and bootstrap
-      if (!st->json.empty()) check_output_file(st->json, "--json");
+      for (const std::string& f : stat_files(to.stats)) inputs.push_back(f);
+      if (!st->json.empty()) check_output_file(st->json, "--json", inputs);
       reducible = reducible_reason(target, opt);
       kr = make_bounds_kernels(st->backend, st->threads);
     });

@@ -31,7 +31,7 @@ struct ExactState {
   double eps = 0;
   ReferenceOptions ro;
   std::string json;
-  CLI::Option *opt_d = nullptr, *opt_variance = nullptr;
+  CLI::Option *opt_d = nullptr, *opt_variance = nullptr, *opt_eps = nullptr;
 };
 
 std::string fmt(double x, const char* f) {
@@ -58,6 +58,8 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--model-seed", m.model_seed, "Seed of random-sphere means (default: --seed)")
       ->each([&m](const std::string&) { m.model_seed_set = true; });
   sub.add_flag("--normalize-weights", m.normalize_weights, "Accept weights that do not sum to 1 and rescale them");
+  m.bind(sub);
+  // ScheduleArgs looks its options up by name when it builds: the --T list below is the one it sees.
   st->schedule.add(sub);
   sub.remove_option(sub.get_option("--T"));
   sub.add_option("--T", st->T_list, "Numbers of steps, a list: 64,128,256")->capture_default_str();
@@ -69,7 +71,7 @@ Runner setup(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--score-error", st->score_error, "none | scale | weights | gaussian (bias, means: d = 1 only)")
       ->capture_default_str();
-  sub.add_option("--eps", st->eps, "Score-error size");
+  st->opt_eps = sub.add_option("--eps", st->eps, "Score-error size");
   sub.add_option("--tol", st->ro.tol, "Refine the grid until TV changes by less than this")->capture_default_str();
   sub.add_option("--max-points", st->ro.max_points, "Largest grid on the line")->capture_default_str();
   sub.add_option("--json", st->json, "Also write the table as JSON (atomically)");
@@ -86,6 +88,8 @@ Runner setup(CLI::App& sub) {
                     " (need a finite eps >= 0)");
     if (opt.sampler == SamplerKind::DDIM && st->opt_variance->count() > 0)
       throw Error("--variance applies to ddpm only (ddim has no noise)");
+    if (opt.score_error.kind == ScoreErrorKind::None && st->opt_eps->count() > 0)
+      throw Error("--eps does not apply without a score error (add --score-error bias|scale|weights|means|gaussian)");
     GMMDIFF_EXPECTS(st->ro.tol > 0 && std::isfinite(st->ro.tol), "--tol = ", st->ro.tol, " (need a positive tolerance)");
     GMMDIFF_EXPECTS(st->ro.max_points >= st->ro.min_points, "--max-points = ", st->ro.max_points, " (need at least ",
                     st->ro.min_points, ")");
@@ -102,21 +106,23 @@ Runner setup(CLI::App& sub) {
       for (int d : ds) GMMDIFF_EXPECTS(d >= 1, "--d = ", d, " (need d >= 1)");
     }
     // Every model and schedule is built and checked (reducible) before the first computation.
+    std::vector<std::string> inputs;  // the files the run reads: --json may replace none
     std::vector<Mixture> models;
     for (int d : ds) {
       ModelArgs ma = st->model;
       if (d > 0) ma.d = d;
-      models.push_back(ma.build(opt.seed));
+      models.push_back(ma.build(opt.seed, &inputs));
       const std::string why = reducible_reason(models.back(), opt);
       if (!why.empty()) throw Error("exact: " + why);
     }
     std::vector<Schedule> scheds;
     for (int T : Ts) {
-      ScheduleParams p = st->schedule.p;
-      p.T = T;
-      scheds.push_back(make_schedule(p));
+      ScheduleArgs sa = st->schedule;  // refuses --T with a file, --c0 with linear, ...
+      sa.p.T = T;
+      scheds.push_back(sa.build());
     }
-    if (!st->json.empty()) check_output_file(st->json, "--json");
+    if (st->schedule.p.name == "file") inputs.push_back(st->schedule.p.file);
+    if (!st->json.empty()) check_output_file(st->json, "--json", inputs);
 
     const std::string ys = "Y_" + std::to_string(opt.stop), xs = "X_" + std::to_string(opt.stop);
     std::ostringstream head;

@@ -1,9 +1,12 @@
 // gmmdiff report: the tables, fitted slopes and plots of a sweep's output directory
 // (docs/sweeps.md).
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include "cli/command.hpp"
@@ -23,6 +26,19 @@ std::string plot_script() {
   return "";
 }
 
+/// The tv_vs_*.png plots of dir, by name, with their inode numbers.
+std::map<std::string, ino_t> plot_files(const std::string& dir) {
+  std::map<std::string, ino_t> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    struct stat st {};
+    if (e.path().extension() == ".png" && name.rfind("tv_vs_", 0) == 0 && ::lstat(e.path().c_str(), &st) == 0)
+      out[name] = st.st_ino;
+  }
+  return out;
+}
+
 }  // namespace
 
 void finish_report(const std::string& dir, bool plots, bool print_slopes, const ReportOptions& opt) {
@@ -31,12 +47,17 @@ void finish_report(const std::string& dir, bool plots, bool print_slopes, const 
   for (const auto& n : r.notes) std::cerr << "gmmdiff report: note: " << n << "\n";
   std::string plot_msg;
   if (plots) {
-    // Old plots of this directory would mislead if this run draws fewer of them.
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec))
-      if (e.path().extension() == ".png" && e.path().filename().string().rfind("tv_vs_", 0) == 0)
-        fs::remove(e.path(), ec);
+    // Old plots of this directory would mislead if this run draws fewer of them: those the script
+    // did not redraw (it replaces a plot by renaming a new file over it: a new inode) are removed,
+    // but only after it finished, so an interrupted report leaves the old plots whole.
+    const auto old_plots = plot_files(dir);
     plot_msg = run_plot_script(plot_script(), dir);
+    const auto now = plot_files(dir);
+    std::error_code ec;
+    for (const auto& [name, ino] : old_plots) {
+      const auto it = now.find(name);
+      if (it != now.end() && it->second == ino) fs::remove(fs::path(dir) / name, ec);
+    }
     if (!plot_msg.empty()) std::cerr << "gmmdiff report: " << plot_msg << "\n";
   }
   if (print_slopes) std::cout << slope_table(r) << "\n";

@@ -45,7 +45,11 @@ class NpySink : public ChunkSink {
   }
   void on_chunk(Backend& be) override { write(be, main_); }
   void on_snapshot(Backend& be, int t) override { write(be, *snaps_.at(t)); }
+  /// Every output finished (written, synced, closed) before any is put in place: a failure, a full
+  /// disk most likely, leaves none of them rather than a main output without its snapshots.
   void commit() {
+    main_.finish();
+    for (auto& [t, w] : snaps_) w->finish();
     main_.commit();
     for (auto& [t, w] : snaps_) w->commit();
   }
@@ -127,17 +131,17 @@ int sample_over_ranks(const SampleState& st, dist::Comm& comm) {
   std::unique_ptr<Backend> be;
   std::vector<std::string> paths;
   dist::collective(comm, [&] {  // the same checks as one process, reported once
-    opt = st.sampler.build();
-    target = st.model.build(opt.seed);
+    std::vector<std::string> inputs;  // the files the run reads: no output may replace one of them
+    opt = st.sampler.build(&inputs);
+    target = st.model.build(opt.seed, &inputs);
     sched = st.schedule.build();
-    for (int t : parse_int_list(st.snapshots, "--snapshot"))  // one file per step, as NpySink's map
-      if (std::find(opt.snapshot_steps.begin(), opt.snapshot_steps.end(), t) == opt.snapshot_steps.end())
-        opt.snapshot_steps.push_back(t);
-    check_sample_options(target, sched, opt);
-    check_output_file(st.out, "--out");
+    if (st.schedule.p.name == "file") inputs.push_back(st.schedule.p.file);
+    opt.snapshot_steps = parse_int_list(st.snapshots, "--snapshot");
+    check_sample_options(target, sched, opt);  // a step given twice is refused, as in one process
+    check_output_file(st.out, "--out", inputs);
     paths = {st.out};
     for (int t : opt.snapshot_steps) {
-      check_output_file(snapshot_path(st.out, t), "--snapshot");
+      check_output_file(snapshot_path(st.out, t), "--snapshot", inputs);
       paths.push_back(snapshot_path(st.out, t));
     }
     be = make_backend(st.sampler.backend, st.sampler.threads);
@@ -177,17 +181,19 @@ Runner setup(CLI::App& sub) {
   return [st]() {
     dist::Comm& comm = dist::world();
     if (comm.kind() == "mpi") return sample_over_ranks(*st, comm);
-    const SampleOptions base = st->sampler.build();
-    const Mixture target = st->model.build(base.seed);
+    std::vector<std::string> inputs;  // the files the run reads: no output may replace one of them
+    const SampleOptions base = st->sampler.build(&inputs);
+    const Mixture target = st->model.build(base.seed, &inputs);
     const Schedule sched = st->schedule.build();
+    if (st->schedule.p.name == "file") inputs.push_back(st->schedule.p.file);
     SampleOptions opt = base;
     opt.snapshot_steps = parse_int_list(st->snapshots, "--snapshot");
     // The options first (an impossible --n is reported as such, not as a disk too small for it),
     // then every output must be creatable before the run: a failure after it would waste the run,
     // and one output committed while another fails would leave a partial result.
     check_sample_options(target, sched, opt);
-    check_output_file(st->out, "--out");
-    for (int t : opt.snapshot_steps) check_output_file(snapshot_path(st->out, t), "--snapshot");
+    check_output_file(st->out, "--out", inputs);
+    for (int t : opt.snapshot_steps) check_output_file(snapshot_path(st->out, t), "--snapshot", inputs);
     auto be = make_backend(st->sampler.backend, st->sampler.threads);
     NpySink sink(st->out, opt.n, target.d, opt.precision == Precision::FP64, opt.snapshot_steps);
     RunSummary sum;

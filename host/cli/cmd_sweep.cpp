@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
-#include <set>
 
 #include "cli/command.hpp"
 #include "dist/comm.hpp"
@@ -155,22 +154,18 @@ Runner setup(CLI::App& sub) {
   };
 }
 
-/// --dry-run: the runs, and which of them --out holds.
+/// --dry-run: the runs, and which of them --out holds. The checks of the real run (spec.json,
+/// results.jsonl, changed inputs), without writing: a dry run must not list as to do what the run
+/// would refuse, nor as done what it would not take.
 void dry_run(const SweepSpec& spec, const std::string& out) {
-  std::size_t done = 0;
-  // No results.jsonl yet: nothing is done. One that does not read is an error, as it would be
-  // for the sweep itself (a dry run must not claim that every run is still to do).
-  std::vector<SweepRow> have;
-  const std::string results = out + "/results.jsonl";
-  if (std::filesystem::exists(results)) have = read_results(results);
-  std::set<std::string> keys;
-  for (const auto& r : have) keys.insert(r.key);
-  for (std::size_t i = 0; i < spec.runs.size(); ++i) {
-    const bool d = keys.count(spec.runs[i].key()) > 0;
-    done += d;
-    std::cout << spec.runs[i].key() << "  " << (d ? "done " : "to do") << "  " << spec.runs[i].label() << "\n";
+  const SweepDirStatus st = inspect_sweep_dir(spec, out);
+  for (const auto& p : spec.runs) {
+    const bool d = st.done.count(p.key()) > 0;
+    std::cout << p.key() << "  " << (d ? "done " : "to do") << "  " << p.label() << "\n";
   }
-  std::cout << spec.runs.size() << " runs (" << done << " done in " << out << ")\n";
+  std::cout << spec.runs.size() << " runs (" << st.done.size() << " done in " << out << ")";
+  if (st.foreign) std::cout << "; " << st.foreign << " rows there belong to no run of this sweep";
+  std::cout << "\n";
 }
 
 /// Runs the sweep (over the ranks of comm), then writes its report.

@@ -116,8 +116,10 @@ Runner setup(CLI::App& sub) {
     std::unique_ptr<NpyReader> sample, against;
     std::unique_ptr<Backend> be;
     dist::collective(comm, [&] {
-      target = st->model.build(st->opt.seed);
-      if (!st->json.empty()) check_output_file(st->json, "--json");  // before the work, not after
+      std::vector<std::string> inputs{st->sample};  // the files the run reads: --json may replace none
+      target = st->model.build(st->opt.seed, &inputs);
+      for (const std::string& f : stat_files(st->opt.stats)) inputs.push_back(f);
+      if (!st->json.empty()) check_output_file(st->json, "--json", inputs);  // before the work, not after
       // Opened and checked (header, size, shape) before the backend is made; the values are
       // streamed chunk by chunk by tv_of_npy, never held whole.
       sample = std::make_unique<NpyReader>(st->sample);

@@ -10,6 +10,7 @@
 #include <new>
 
 #include "cli/command.hpp"
+#include "cli/common.hpp"
 #include "dist/comm.hpp"
 #include "io/atomic_file.hpp"
 #include "gmmdiff/error.hpp"
@@ -106,6 +107,7 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand(c.name, c.help);
     runners[sub] = {c.setup(*sub), c.ranks};
   }
+  refuse_negative_unsigned(app);  // "--n -5" is not 2^64 - 5
   // A first word that is neither an option nor a command: CLI11 would only say that a subcommand
   // is required, so name the word and the commands.
   if (argc > 1 && argv[1][0] != '-' &&

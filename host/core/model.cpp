@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "io/atomic_file.hpp"
+#include "io/input.hpp"
 #include "gmmdiff/detail/philox.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
@@ -26,6 +27,7 @@ namespace {
 
 constexpr double kWeightSumTol = 1e-6;  // |sum pi_k - 1| allowed without --normalize-weights
 constexpr std::size_t kMaxModelElements = std::size_t(1) << 31;  // K*d: cuBLAS int dimensions
+constexpr double kMinVariance = std::numeric_limits<double>::min();  // 2.2e-308: 1/variance stays finite
 
 bool finite(double x) { return std::isfinite(x); }
 
@@ -80,17 +82,35 @@ void validate(Mixture& m, const ModelOptions& opt) {
     GMMDIFF_EXPECTS(m.sd.size() == static_cast<std::size_t>(m.K), "model: sd has ", m.sd.size(),
                     " entries but there are ", m.K, " components (give 1 or K values)");
     check_all_finite(m.sd, "sd");
-    for (int k = 0; k < m.K; ++k)
+    for (int k = 0; k < m.K; ++k) {
       GMMDIFF_EXPECTS(m.sd[k] > 0, "model: sd[", k, "] = ", m.sd[k], " (must be positive)");
+      // The variance sd^2 is what every formula uses: it must be a finite, normal double.
+      GMMDIFF_EXPECTS(std::isfinite(m.sd[k] * m.sd[k]), "model: sd[", k, "] = ", m.sd[k],
+                      ": its square (the variance) overflows a double (need sd < 1.3e154)");
+      GMMDIFF_EXPECTS(m.sd[k] * m.sd[k] >= kMinVariance, "model: sd[", k, "] = ", m.sd[k],
+                      ": its square (the variance) underflows a double (need sd >= 1.5e-154)");
+    }
     m.var_diag.clear();
   } else {
     GMMDIFF_EXPECTS(m.var_diag.size() == static_cast<std::size_t>(m.K) * m.d, "model: var_diag has ",
                     m.var_diag.size(), " values, expected K x d = ", m.K, " x ", m.d);
     check_all_finite(m.var_diag, "var_diag");
-    for (std::size_t i = 0; i < m.var_diag.size(); ++i)
+    for (std::size_t i = 0; i < m.var_diag.size(); ++i) {
       GMMDIFF_EXPECTS(m.var_diag[i] > 0, "model: var_diag[", i / m.d, "][", i % m.d, "] = ",
                       m.var_diag[i], " (must be positive)");
+      GMMDIFF_EXPECTS(m.var_diag[i] >= kMinVariance, "model: var_diag[", i / m.d, "][", i % m.d, "] = ",
+                      m.var_diag[i],
+                      " is below the smallest normal double (need >= 2.2e-308: its inverse must be finite)");
+    }
     m.sd.clear();
+  }
+  // E|X|^2 of each component, sum_j C_kj + |mu_k|^2, must be a double: the samples' squared norms,
+  // the radial statistic and the step arithmetic all hold numbers of that size.
+  for (int k = 0; k < m.K; ++k) {
+    double second = 0;
+    for (int j = 0; j < m.d; ++j) second += m.var(k, j) + m.mean(k)[j] * m.mean(k)[j];
+    GMMDIFF_EXPECTS(std::isfinite(second), "model: component ", k,
+                    ": E|X|^2 = sum of its variances + |mu|^2 overflows a double (scale the model down)");
   }
 }
 
@@ -100,9 +120,11 @@ namespace {
 
 using nlohmann::json;
 
-std::string dir_of(const std::string& path) {
-  const auto p = path.find_last_of('/');
-  return p == std::string::npos ? std::string() : path.substr(0, p + 1);
+/// A .npy named by a model file: an absolute path as it is, a relative one from the model's folder.
+std::string npy_path(const std::string& model_path, const std::string& name) {
+  if (!name.empty() && name[0] == '/') return name;
+  const auto p = model_path.find_last_of('/');
+  return (p == std::string::npos ? std::string() : model_path.substr(0, p + 1)) + name;
 }
 
 std::vector<double> numbers(const json& j, const std::string& where) {
@@ -133,41 +155,31 @@ std::vector<double> matrix(const json& j, const std::string& where, int& rows, i
   return out;
 }
 
-std::vector<double> matrix_npy(const std::string& file, const std::string& where, int& rows, int& cols) {
+std::vector<double> matrix_npy(const std::string& file, const std::string& where, int& rows, int& cols,
+                               const ModelOptions& opt) {
+  if (opt.files_read) opt.files_read->push_back(file);
   NpyArray a = read_npy(file);
   GMMDIFF_EXPECTS(a.shape.size() == 2 || a.shape.size() == 1, where, ": ", file,
                   " must be a 1-D or 2-D array, has ", a.shape.size(), " dimensions");
-  rows = static_cast<int>(a.rows());
-  cols = static_cast<int>(a.shape.size() == 1 ? a.shape[0] : a.cols());
-  if (a.shape.size() == 1) rows = 1;
+  const uint64_t r = a.shape.size() == 1 ? 1 : a.rows(), c = a.shape.size() == 1 ? a.shape[0] : a.cols();
+  GMMDIFF_EXPECTS(r <= uint64_t(1) << 30 && c <= uint64_t(1) << 30, where, ": ", file, " is ", r, " x ", c,
+                  " (at most 2^30 rows and columns)");
+  rows = static_cast<int>(r);
+  cols = static_cast<int>(c);
   return std::move(a.data);
 }
 
 }  // namespace
 
 Mixture load_model_json(const std::string& path, const ModelOptions& opt) {
-  GMMDIFF_EXPECTS(!std::filesystem::is_directory(path), path, ": is a directory, not a model file");
-  std::ifstream in(path, std::ios::binary);
-  GMMDIFF_EXPECTS(in.good(), path, ": cannot open the model file (", std::strerror(errno), ")");
-  std::stringstream text;
-  text << in.rdbuf();  // parsed from memory: a read error is then an empty or short text, not an exception
-  json j;
-  try {
-    j = json::parse(text.str());
-  } catch (const json::parse_error& e) {
-    throw Error(path + ": malformed JSON at byte " + std::to_string(e.byte) + " (" +
-                std::string(e.what()).substr(std::string(e.what()).find(']') + 2) + ")");
-  } catch (const json::exception& e) {  // e.g. 1e999: out of range of a double
-    throw Error(path + ": a number is not finite in double precision (" +
-                std::string(e.what()).substr(std::string(e.what()).find(']') + 2) + ")");
-  }
+  if (opt.files_read) opt.files_read->push_back(path);
+  const json j = parse_json(read_input_file(path, "model file"), path);
   GMMDIFF_EXPECTS(j.is_object(), path, ": the model must be a JSON object");
   static const std::set<std::string> allowed = {"weights", "means", "means_npy", "sd",
                                                 "var_diag", "var_diag_npy", "name", "comment"};
   for (auto it = j.begin(); it != j.end(); ++it)
     GMMDIFF_EXPECTS(allowed.count(it.key()), path, ": unknown key '", it.key(),
                     "' (allowed: weights, means | means_npy, sd | var_diag | var_diag_npy, name, comment)");
-  const std::string base = dir_of(path);
   Mixture m;
   try {
     int rows = 0, cols = 0;
@@ -176,7 +188,7 @@ Mixture load_model_json(const std::string& path, const ModelOptions& opt) {
     if (j.contains("means")) m.means = matrix(j["means"], "means", rows, cols);
     else {
       GMMDIFF_EXPECTS(j["means_npy"].is_string(), "means_npy must be a file name");
-      m.means = matrix_npy(base + j["means_npy"].get<std::string>(), "means_npy", rows, cols);
+      m.means = matrix_npy(npy_path(path, j["means_npy"].get<std::string>()), "means_npy", rows, cols, opt);
     }
     m.K = rows;
     m.d = cols;
@@ -190,7 +202,7 @@ Mixture load_model_json(const std::string& path, const ModelOptions& opt) {
       if (j.contains("var_diag")) m.var_diag = matrix(j["var_diag"], "var_diag", vr, vc);
       else {
         GMMDIFF_EXPECTS(j["var_diag_npy"].is_string(), "var_diag_npy must be a file name");
-        m.var_diag = matrix_npy(base + j["var_diag_npy"].get<std::string>(), "var_diag_npy", vr, vc);
+        m.var_diag = matrix_npy(npy_path(path, j["var_diag_npy"].get<std::string>()), "var_diag_npy", vr, vc, opt);
       }
       GMMDIFF_EXPECTS(vr == m.K && vc == m.d, "var_diag is ", vr, " x ", vc, " but means is ", m.K,
                       " x ", m.d);

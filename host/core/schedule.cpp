@@ -10,10 +10,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/npy.hpp"
+#include "io/input.hpp"
 
 namespace gmmdiff {
 
@@ -115,7 +117,6 @@ std::vector<double> read_values(const ScheduleParams& p, std::string& kind) {
   const std::string& path = p.file;
   GMMDIFF_EXPECTS(!path.empty(), "--schedule file needs --schedule-file PATH");
   kind = p.file_kind;
-  GMMDIFF_EXPECTS(!std::filesystem::is_directory(path), path, ": is a directory, not a schedule file");
   if (path.size() > 4 && path.substr(path.size() - 4) == ".npy") {
     NpyArray a = read_npy(path);
     GMMDIFF_EXPECTS(a.shape.size() == 1, path, ": a schedule .npy must be 1-D, has ", a.shape.size(),
@@ -123,27 +124,19 @@ std::vector<double> read_values(const ScheduleParams& p, std::string& kind) {
     GMMDIFF_EXPECTS(kind != "auto", path, ": say whether the values are alpha_t or abar_t (--schedule-kind alpha|abar)");
     return a.data;
   }
-  std::ifstream in(path);
-  GMMDIFF_EXPECTS(in.good(), path, ": cannot open the schedule file (", std::strerror(errno), ")");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
+  const std::string text = read_input_file(path, "schedule file");
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && text[first] == '{') {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      const std::string what = e.what();  // "[json.exception.parse_error.101] parse error at ..."
-      const auto p0 = what.find("parse error");
-      throw Error(path + ": malformed JSON at byte " + std::to_string(e.byte) +
-                  (p0 == std::string::npos ? "" : " (" + what.substr(p0) + ")"));
-    } catch (const nlohmann::json::exception&) {  // out_of_range.406: a number such as 1e999
-      throw Error(path + ": a number in the schedule JSON does not fit in a double");
-    }
+    const nlohmann::json j = parse_json(text, path);
     GMMDIFF_EXPECTS(j.size() == 1 && (j.contains("alpha") || j.contains("abar")), path,
                     ": a schedule JSON holds exactly one key, 'alpha' or 'abar'");
-    kind = j.contains("alpha") ? "alpha" : "abar";
+    const std::string key = j.contains("alpha") ? "alpha" : "abar";
+    GMMDIFF_EXPECTS(kind == "auto" || kind == key, path, ": --schedule-kind ", kind, " but the file's key is '", key,
+                    "' (the key says what the values are: drop --schedule-kind)");
+    kind = key;
+    GMMDIFF_EXPECTS(j[kind].is_array(), path, ": '", kind, "' must be an array of numbers");
+    GMMDIFF_EXPECTS(j[kind].size() <= static_cast<std::size_t>(kMaxSteps), path, ": ", j[kind].size(),
+                    " values (at most ", kMaxSteps, ")");
     std::vector<double> v;
     for (const auto& x : j[kind]) {
       GMMDIFF_EXPECTS(x.is_number(), path, ": '", kind, "' must be an array of numbers");
@@ -159,6 +152,7 @@ std::vector<double> read_values(const ScheduleParams& p, std::string& kind) {
     char* end = nullptr;
     const double x = std::strtod(tok.c_str(), &end);
     GMMDIFF_EXPECTS(end && *end == '\0', path, ": '", tok, "' is not a number");
+    GMMDIFF_EXPECTS(v.size() < static_cast<std::size_t>(kMaxSteps), path, ": more than ", kMaxSteps, " values");
     v.push_back(x);
   }
   return v;
@@ -219,6 +213,18 @@ Schedule make_schedule(const ScheduleParams& p) {
     else if (p.name == "linear") s = linear(p.T);
     else if (p.name == "cosine") s = cosine(p.T);
     else throw Error("unknown schedule '" + p.name + "' (allowed: lcw, li-yan, linear, cosine, file)");
+  }
+  // abar_t = prod alpha_i below the smallest normal double is 0 (or denormal) in every formula that
+  // follows: say so, rather than report the alpha_t = abar_t / abar_{t-1} = 0 it produces.
+  for (int t = 1; t <= s.T; ++t) {
+    if (s.abar[t] >= std::numeric_limits<double>::min()) continue;
+    if (p.name == "lcw")
+      throw Error(detail::cat("schedule lcw: abar_T = T^-c0 = ", p.T, "^-", p.c0, " = e^-",
+                              p.c0 * std::log(double(p.T)), " underflows a double (below 2.2e-308): need c0 ln T < 708, i.e. c0 < ",
+                              708.0 / std::log(double(p.T)), " at T = ", p.T));
+    throw Error(detail::cat(p.name == "file" ? p.file : "schedule " + s.name, ": abar_", t, " = alpha_1 x ... x alpha_",
+                            t, " = ", s.abar[t], " underflows a double (below 2.2e-308); the noise is complete long "
+                            "before: use larger alphas"));
   }
   for (int t = 1; t <= s.T; ++t) {
     GMMDIFF_EXPECTS(std::isfinite(s.alpha[t]) && s.alpha[t] > 0 && s.alpha[t] <= 1, "schedule ", s.name,

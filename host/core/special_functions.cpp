@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace gmmdiff {
 namespace special {
@@ -137,11 +138,86 @@ double gamma_q(double a, double x) {
 
 double chi2_cdf(double x, double k) { return gamma_p(0.5 * k, 0.5 * x); }
 
+namespace {
+
+/// Nodes and weights of n-point Gauss-Legendre on [-1, 1] (Newton on the Legendre recurrence).
+struct GaussLegendre {
+  std::vector<double> x, w;
+  explicit GaussLegendre(int n) : x(n), w(n) {
+    constexpr double kPi = 3.14159265358979323846;
+    for (int i = 0; i < n; ++i) {
+      double z = std::cos(kPi * (i + 0.75) / (n + 0.5)), dp = 1;
+      for (int it = 0; it < 100; ++it) {
+        double p1 = 1, p2 = 0;
+        for (int j = 1; j <= n; ++j) {
+          const double p3 = p2;
+          p2 = p1;
+          p1 = ((2 * j - 1) * z * p2 - (j - 1) * p3) / j;
+        }
+        dp = n * (z * p1 - p2) / (z * z - 1);
+        const double z1 = z;
+        z = z1 - p1 / dp;
+        if (std::fabs(z - z1) < 1e-16) break;
+      }
+      x[i] = z;
+      w[i] = 2 / ((1 - z * z) * dp * dp);
+    }
+  }
+};
+
+/// ncx2_cdf for a large non-centrality, in work independent of it. With R = sqrt(lambda) and
+/// X = R e_1 + Z, Z ~ N(0, I_k): |X|^2 = (R + Z_1)^2 + V with V = W^2 ~ chi^2_{k-1} independent
+/// of Z_1, so P(|X|^2 <= x) = E_W[ P(|R + Z_1| <= sqrt(x - W^2)) ], a 1-D integral of two normal
+/// CDFs against the chi_{k-1} density (smooth on [0, inf) for k - 1 >= 1; W = 0 for k = 1).
+/// Composite Gauss-Legendre over W's mass (mode +- 7, 9 of its sds), in panels of width <= 2 and
+/// as many more as keep the normal CDFs' argument within 1 per panel; the density is normalised
+/// by the same quadrature. sqrt(x - v) - R is computed as (x - v - lambda) / (sqrt(x - v) + R) in
+/// long double, without the cancellation of two numbers near R.
+double ncx2_cdf_conditional(double x, double k, double lambda) {
+  static const GaussLegendre gl(10);
+  const long double lam = lambda;
+  const double R = std::sqrt(lambda);
+  auto g = [&](double v) {
+    const long double y = static_cast<long double>(x) - v;
+    if (!(y > 0)) return 0.0;
+    const long double r = std::sqrt(y);
+    return normal_interval(static_cast<double>(-r - R), static_cast<double>((y - lam) / (r + R)));
+  };
+  const double kv = k - 1;  // degrees of freedom of V
+  if (!(kv > 0)) return g(0.0);
+  const double w0 = std::sqrt(std::max(kv - 1, 0.0));  // the mode of chi_{kv}
+  const double a = std::max(0.0, w0 - 7.0), b = w0 + 7.0;
+  // The normal CDFs' argument moves by about sqrt(x - a^2) - sqrt(x - b^2) across [a, b].
+  const double spread = x > b * b ? std::sqrt(x - a * a) - std::sqrt(x - b * b) : 1e9;
+  const int panels = static_cast<int>(std::min(4096.0, std::max(std::ceil((b - a) / 2), std::ceil(spread))));
+  const double h = (b - a) / panels;
+  double num = 0, den = 0;
+  for (int p = 0; p < panels; ++p) {
+    const double c = a + (p + 0.5) * h;
+    for (std::size_t i = 0; i < gl.x.size(); ++i) {
+      const double w = c + 0.5 * h * gl.x[i];
+      if (!(w > 0)) continue;
+      // log of w^(kv-1) e^(-w^2/2) relative to the mode: (kv-1) log(w/w0) - (w - w0)(w + w0)/2.
+      const double logf = (w0 > 0 ? (kv - 1) * std::log1p((w - w0) / w0) : (kv - 1) * std::log(w)) -
+                          0.5 * (w - w0) * (w + w0);
+      const double f = gl.w[i] * std::exp(logf);
+      num += f * g(w * w);
+      den += f;
+    }
+  }
+  return den > 0 ? std::min(1.0, std::max(0.0, num / den)) : g(kv);
+}
+
+}  // namespace
+
 double ncx2_cdf(double x, double k, double lambda) {
   if (!(x > 0)) return 0.0;
   if (std::isinf(x)) return 1.0;
   const double a = 0.5 * k, y = 0.5 * x, mu = 0.5 * lambda;
   if (!(mu > 0)) return gamma_p(a, y);
+  // The Poisson sum below takes O(sqrt(mu)) terms (minutes at lambda = 1e12, and its counter j
+  // stops counting past 2^53): beyond kNcx2SeriesMaxMu the work must not grow with lambda.
+  if (mu > kNcx2SeriesMaxMu && (k == 1 || k >= 2)) return ncx2_cdf_conditional(x, k, lambda);
   constexpr double kTail = 1e-16;  // bound on the Poisson weight left out on each side
   const double j0 = std::floor(mu);
   const double w0 = dpois_raw(j0, mu);
@@ -178,6 +254,13 @@ double ncx2_cdf(double x, double k, double lambda) {
     }
   }
   return std::min(1.0, std::max(0.0, sum));
+}
+
+double gamma_p_wilson_hilferty(double a, double x) {
+  if (!(x > 0)) return 0.0;
+  if (std::isinf(x)) return 1.0;
+  const double c = 1.0 / (9.0 * a);
+  return normal_cdf((std::cbrt(x / a) - (1.0 - c)) / std::sqrt(c));
 }
 
 double invert_monotone(const std::function<double(double)>& F, double q, double lo, double hi,

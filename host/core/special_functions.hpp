@@ -35,10 +35,20 @@ double gamma_q(double a, double x);
 
 /// CDF of the chi-square with k > 0 degrees of freedom.
 double chi2_cdf(double x, double k);
-/// CDF of the non-central chi-square chi'^2(k, lambda): the Poisson(lambda/2) mixture of central
-/// chi-squares with k + 2j degrees of freedom, summed outward from the Poisson mode (upward and
-/// downward recurrences of P(a + j, x/2)) until the remaining Poisson weight is below 1e-15.
+/// lambda / 2 above which ncx2_cdf leaves the Poisson sum for the conditional integral.
+constexpr double kNcx2SeriesMaxMu = 1e4;
+/// CDF of the non-central chi-square chi'^2(k, lambda). Up to lambda / 2 = kNcx2SeriesMaxMu: the
+/// Poisson(lambda/2) mixture of central chi-squares with k + 2j degrees of freedom, summed outward
+/// from the Poisson mode (upward and downward recurrences of P(a + j, x/2)) until the remaining
+/// Poisson weight is below 1e-15: O(sqrt(lambda)) terms. Beyond (for k = 1 or k >= 2), in work
+/// independent of lambda: the CDF conditional on the chi_{k-1} part orthogonal to the mean, two
+/// normal CDFs, integrated by Gauss-Legendre (special_functions.cpp). Both are accurate to about
+/// 1e-12 where the argument x is exact; at lambda = 1e18 an x near lambda is itself rounded by
+/// 1e-16 x, which the CDF then follows.
 double ncx2_cdf(double x, double k, double lambda);
+/// P(a, x) by the Wilson-Hilferty cube-root normal approximation: O(1) for any a, relative error
+/// of order 1/a. For bin edges, which need not be exact, never for masses.
+double gamma_p_wilson_hilferty(double a, double x);
 
 /// Solves F(x) = q for a non-decreasing F on the bracket [lo, hi] (F(lo) <= q <= F(hi)) by the
 /// Illinois method with bisection safeguards. Stops when |F(x) - q| <= ftol, when the bracket is

@@ -70,9 +70,17 @@ template <> const std::vector<double>& CpuBackend::y<double>() const { return y6
 std::size_t CpuBackend::max_chunk_rows(const RunShape& s) const {
   const std::size_t bytes = bytes_of(s.precision);
   const double budget = kHostMemoryFraction * static_cast<double>(mem_available_bytes());
-  // Per-thread scratch of a block: G1, G2 [block, K], S1, S2 [block, d], rsq.
-  const double scratch = double(threads_) * kCpuBlock * (2.0 * s.K + 2.0 * s.d + 1) * bytes;
+  // Per-thread scratch of a block: G1, G2 [block, K], S1, S2 [block, d], rsq; none when the chunk
+  // is only filled and binned (TV), whose histograms hold d values per direction, not per row.
+  const double scratch = s.steps ? double(threads_) * kCpuBlock * (2.0 * s.K + 2.0 * s.d + 1) * bytes : 0.0;
   const double per_row = double(s.d) * bytes;
+  if (!s.steps) {
+    // Rows need not be a multiple of the block when nothing steps them; one row is the least.
+    if (budget < per_row) return 0;
+    const double rows = budget / per_row;
+    return rows >= kCpuBlock ? static_cast<std::size_t>(rows / kCpuBlock) * kCpuBlock
+                             : static_cast<std::size_t>(rows);
+  }
   if (budget <= scratch + per_row * kCpuBlock) return 0;
   const double rows = (budget - scratch) / per_row;
   return static_cast<std::size_t>(rows / kCpuBlock) * kCpuBlock;

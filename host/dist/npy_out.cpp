@@ -1,8 +1,6 @@
 // gmmdiff (dist): .npy outputs written by every rank of a job (host/dist/npy_out.hpp).
 #include "dist/npy_out.hpp"
 
-#include <unistd.h>
-
 #include <cstdio>
 
 #include "io/atomic_file.hpp"
@@ -12,11 +10,12 @@ namespace gmmdiff::dist {
 SharedNpyOut::SharedNpyOut(Comm& comm, const std::vector<std::string>& paths, uint64_t rows, uint64_t cols,
                            bool fp64)
     : comm_(comm), paths_(paths) {
-  // One temporary name for all ranks: rank 0's pid, as NpyWriter would name it in one process.
-  std::string pid = std::to_string(static_cast<long>(::getpid()));
-  comm.broadcast(pid, 0);
+  // One temporary name for all ranks: rank 0's, named as NpyWriter names it in one process
+  // (temp_name_for: rank 0's host and pid, so that a later run there removes it after a SIGKILL).
   for (const auto& p : paths) {
-    temps_.push_back(p + ".tmp." + pid);
+    std::string tmp = comm.root() ? temp_name_for(p) : std::string();
+    comm.broadcast(tmp, 0);
+    temps_.push_back(tmp);
     register_temp(temps_.back());  // a signal on any rank removes it
   }
   try {

@@ -15,7 +15,7 @@ namespace gmmdiff::dist {
 class SharedNpyOut {
  public:
   /// Collective. Rank 0 checks each path and the room for it and creates its temporary
-  /// (path.tmp.<rank 0's pid>); then every rank opens them. Each file is (rows, cols), float32 or
+  /// (temp_name_for's name on rank 0); then every rank opens them. Each file is (rows, cols), float32 or
   /// float64. A failure on any rank is every rank's error (collective()).
   SharedNpyOut(Comm& comm, const std::vector<std::string>& paths, uint64_t rows, uint64_t cols, bool fp64);
   /// Uncommitted (an error or a signal unwound the run): removes the temporaries.

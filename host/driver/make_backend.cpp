@@ -9,6 +9,11 @@
 
 namespace gmmdiff {
 
+namespace {
+/// More CPU threads than this is a typo (OpenMP would try to start them all).
+constexpr int kMaxThreads = 4096;
+}  // namespace
+
 bool cuda_compiled() {
 #if defined(GMMDIFF_HAVE_CUDA)
   return true;
@@ -34,7 +39,8 @@ std::string cuda_runtime_version() {
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
-  GMMDIFF_EXPECTS(threads >= 0, "--threads = ", threads, " (need >= 0; 0 means all cores)");
+  GMMDIFF_EXPECTS(threads >= 0 && threads <= kMaxThreads, "--threads = ", threads, " (need 0 <= threads <= ",
+                  kMaxThreads, "; 0 means all cores)");
   if (name == "cpu") return std::make_unique<CpuBackend>(threads);
   if (name == "cuda" || name == "auto") {
 #if defined(GMMDIFF_HAVE_CUDA)

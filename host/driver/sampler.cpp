@@ -9,13 +9,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <limits>
 #include <mutex>
 #include <sstream>
 
 #include "gmmdiff/detail/philox.hpp"
 #include "gmmdiff/detail/step_math.hpp"
 #include "gmmdiff/error.hpp"
+#include "io/input.hpp"
 
 namespace gmmdiff {
 
@@ -44,6 +45,49 @@ constexpr int kMaxEpsSteps = 256;            // steps at which eps_score is eval
 constexpr uint64_t kAuxBiasMeansStart = 3001;  // the start of the power iteration of BiasDirection::Means
 constexpr int kMeansDirectionIterations = 300;  // its iterations (a fixed number: the same vector on every machine)
 
+constexpr int kMaxEpsSamples = 1 << 24;  // as a sweep's "eps_samples": 256 steps x 2^24 points at most
+constexpr double kUnscaledEps = 1e150;    // |eps| beyond: eps is factored out of eps_score's sums
+
+/// What may help when a particle turns non-finite: only what differs from this run (fp64 when it is
+/// fp32; a smaller eps when there is a score error; more steps when a step is large).
+std::string nonfinite_advice(const Mixture& target, const Schedule& s, const SampleOptions& opt) {
+  std::vector<std::string> tips;
+  if (opt.precision == Precision::FP32) tips.push_back("--precision fp64");
+  if (opt.score_error.kind != ScoreErrorKind::None) tips.push_back("a smaller --eps");
+  double max_beta = 0;
+  for (int t = opt.stop + 1; t <= s.T; ++t) max_beta = std::max(max_beta, one_minus_alpha(s, t));
+  if (max_beta > 0.5)
+    tips.push_back("a schedule with smaller steps (its largest 1 - alpha_t is " + std::to_string(max_beta) + ")");
+  if (tips.empty())
+    return "The model's scale (|mu| up to " + std::to_string(target.max_mean_norm()) +
+           ") is beyond what the step arithmetic holds in double; rescale the model";
+  std::string out = "Try ";
+  for (std::size_t i = 0; i < tips.size(); ++i) out += (i ? (i + 1 == tips.size() ? " or " : ", ") : "") + tips[i];
+  return out;
+}
+
+/// " (x f = F at a step of its profile: E)" when the profile scales eps there, else "".
+std::string factor_text(double factor, double eps_t) {
+  if (factor == 1.0) return "";
+  std::ostringstream os;
+  os << " (x the profile's factor " << factor << " at a step: " << eps_t << ")";
+  return os.str();
+}
+
+/// eps_t = eps x factor, the error's size at one step: finite, and for `means` means that stay
+/// representable (|mu| + |eps_t| squared finite, as validate asks of a model).
+void check_effective_eps(double max_mean_norm, ScoreErrorKind kind, double eps_t, double eps, double factor) {
+  GMMDIFF_EXPECTS(std::isfinite(eps_t), "eps = ", eps, factor_text(factor, eps_t),
+                  " is not a finite size at every step (take a smaller eps)");
+  if (kind == ScoreErrorKind::Means) {
+    // Every mean moves by eps_t: the perturbed model must be as representable as a model (validate).
+    const double r = max_mean_norm + std::fabs(eps_t);
+    GMMDIFF_EXPECTS(std::isfinite(r * r), "eps = ", eps, factor_text(factor, eps_t),
+                    " for score error means moves the means to |mu| up to ", r,
+                    ", whose square overflows a double (take a smaller eps)");
+  }
+}
+
 }  // namespace
 
 bool is_identity_step(const StepCoeffs& c) { return c.kappa == 0 && c.sigma == 0 && c.inv_sqrt_alpha == 1; }
@@ -61,17 +105,52 @@ std::vector<bool> identity_steps(const Schedule& s, const SampleOptions& opt) {
 std::vector<double> bias_direction(int d, uint64_t seed) { return aux_unit_vector(d, seed, kAuxBias); }
 
 Mixture score_model(const Mixture& target, const ScoreError& err, uint64_t seed, double factor) {
-  Mixture m = target;
   const double eps = err.eps * factor;
+  // The step's own eps (eps x factor) must hold what check_score_error holds for the run: a finite
+  // size, and for `means` means whose squares a double holds.
+  check_effective_eps(target.K > 0 ? target.max_mean_norm() : 0.0, err.kind, eps, err.eps, factor);
+  Mixture m = target;
   if (err.kind == ScoreErrorKind::Weights) {
-    // log pi'_k = log pi_k + eps g_k, g_k ~ N(0, 1), renormalised.
+    // log pi'_k = log pi_k + eps g_k, g_k ~ N(0, 1), renormalised. Directly, pi_k e^{eps g_k} / sum,
+    // where every term is a positive normal double (the form every earlier build used: the same
+    // bits); where one overflows (inf / inf = NaN weights, at eps ~ 1e3) or underflows, in log
+    // space: the log-weights minus their maximum, so the largest term is 1.
+    std::vector<double> g(m.K);
+    for (int k = 0; k < m.K; ++k)
+      g[k] = detail::philox_normal<double>(seed, kStreamAux, kAuxPerturbWeights, 0, static_cast<uint32_t>(k));
     double sum = 0;
+    bool direct = true;
     for (int k = 0; k < m.K; ++k) {
-      const double g = detail::philox_normal<double>(seed, kStreamAux, kAuxPerturbWeights, 0, static_cast<uint32_t>(k));
-      m.weights[k] = target.weights[k] * std::exp(eps * g);
+      m.weights[k] = target.weights[k] * std::exp(eps * g[k]);
       sum += m.weights[k];
+      direct = direct && std::isfinite(m.weights[k]) && m.weights[k] >= std::numeric_limits<double>::min();
     }
-    for (double& w : m.weights) w /= sum;
+    if (direct && std::isfinite(sum)) {
+      for (double& w : m.weights) w /= sum;
+    } else {
+      std::vector<double> lw(m.K);
+      double top = -std::numeric_limits<double>::infinity();
+      bool finite = true;
+      for (int k = 0; k < m.K; ++k) {
+        top = std::max(top, lw[k] = std::log(target.weights[k]) + eps * g[k]);
+        finite = finite && std::isfinite(lw[k]);
+      }
+      if (finite) {
+        sum = 0;
+        for (int k = 0; k < m.K; ++k) sum += (m.weights[k] = std::exp(lw[k] - top));
+      } else {
+        // eps g_k itself overflows (|eps| near the largest double, as a profile's factor can make
+        // it): the log-weights over eps, a_k = log(pi_k)/eps + g_k, are finite; the weights are
+        // e^{eps (a_k - max a)}, each exponent <= 0 (-inf: the weight 0, then held below).
+        double atop = -std::numeric_limits<double>::infinity();
+        for (int k = 0; k < m.K; ++k) atop = std::max(atop, lw[k] = std::log(target.weights[k]) / eps + g[k]);
+        sum = 0;
+        for (int k = 0; k < m.K; ++k) sum += (m.weights[k] = std::exp(eps * (lw[k] - atop)));
+      }
+      // A weight below the smallest normal double is held there: its component keeps a finite log
+      // weight (its mass, below 1e-300, is what the perturbation gives it to every printed digit).
+      for (double& w : m.weights) w = std::max(w / sum, std::numeric_limits<double>::min());
+    }
   } else if (err.kind == ScoreErrorKind::Means) {
     // mu'_k = mu_k + eps u_k, u_k a random unit vector: every mean moves by exactly eps.
     for (int k = 0; k < m.K; ++k) {
@@ -343,6 +422,16 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
   cum[target.K - 1] = 1.0;
   const int d = target.d, m = opt.eps_samples;
   const bool need_true = err.kind != ScoreErrorKind::Bias && err.kind != ScoreErrorKind::Gaussian;
+  // scale, bias and gaussian errors are eps_t = eps f(t) times something: |e|^2 holds eps_t^2, which
+  // overflows for eps_t > 1e154, at any step a profile's factor takes there. Then the largest
+  // |eps_t| of the evaluated steps, top, is factored out of |e|^2 (eps_score = top x the root of a
+  // finite mean, w_t = eps_t / top <= 1); below kUnscaledEps, w_t = eps_t and the sums are the ones
+  // every earlier build computed, bit for bit.
+  double top = 0;
+  for (int t : ts) top = std::max(top, std::fabs(err.eps * plan.factor(t)));
+  const bool scaled = (err.kind == ScoreErrorKind::Scale || err.kind == ScoreErrorKind::Bias ||
+                       err.kind == ScoreErrorKind::Gaussian) &&
+                      !(top <= kUnscaledEps);
   const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
   // One step at a time (the model may change with t under a profile). Each sample's squared error
   // goes to its own slot, on all threads; the slots are then summed in the order (step, sample), so
@@ -351,6 +440,7 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
   double total = 0;
   for (int t : ts) {
     const double eps_t = err.eps * plan.factor(t);
+    const double w = scaled ? eps_t / top : eps_t;
     const Mixture sm_t = plan.per_step() ? plan.model(t) : Mixture();
     const Mixture& sm = plan.per_step() ? sm_t : plan.fixed_model();
     const MarginalScore score_true(target, s.abar[t]);
@@ -365,13 +455,13 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
         double e2 = 0;
         switch (err.kind) {
           case ScoreErrorKind::Scale:
-            for (int j = 0; j < d; ++j) e2 += eps_t * eps_t * s_true[j] * s_true[j];
+            for (int j = 0; j < d; ++j) e2 += w * w * s_true[j] * s_true[j];
             break;
           case ScoreErrorKind::Bias:
-            for (int j = 0; j < d; ++j) e2 += eps_t * eps_t * plan.bias_unit()[j] * plan.bias_unit()[j];
+            for (int j = 0; j < d; ++j) e2 += w * w * plan.bias_unit()[j] * plan.bias_unit()[j];
             break;
           case ScoreErrorKind::Gaussian: {
-            const double sd = eps_t / std::sqrt(double(d));
+            const double sd = w / std::sqrt(double(d));
             for (int b = 0; 4 * b < d; ++b) {
               double xi[4];
               detail::philox_normal4<double>(opt.seed, kStreamScoreNoise, i, static_cast<uint32_t>(t),
@@ -389,7 +479,8 @@ double measure_eps_score(const Mixture& target, const Schedule& s, const SampleO
     }
     for (int i = 0; i < m; ++i) total += e2s[static_cast<std::size_t>(i)];
   }
-  return std::sqrt(total / (double(m) * ts.size()));
+  const double rms = std::sqrt(total / (double(m) * ts.size()));
+  return scaled ? top * rms : rms;
 }
 
 std::size_t choose_chunk_rows(const Backend& be, const RunShape& shape, uint64_t n, std::size_t requested) {
@@ -399,7 +490,10 @@ std::size_t choose_chunk_rows(const Backend& be, const RunShape& shape, uint64_t
     throw ResourceError("a chunk of " + std::to_string(kChunkAlign) + " particles of d = " + std::to_string(shape.d) +
                         " with K = " + std::to_string(shape.K) + " (" + to_string(shape.precision) +
                         ") does not fit in the memory of the " + be.name() + " backend");
-  std::size_t rows = requested > 0 ? (requested + kChunkAlign - 1) / kChunkAlign * kChunkAlign : max_rows;
+  // requested is compared before it is rounded up: 2^64 - 1 rounded up would wrap around to 0.
+  const std::size_t rows_asked =
+      requested > max_rows ? requested : (requested + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
+  std::size_t rows = requested > 0 ? rows_asked : max_rows;
   if (requested > 0 && rows > max_rows)
     throw ResourceError("--chunk " + std::to_string(requested) + " does not fit in the memory of the " + be.name() +
                         " backend (at most " + std::to_string(max_rows) + " rows of d = " + std::to_string(shape.d) +
@@ -442,8 +536,8 @@ std::string RunSummary::one_line() const {
 }
 
 std::vector<double> load_error_factors(const std::string& path) {
-  std::ifstream in(path);
-  GMMDIFF_EXPECTS(in.good(), path, ": cannot open the score-error profile file");
+  // A regular file only (a FIFO or /dev/zero would block or read without end), as every input.
+  std::istringstream in(read_input_file(path, "score-error profile file"));
   std::vector<double> v;
   std::string line;
   int lineno = 0;
@@ -495,15 +589,39 @@ std::vector<double> parse_bias_direction(const std::string& text, BiasDirection&
   return v;
 }
 
-void check_score_error(const Mixture& target, const Schedule& s, const ScoreError& err) {
-  GMMDIFF_EXPECTS(std::isfinite(err.eps) && err.eps >= 0, "--eps = ", err.eps, " (need a finite eps >= 0)");
+double max_score_error_factor(const ScoreError& err, int T, int stop) {
+  if (err.profile == ErrorProfile::Uniform) return 1.0;  // eps itself (also where no step is taken)
+  double top = 0;
+  for (int t = stop + 1; t <= T; ++t) top = std::max(top, score_error_factor(err, t, T, stop));
+  return top;
+}
+
+void check_score_error(double max_mean_norm, const ScoreError& err, int T, int stop) {
+  const double eps = err.eps;
   if (err.profile == ErrorProfile::File) {
-    GMMDIFF_EXPECTS(err.factors.size() == static_cast<std::size_t>(s.T), "score-error profile file: ",
-                    err.factors.size(), " factors for T = ", s.T, " (one per step t = 1..T)");
+    GMMDIFF_EXPECTS(err.factors.size() == static_cast<std::size_t>(T), "score-error profile file: ",
+                    err.factors.size(), " factors for T = ", T, " (one per step t = 1..T)");
     for (std::size_t i = 0; i < err.factors.size(); ++i)
       GMMDIFF_EXPECTS(std::isfinite(err.factors[i]) && err.factors[i] >= 0, "score-error profile file: the factor of step ",
                       i + 1, " is ", err.factors[i], " (need a finite factor >= 0)");
   }
+  const double f = max_score_error_factor(err, T, stop);
+  if (err.kind == ScoreErrorKind::Scale) {
+    // The score times 1 + eps f(t) at step t: it keeps its sign at every step.
+    GMMDIFF_EXPECTS(std::isfinite(eps) && eps > -1, "eps = ", eps,
+                    " for score error scale (need a finite eps > -1: the score times 1 + eps)");
+    GMMDIFF_EXPECTS(eps >= 0 || eps * f > -1, "eps = ", eps, " for score error scale with the ",
+                    to_string(err.profile), " profile, whose largest factor is ", f, ": the score times 1 + eps f(t) = ",
+                    1 + eps * f, " at that step (need eps f(t) > -1 at every step)");
+  } else {
+    GMMDIFF_EXPECTS(std::isfinite(eps) && eps >= 0, "eps = ", eps, " (need a finite eps >= 0)");
+  }
+  // The largest step's size, eps f: finite, and for `means` within what a model may hold.
+  check_effective_eps(max_mean_norm, err.kind, eps * f, eps, f);
+}
+
+void check_score_error(const Mixture& target, const Schedule& s, const ScoreError& err, int stop) {
+  check_score_error(target.K > 0 ? target.max_mean_norm() : 0.0, err, s.T, stop);
   if (err.kind == ScoreErrorKind::Bias && err.direction != BiasDirection::Random)
     (void)bias_unit_vector(target, err, 0);  // throws for a vector that cannot be a direction
 }
@@ -516,9 +634,16 @@ void check_sample_options(const Mixture& target, const Schedule& s, const Sample
   GMMDIFF_EXPECTS(std::isfinite(opt.eta) && opt.eta >= 0 && opt.eta <= 1, "--eta = ", opt.eta, " (allowed: 0 to 1)");
   GMMDIFF_EXPECTS(opt.eta == 0 || opt.sampler == SamplerKind::DDIMSong, "--eta = ", opt.eta,
                   " applies to the sampler ddim-song only (", to_string(opt.sampler), " has no eta)");
-  check_score_error(target, s, opt.score_error);
-  for (int t : opt.snapshot_steps)
+  check_score_error(target, s, opt.score_error, opt.stop);
+  // 0: eps_score not measured (the ranks other than 0 of an MPI run); the CLI refuses --eps-samples 0.
+  GMMDIFF_EXPECTS(opt.eps_samples >= 0 && opt.eps_samples <= kMaxEpsSamples, "--eps-samples = ", opt.eps_samples,
+                  " (need 1 <= eps-samples <= ", kMaxEpsSamples, ")");
+  for (std::size_t i = 0; i < opt.snapshot_steps.size(); ++i) {
+    const int t = opt.snapshot_steps[i];
     GMMDIFF_EXPECTS(t >= opt.stop && t <= s.T, "--snapshot ", t, " is outside ", opt.stop, "..", s.T);
+    for (std::size_t j = 0; j < i; ++j)
+      GMMDIFF_EXPECTS(opt.snapshot_steps[j] != t, "--snapshot ", t, " is given twice (each step has one file)");
+  }
   GMMDIFF_EXPECTS(opt.first <= opt.n, "particle range from ", opt.first, " is past the run's n = ", opt.n);
   GMMDIFF_EXPECTS(opt.count == UINT64_MAX || opt.count <= opt.n - opt.first, "particle range ", opt.first, " + ",
                   opt.count, " is past the run's n = ", opt.n);
@@ -554,6 +679,10 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
 
   const auto e0 = std::chrono::steady_clock::now();
   sum.eps_score = measure_eps_score(target, s, opt);
+  // Never a figure: a non-finite eps_score means the error model itself did not compute.
+  GMMDIFF_EXPECTS(std::isfinite(sum.eps_score), "the realised eps_score of --score-error ",
+                  to_string(opt.score_error.kind), " --eps ", opt.score_error.eps, " is ", sum.eps_score,
+                  " (the error model overflows a double at this eps: take a smaller one)");
   sum.eps_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
 
   const ScorePlan score(target, s, opt);
@@ -636,8 +765,8 @@ RunSummary run_sampler(const Mixture& target, const Schedule& s, const SampleOpt
         }
       }
       throw NumericalError("a particle became NaN or Inf at step t = " + std::to_string(bad_t) + " (particles " +
-                  std::to_string(first) + ".." + std::to_string(first + rows - 1) +
-                  "); nothing was written. Try --precision fp64 or a schedule with smaller steps");
+                           std::to_string(first) + ".." + std::to_string(first + rows - 1) +
+                           "); nothing was written. " + nonfinite_advice(target, s, opt));
     }
     sink.on_chunk(be);
   }

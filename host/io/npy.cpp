@@ -14,6 +14,7 @@
 #include <new>
 
 #include "io/atomic_file.hpp"
+#include "io/input.hpp"
 #include "io/npy_slices.hpp"
 #include "gmmdiff/error.hpp"
 
@@ -62,8 +63,6 @@ namespace {
 
 // The header from the start of an open file; leaves f at data_offset.
 NpyHeader parse_header(std::FILE* f, const std::string& path) {
-  struct stat st {};
-  GMMDIFF_EXPECTS(::fstat(::fileno(f), &st) != 0 || !S_ISDIR(st.st_mode), path, ": is a directory, not a .npy file");
   unsigned char pre[10];
   GMMDIFF_EXPECTS(std::fread(pre, 1, 8, f) == 8 && std::memcmp(pre, kMagic, 6) == 0, path,
                   ": not a .npy file (bad magic)");
@@ -85,6 +84,13 @@ NpyHeader parse_header(std::FILE* f, const std::string& path) {
   GMMDIFF_EXPECTS(std::fread(&h[0], 1, hlen, f) == hlen, path, ": truncated .npy header");
   NpyHeader out;
   out.data_offset = pre_len + hlen;
+  // A key given twice would be read here as its first value and by NumPy as its last: refused,
+  // as duplicate keys are in every JSON file (io/input.hpp).
+  for (const char* key : {"'descr'", "'fortran_order'", "'shape'"}) {
+    const auto first = h.find(key);
+    GMMDIFF_EXPECTS(first == std::string::npos || h.find(key, first + 1) == std::string::npos, path,
+                    ": duplicate key ", key, " in the .npy header");
+  }
   std::string descr = dict_value(h, "descr", path);
   GMMDIFF_EXPECTS(descr.size() >= 2 && (descr.front() == '\'' || descr.front() == '"'), path,
                   ": malformed descr in .npy header");
@@ -127,15 +133,27 @@ void convert(const unsigned char* src, std::size_t n, double* dst) {
 
 }  // namespace
 
+namespace {
+/// The file at path, opened for reading: a regular file (io/input.hpp), else gmmdiff::Error.
+std::FILE* open_npy(const std::string& path) {
+  const int fd = open_input_file(path, ".npy file");
+  std::FILE* f = ::fdopen(fd, "rb");
+  if (!f) {
+    const int e = errno;
+    ::close(fd);
+    throw Error(path + ": cannot open the .npy file (" + std::strerror(e) + ")");
+  }
+  return f;
+}
+}  // namespace
+
 NpyHeader read_npy_header(const std::string& path) {
-  File f(std::fopen(path.c_str(), "rb"));
-  GMMDIFF_EXPECTS(f.f, path, ": cannot open (", std::strerror(errno), ")");
+  File f(open_npy(path));
   return parse_header(f.f, path);
 }
 
 NpyReader::NpyReader(const std::string& path) : path_(path) {
-  File f(std::fopen(path.c_str(), "rb"));
-  GMMDIFF_EXPECTS(f.f, path, ": cannot open (", std::strerror(errno), ")");
+  File f(open_npy(path));
   header_ = parse_header(f.f, path);
   const NpyHeader& h = header_;
   GMMDIFF_EXPECTS(!h.fortran_order, path, ": Fortran-ordered arrays are not supported (save with C order)");
@@ -286,12 +304,6 @@ void check_room(const std::string& path, const std::string& tmp, uint64_t header
                                     gib(double(avail)), " free"));
 }
 
-/// A full disk or quota is a resource (exit 3), anything else an error (exit 2).
-[[noreturn]] void throw_io_error(const std::string& what, int e) {
-  const std::string why = detail::cat(what, " (", std::strerror(e), ")");
-  if (e == ENOSPC || e == EDQUOT || e == EFBIG) throw ResourceError(why);
-  throw Error(why);
-}
 }  // namespace
 
 NpyWriter::NpyWriter(const std::string& path, uint64_t rows, uint64_t cols, bool fp64)
@@ -301,13 +313,17 @@ NpyWriter::NpyWriter(const std::string& path, uint64_t rows, uint64_t cols, bool
   check_room(path, tmp_, h.size(), rows, cols, fp64);
   register_temp(tmp_);
   f_ = std::fopen(tmp_.c_str(), "wb");
-  if (!f_) unregister_temp(tmp_);
-  GMMDIFF_EXPECTS(f_, path, ": cannot write (", std::strerror(errno), ")");
+  if (!f_) {
+    const int e = errno;
+    unregister_temp(tmp_);
+    throw_write_error(path + ": cannot write", e);
+  }
   if (std::fwrite(h.data(), 1, h.size(), f_) != h.size()) {
+    const int e = errno;
     std::fclose(f_);
     std::remove(tmp_.c_str());
     unregister_temp(tmp_);
-    throw Error(path + ": write failed");
+    throw_write_error(path + ": write failed", e);
   }
 }
 
@@ -321,17 +337,25 @@ void NpyWriter::append(const void* data, uint64_t rows) {
   GMMDIFF_EXPECTS(!committed_ && f_, path_, ": append after commit");
   GMMDIFF_EXPECTS(written_ + rows <= rows_, path_, ": more rows than declared (", written_ + rows, " > ", rows_, ")");
   const std::size_t n = static_cast<std::size_t>(rows * cols_);
-  if (std::fwrite(data, fp64_ ? 8 : 4, n, f_) != n) throw_io_error(path_ + ": write failed", errno);
+  if (std::fwrite(data, fp64_ ? 8 : 4, n, f_) != n) throw_write_error(path_ + ": write failed", errno);
   written_ += rows;
 }
 
-void NpyWriter::commit() {
+void NpyWriter::finish() {
+  if (finished_) return;
+  GMMDIFF_EXPECTS(!committed_ && f_, path_, ": finish after commit");
   GMMDIFF_EXPECTS(written_ == rows_, path_, ": ", written_, " of ", rows_, " rows written");
   const bool ok = std::fflush(f_) == 0 && ::fsync(::fileno(f_)) == 0;
+  const int e = errno;
   const bool closed = std::fclose(f_) == 0;
   f_ = nullptr;
-  if (!(ok && closed && std::rename(tmp_.c_str(), path_.c_str()) == 0))
-    throw_io_error(path_ + ": could not finish the file", errno);
+  if (!(ok && closed)) throw_write_error(path_ + ": could not finish the file", ok ? errno : e);
+  finished_ = true;
+}
+
+void NpyWriter::commit() {
+  finish();
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) throw_write_error(path_ + ": could not finish the file", errno);
   committed_ = true;
 }
 
@@ -365,12 +389,12 @@ void NpySlices::create(const std::string& path, const std::string& tmp, uint64_t
   ::close(fd);
   if (!ok) {
     ::unlink(tmp.c_str());
-    throw_io_error(path + ": cannot create", e);
+    throw_write_error(path + ": cannot create", e);
   }
 }
 
 void NpySlices::commit(const std::string& tmp, const std::string& path) {
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw_io_error(path + ": could not finish the file", errno);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw_write_error(path + ": could not finish the file", errno);
 }
 
 NpySlices::NpySlices(const std::string& path, const std::string& tmp, uint64_t rows, uint64_t cols, bool fp64)
@@ -403,7 +427,7 @@ void NpySlices::write_rows(uint64_t first_row, const void* data, uint64_t rows) 
     const std::size_t m = static_cast<std::size_t>(std::min<uint64_t>(left, uint64_t(1) << 30));
     const ssize_t w = ::pwrite(fd_, p, m, static_cast<off_t>(at));
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) throw_io_error(path_ + ": write failed", w < 0 ? errno : EIO);
+    if (w <= 0) throw_write_error(path_ + ": write failed", w < 0 ? errno : EIO);
     p += w;
     at += static_cast<uint64_t>(w);
     left -= static_cast<uint64_t>(w);
@@ -416,7 +440,7 @@ void NpySlices::finish() {
   const int e = errno;
   const bool closed = ::close(fd_) == 0;
   fd_ = -1;
-  if (!synced || !closed) throw_io_error(path_ + ": could not finish this rank's rows", synced ? errno : e);
+  if (!synced || !closed) throw_write_error(path_ + ": could not finish this rank's rows", synced ? errno : e);
 }
 
 }  // namespace gmmdiff

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "gmmdiff/error.hpp"
+#include "io/input.hpp"
 
 namespace gmmdiff::text {
 
@@ -49,15 +50,7 @@ std::string utc_now() {
   return buf;
 }
 
-std::string read_text(const std::string& path, const std::string& what) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw Error(what + " " + path + ": is a directory, not a file");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(what + " " + path + ": cannot open (" + std::strerror(errno) + ")");
-  std::ostringstream os;
-  os << f.rdbuf();
-  return os.str();
-}
+std::string read_text(const std::string& path, const std::string& what) { return read_input_file(path, what); }
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);

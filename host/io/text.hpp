@@ -18,7 +18,8 @@ std::string hex16(uint64_t h);
 std::string num(double x);
 /// The current time as "YYYY-MM-DDThh:mm:ssZ".
 std::string utc_now();
-/// The whole file as bytes; gmmdiff::Error "<what> <path>: ..." when it is a directory or unreadable.
+/// The whole file as bytes (read_input_file of io/input.hpp: a regular file only); gmmdiff::Error
+/// "<path>: ... <what>" when it is missing, a directory, a device, a FIFO or unreadable.
 std::string read_text(const std::string& path, const std::string& what);
 /// Case-insensitive Levenshtein distance (for "did you mean" suggestions).
 std::size_t edit_distance(const std::string& a, const std::string& b);

@@ -13,11 +13,13 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "io/atomic_file.hpp"
+#include "io/input.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/report.hpp"
 #include "gmmdiff/sweep.hpp"
@@ -342,8 +344,27 @@ Report write_report(const std::string& dir, const ReportOptions& opt) {
                                        "its row was written)"
                                  : ""));
   }
+  // keys.txt (written by the sweep) names the sweep's runs: rows of other runs that results.jsonl
+  // keeps (a gmmdiff that keyed runs differently) are not reported, as the sweep says.
+  std::size_t others = 0;
+  const std::string keys_path = (fs::path(dir) / kSweepKeysFile).string();
+  if (fs::exists(keys_path)) {
+    std::set<std::string> keys;
+    std::istringstream in(read_input_file(keys_path, "keys.txt"));
+    for (std::string k; in >> k;) keys.insert(k);
+    const auto before = rows.size();
+    rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const SweepRow& r) { return !keys.count(r.key); }),
+               rows.end());
+    others = before - rows.size();
+    if (rows.empty())
+      throw Error(results + ": no finished runs of this sweep yet (its " + std::to_string(before) +
+                  " rows belong to runs that keys.txt does not list)");
+  }
   std::stable_sort(rows.begin(), rows.end(), [](const SweepRow& a, const SweepRow& b) { return a.index < b.index; });
   Report r = analyze_rows(rows, opt);
+  if (others)
+    r.notes.push_back(std::to_string(others) + " rows of results.jsonl belong to no run of this sweep (keys.txt); they "
+                      "are kept there but not reported");
   write_file_atomic((fs::path(dir) / "report.md").string(), report_markdown(r));
   write_file_atomic((fs::path(dir) / "report.json").string(), report_json(r));
   write_file_atomic((fs::path(dir) / "results.csv").string(), rows_to_csv(rows));

@@ -7,6 +7,7 @@
 #include "gmmdiff/model.hpp"
 #include "gmmdiff/schedule.hpp"
 #include "io/text.hpp"
+#include "sweep/run_params.hpp"
 
 namespace gmmdiff::sweep_parse {
 namespace {
@@ -18,33 +19,24 @@ const std::vector<std::string> kBoundsKeys = {"M", "n"};
 
 // ---------------------------------------------------------------- family
 
-/// FNV-1a of the mixture's shape and values: the model's identity in run keys.
-uint64_t hash_mixture(const Mixture& m) {
-  uint64_t h = text::fnv1a(&m.K, sizeof m.K);
-  h = text::fnv1a(&m.d, sizeof m.d, h);
-  auto vec = [&](const std::vector<double>& v) { h = text::fnv1a(v.data(), v.size() * sizeof(double), h); };
-  vec(m.weights);
-  vec(m.means);
-  const int cov = m.cov == Covariance::Isotropic ? 0 : 1;
-  h = text::fnv1a(&cov, sizeof cov, h);
-  vec(m.sd);
-  vec(m.var_diag);
-  return h;
-}
-
 /// Loads the model file of f and takes d, K, sd (0 when the components differ), radius and hash from it.
 void take_shape_from_model(const ParseContext& c, FamilyEntry& f) {
-  Mixture m;
-  try {
-    m = load_model_json(f.model_file);
-  } catch (const Error& err) {
-    c.fail("family.model", err.what());
+  auto& cached = c.inputs->models[f.model_file];
+  if (!cached) {
+    try {
+      cached = std::make_shared<const Mixture>(load_model_json(f.model_file));
+    } catch (const Error& err) {
+      c.inputs->models.erase(f.model_file);
+      c.fail("family.model", err.what());
+    }
   }
+  f.model = cached;
+  const Mixture& m = *cached;
   if (!f.K.empty() || !f.radius.empty())
     c.fail("family", "a model file fixes K and the means: \"K\" and \"radius\" do not apply");
   f.model_d = m.d;
   f.model_K = m.K;
-  f.model_hash = text::hex16(hash_mixture(m));
+  f.model_hash = hash_mixture(m);
   bool same_sd = m.cov == Covariance::Isotropic;
   for (int k = 1; same_sd && k < m.K; ++k) same_sd = m.sd[k] == m.sd[0];
   f.model_sd = same_sd ? m.sd[0] : 0.0;
@@ -116,6 +108,37 @@ void check_schedule(const ParseContext& c, const ScheduleEntry& s) {
   if (s.c0 <= 0 || s.c1 <= 0) c.fail("schedule", "c0 and c1 must be positive");
 }
 
+/// What a schedule object names that its schedule does not use is refused, as on the command line.
+void check_schedule_object(const ParseContext& c, const json& e, const ScheduleEntry& s) {
+  const bool constants = s.name == "lcw" || s.name == "li-yan";
+  for (const char* k : {"c0", "c1"})
+    if (e.contains(k) && !constants)
+      c.fail(std::string("schedule.") + k, "does not apply to the schedule \"" + s.name +
+                                               "\" (only lcw and li-yan have the constants c0 and c1)");
+  if (e.contains("kind") && s.name != "file")
+    c.fail("schedule.kind", "does not apply to the schedule \"" + s.name + "\" (only to a schedule file)");
+}
+
+/// The schedule of a file entry, read once per sweep (InputCache): it fixes T, and its contents
+/// (hash_schedule) key the runs.
+void load_schedule_file(const ParseContext& c, ScheduleEntry& s) {
+  auto& cached = c.inputs->schedules[s.file + "|" + s.kind];
+  if (!cached) {
+    ScheduleParams sp;
+    sp.name = "file";
+    sp.file = s.file;
+    sp.file_kind = s.kind;
+    try {
+      cached = std::make_shared<const Schedule>(make_schedule(sp));
+    } catch (const Error& e) {
+      c.inputs->schedules.erase(s.file + "|" + s.kind);
+      c.fail("schedule", std::string("file: ") + e.what());
+    }
+  }
+  s.loaded = cached;
+  s.hash = hash_schedule(*cached);
+}
+
 ScheduleEntry read_schedule(const ParseContext& c, const json& e) {
   ScheduleEntry s;
   if (e.is_string()) {
@@ -131,6 +154,8 @@ ScheduleEntry read_schedule(const ParseContext& c, const json& e) {
     c.fail("schedule", "expected a schedule name or an object, got " + e.dump());
   }
   check_schedule(c, s);
+  if (e.is_object()) check_schedule_object(c, e, s);
+  if (s.name == "file") load_schedule_file(c, s);
   return s;
 }
 
@@ -258,11 +283,43 @@ RunBounds read_bounds(const ParseContext& c, const json& v) {
   return b;
 }
 
+/// The direction files of tv's file:PATH statistics, read once per sweep (a relative PATH from the
+/// sweep file's folder, as for models and schedules); returns the hash of their contents.
+std::string load_tv_files(const ParseContext& c, TvOptions& t) {
+  std::vector<std::string> paths;
+  try {
+    paths = stat_files(t.stats);
+  } catch (const Error& e) {
+    c.fail("tv.stats", e.what());
+  }
+  std::vector<const NpyArray*> arrays;
+  for (const std::string& p : paths) {
+    const std::string abs = resolve_path(c, p);
+    auto& cached = c.inputs->arrays[abs];
+    if (!cached) {
+      try {
+        cached = std::make_shared<const NpyArray>(read_npy(abs));
+      } catch (const Error& e) {
+        c.inputs->arrays.erase(abs);
+        c.fail("tv.stats", e.what());
+      }
+    }
+    t.files[p] = cached;
+    arrays.push_back(cached.get());
+  }
+  return arrays.empty() ? "" : hash_arrays(arrays);
+}
+
 }  // namespace
 
 GridAxes read_grid_axes(const ParseContext& c, const json& a) {
-  if (!a.contains("T")) c.fail("T", "missing: every sweep needs the axis \"T\" (e.g. [16, 32, 64, 128])");
   GridAxes g;
+  for (auto it = a.begin(); it != a.end(); ++it) g.given.insert(it.key());
+  g.schedules = read_schedules(c, get_or(a, "schedule", json("lcw")));
+  const bool all_files = std::all_of(g.schedules.begin(), g.schedules.end(),
+                                     [](const ScheduleEntry& s) { return s.name == "file"; });
+  if (!a.contains("T") && !all_files)
+    c.fail("T", "missing: every sweep needs the axis \"T\" (e.g. [16, 32, 64, 128]) unless its schedules are files");
   g.families = read_families(c, get_or(a, "family", json("two-point")));
   g.sds = read_sds(c, get_or(a, "sd", json(1.0)));
   g.radii = read_radii(c, get_or(a, "radius", json(2.0)));
@@ -271,7 +328,8 @@ GridAxes read_grid_axes(const ParseContext& c, const json& a) {
   g.ns = read_ints<uint64_t>(c, get_or(a, "n", json(10000)), "n", 16, int64_t(1) << 40);
   g.seeds = read_seeds(c, get_or(a, "seeds", json(1)));
   g.ds = read_ints<int>(c, get_or(a, "d", json(2)), "d", 1, 1 << 20);
-  g.Ts = read_ints<int>(c, a["T"], "T", 1, kMaxSteps);
+  // A schedule file fixes T (its length); without a T axis, a placeholder the files override.
+  g.Ts = a.contains("T") ? read_ints<int>(c, a["T"], "T", 1, kMaxSteps) : std::vector<int>{0};
   g.stops = read_ints<int>(c, get_or(a, "stop", json(1)), "stop", 0, 1);
   if (a.contains("K")) g.Ks = read_ks(c, a["K"]);
   g.errs = parse_enum_list(c, get_or(a, "score_error", json("none")), "score_error", parse_score_error);
@@ -287,7 +345,6 @@ GridAxes read_grid_axes(const ParseContext& c, const json& a) {
   g.bias_directions = read_bias_directions(c, get_or(a, "bias_direction", json("random")));
   g.variances = parse_enum_list(c, get_or(a, "variance", json("beta")), "variance", parse_variance);
   g.precisions = parse_enum_list(c, get_or(a, "precision", json("fp32")), "precision", parse_precision);
-  g.schedules = read_schedules(c, get_or(a, "schedule", json("lcw")));
   g.backends = read_backends(c, get_or(a, "backend", json("auto")));
   g.eps_samples = static_cast<int>(as_int(c, get_or(a, "eps_samples", json(1024)), "eps_samples", 1, 1 << 24));
   if (a.contains("quantities")) {
@@ -296,6 +353,7 @@ GridAxes read_grid_axes(const ParseContext& c, const json& a) {
   }
   g.tv = a.contains("tv") ? read_tv(c, a["tv"]) : TvOptions{};
   g.bounds = a.contains("bounds") ? read_bounds(c, a["bounds"]) : RunBounds{};
+  g.tv_files_hash = load_tv_files(c, g.tv);
   return g;
 }
 

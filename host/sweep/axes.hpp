@@ -2,6 +2,8 @@
 // (docs/sweeps.md, "Axes"). Model files are loaded here, so that a bad one stops the sweep at once.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,7 @@ namespace gmmdiff::sweep_parse {
 /// model file, which fixes d, K, the means and the sd.
 struct FamilyEntry {
   std::string label, preset, model_file, model_hash;
+  std::shared_ptr<const Mixture> model;  ///< the model file, loaded once (InputCache)
   std::vector<KSpec> K;        ///< family override (empty: the sweep's K axis)
   std::vector<double> radius;  ///< family override
   bool full_rank = false;
@@ -29,6 +32,8 @@ struct FamilyEntry {
 struct ScheduleEntry {
   std::string name, file, kind = "auto";
   double c0 = 2.0, c1 = 10.0;
+  std::shared_ptr<const Schedule> loaded;  ///< a file's schedule, loaded once (InputCache): it fixes T
+  std::string hash;                        ///< hash_schedule(*loaded)
 };
 
 /// Every axis of one grid (the top level merged with the grid's overrides), defaults filled in.
@@ -49,8 +54,10 @@ struct GridAxes {
   std::vector<std::string> backends;
   int eps_samples = 1024;
   bool quantities = false;
-  TvOptions tv;
-  RunBounds bounds;  ///< "bounds" (off when absent)
+  TvOptions tv;               ///< tv.files: the file: statistics' arrays, loaded once
+  std::string tv_files_hash;  ///< hash_arrays of them ("" when there are none)
+  RunBounds bounds;           ///< "bounds" (off when absent)
+  std::set<std::string> given;  ///< the axes this grid's JSON names (its own or the top level's)
 };
 
 /// Reads and checks the axes of one grid, in a fixed order (the first bad value is the error).

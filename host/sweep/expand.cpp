@@ -1,10 +1,13 @@
 // gmmdiff (sweep): the runs of one grid (host/sweep/expand.hpp).
 #include "sweep/expand.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
+#include "gmmdiff/sampler.hpp"
 #include "io/text.hpp"
+#include "sweep/run_params.hpp"
 
 namespace gmmdiff::sweep_parse {
 namespace {
@@ -12,6 +15,7 @@ namespace {
 /// The axes of one family: the grid's, with what the family fixes (a model file: d, K, sd,
 /// radius; two-point and gaussian: K) or overrides (K, radius).
 struct FamilyAxes {
+  bool sweep_K = false;  ///< Ks is the grid's K axis
   std::vector<KSpec> Ks;
   std::vector<double> sds, radii;
   std::vector<int> ds;
@@ -39,6 +43,7 @@ FamilyAxes family_axes(const ParseContext& c, const FamilyEntry& f, const GridAx
   const bool is_model = !f.model_file.empty();
   FamilyAxes fa;
   fa.Ks = family_ks(c, f, a.Ks);
+  fa.sweep_K = !is_model && f.preset != "two-point" && f.preset != "gaussian" && f.K.empty() && !a.Ks.empty();
   fa.sds = is_model ? std::vector<double>{f.model_sd} : a.sds;
   fa.radii = is_model ? std::vector<double>{f.model_radius} : (f.radius.empty() ? a.radii : f.radius);
   fa.ds = is_model ? std::vector<int>{f.model_d} : a.ds;
@@ -115,6 +120,7 @@ RunParams run_at(const FamilyEntry& f, const FamilyAxes& fa, const GridAxes& a, 
   p.preset = f.preset;
   p.model_file = f.model_file;
   p.model_hash = f.model_hash;
+  p.model = f.model;
   p.d = fa.ds[at[kD]];
   p.K = ks.resolve(p.d);
   p.K_spec = ks.text;
@@ -136,7 +142,9 @@ RunParams run_at(const FamilyEntry& f, const FamilyAxes& fa, const GridAxes& a, 
   p.c1 = sch.c1;
   p.schedule_file = sch.file;
   p.schedule_kind = sch.kind;
-  p.T = a.Ts[at[kT]];
+  p.schedule_hash = sch.hash;
+  p.schedule_loaded = sch.loaded;
+  p.T = sch.loaded ? sch.loaded->T : a.Ts[at[kT]];  // a schedule file fixes T: the row records what ran
   p.stop = a.stops[at[kStop]];
   p.precision = a.precisions[at[kPrecision]];
   p.n = a.ns[at[kN]];
@@ -147,6 +155,7 @@ RunParams run_at(const FamilyEntry& f, const FamilyAxes& fa, const GridAxes& a, 
   p.tv = a.tv;
   p.tv.seed = seed;
   p.bounds = a.bounds;
+  p.tv_files_hash = a.tv_files_hash;
   return p;
 }
 
@@ -162,13 +171,38 @@ void check_run(const ParseContext& c, const RunParams& p) {
   if (p.full_rank && p.K < p.d)
     c.fail("K", p.family + " asks for full rank but K = " + std::to_string(p.K) + " < d = " + std::to_string(p.d) +
                     " (write K as \"d\" or larger)");
-  if (p.score_error == ScoreErrorKind::Scale ? !(p.eps > -1) : !(p.eps >= 0))
-    c.fail("eps", text::num(p.eps) + " for score error " + to_string(p.score_error) +
-                      (p.score_error == ScoreErrorKind::Scale ? " (eps > -1)" : " (eps >= 0)"));
+  try {
+    // The rule of `gmmdiff sample`, with the run's profile over its steps (the target's means are
+    // checked once per target: parse.cpp).
+    check_score_error(0.0, score_error_of(p), p.T, p.stop);
+  } catch (const Error& e) {
+    c.fail("eps", e.what());
+  }
+  if (p.score_error == ScoreErrorKind::Bias && p.bias_direction != "random" && p.bias_direction != "means") {
+    const auto values = 1 + std::count(p.bias_direction.begin(), p.bias_direction.end(), ',');
+    if (values != p.d)
+      c.fail("bias_direction", "a vector of " + std::to_string(values) + " values for d = " + std::to_string(p.d) +
+                                   " (" + p.family + ")");
+  }
+}
+
+/// The axes run p of family f uses (those that do not apply to every run).
+void mark_applied(const FamilyEntry& f, const FamilyAxes& fa, const RunParams& p, std::set<std::string>& applied) {
+  const bool preset = f.model_file.empty();
+  if (p.schedule != "file") applied.insert("T");
+  if (p.score_error != ScoreErrorKind::None) applied.insert({"eps", "eps_samples"});
+  if (p.sampler == SamplerKind::DDPM) applied.insert("variance");
+  if (p.sampler == SamplerKind::DDIMSong) applied.insert("eta");
+  if (p.score_error != ScoreErrorKind::None) applied.insert("error_profile");
+  if (p.score_error == ScoreErrorKind::Bias) applied.insert("bias_direction");
+  if (fa.sweep_K) applied.insert("K");
+  if (preset && f.radius.empty()) applied.insert("radius");
+  if (preset) applied.insert({"sd", "d"});
+  if (p.preset == "random-sphere") applied.insert("model_seed");
 }
 
 void expand_family(const ParseContext& c, const FamilyEntry& f, const GridAxes& a, std::set<std::string>& seen,
-                   std::vector<RunParams>& runs) {
+                   std::vector<RunParams>& runs, AxisUse& use) {
   const FamilyAxes fa = family_axes(c, f, a);
   const Position sizes = axis_sizes(fa, a);
   check_run_count_bound(c, f, fa, a);
@@ -176,6 +210,7 @@ void expand_family(const ParseContext& c, const FamilyEntry& f, const GridAxes& 
   do {
     const RunParams p = run_at(f, fa, a, at);
     check_run(c, p);
+    mark_applied(f, fa, p, use.applied);
     if (seen.insert(p.key()).second) runs.push_back(p);
     if (runs.size() > kMaxRuns)
       c.fail("", "more than " + std::to_string(kMaxRuns) + " runs: too many (at most " + std::to_string(kMaxRuns) +
@@ -185,8 +220,29 @@ void expand_family(const ParseContext& c, const FamilyEntry& f, const GridAxes& 
 
 }  // namespace
 
-void expand_grid(const ParseContext& c, const GridAxes& a, std::set<std::string>& seen, std::vector<RunParams>& runs) {
-  for (const auto& f : a.families) expand_family(c, f, a, seen, runs);
+void expand_grid(const ParseContext& c, const GridAxes& a, std::set<std::string>& seen, std::vector<RunParams>& runs,
+                 AxisUse& use) {
+  use.given.insert(a.given.begin(), a.given.end());
+  for (const auto& f : a.families) expand_family(c, f, a, seen, runs, use);
+}
+
+void check_axes_apply(const ParseContext& c, const AxisUse& use) {
+  static const std::vector<std::pair<std::string, std::string>> kWhy = {
+      {"T", "every schedule is a file, which fixes T (its length); remove \"T\""},
+      {"eps", "every run has score_error \"none\"; remove it, or add a score error"},
+      {"eps_samples", "every run has score_error \"none\" (nothing to measure); remove it"},
+      {"variance", "no run uses the ddpm sampler (ddim adds no noise; ddim-song's noise is \"eta\"); remove it"},
+      {"eta", "no run uses the ddim-song sampler (the only one with a noise fraction eta); remove it"},
+      {"error_profile", "every run has score_error \"none\"; remove it, or add a score error"},
+      {"bias_direction", "no run has score_error \"bias\" (the only one with a direction); remove it"},
+      {"K", "every family fixes K (two-point, gaussian, a model file, or a family's own \"K\"); remove it"},
+      {"radius", "every family fixes the radius (a model file, or a family's own \"radius\"); remove it"},
+      {"sd", "every family is a model file, which fixes the sd; remove it"},
+      {"d", "every family is a model file, which fixes d; remove it"},
+      {"model_seed", "no family is random-sphere (the only one with random means); remove it"},
+  };
+  for (const auto& [axis, why] : kWhy)
+    if (use.given.count(axis) && !use.applied.count(axis)) c.fail(axis, "applies to no run of this sweep: " + why);
 }
 
 }  // namespace gmmdiff::sweep_parse

@@ -2,14 +2,17 @@
 // the JSON, the header keys, the grids, the expansion of each grid into runs, and the checks that
 // every target, schedule and TV plan of the sweep can be built, all before anything is written.
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "gmmdiff/bounds.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/model.hpp"
+#include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
 #include "gmmdiff/sweep.hpp"
 #include "gmmdiff/tv.hpp"
+#include "io/input.hpp"
 #include "io/text.hpp"
 #include "sweep/axes.hpp"
 #include "sweep/expand.hpp"
@@ -41,16 +44,7 @@ const std::vector<std::string>& top_level_keys() {
 
 /// The text as a JSON object with known keys only.
 json read_sweep_json(const ParseContext& c, const std::string& text) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    const auto p = what.find("parse error");
-    c.fail("", "not valid JSON: " + (p == std::string::npos ? what : what.substr(p)));
-  } catch (const json::exception&) {  // out_of_range.406: a number such as 1e999
-    c.fail("", "a number does not fit in a double (it must be finite)");
-  }
+  const json j = parse_json(text, c.origin);
   if (!j.is_object()) c.fail("", "a sweep is a JSON object of axes (see docs/sweeps.md)");
   check_keys(c, j, top_level_keys(), "the sweep");
   return j;
@@ -87,21 +81,41 @@ std::vector<json> grids_of(const ParseContext& c, const json& j) {
 
 /// Builds the preset of p once per distinct target (up to K d = 16e6; larger ones are built by
 /// the run): what make_preset refuses is an error naming the family here.
-void check_target_builds(const ParseContext& c, const RunParams& p, std::set<std::string>& checked) {
-  if (!p.model_file.empty()) return;
-  const std::string tkey = p.preset + "|" + std::to_string(p.d) + "|" + std::to_string(p.K) + "|" +
-                           text::num(p.radius) + "|" + text::num(p.sd) + "|" + std::to_string(p.model_seed);
-  if (checked.count(tkey) || static_cast<double>(p.K) * p.d > 16.0e6) return;
-  checked.insert(tkey);
-  try {
-    (void)make_preset(preset_params(p));
-  } catch (const Error& e) {
-    c.fail("family", p.family + " at d = " + std::to_string(p.d) + ", K = " + std::to_string(p.K) + ": " + e.what());
+void check_target_builds(const ParseContext& c, const RunParams& p, std::map<std::string, double>& norms,
+                         std::set<std::string>& errors) {
+  const std::string tkey = p.preset + "|" + p.model_hash + "|" + std::to_string(p.d) + "|" + std::to_string(p.K) +
+                           "|" + text::num(p.radius) + "|" + text::num(p.sd) + "|" + std::to_string(p.model_seed);
+  if (static_cast<double>(p.K) * p.d > 16.0e6) return;
+  auto it = norms.find(tkey);
+  if (it == norms.end()) {
+    double norm = 0;
+    try {
+      norm = p.model ? p.model->max_mean_norm() : make_preset(preset_params(p)).max_mean_norm();
+    } catch (const Error& e) {
+      c.fail("family", p.family + " at d = " + std::to_string(p.d) + ", K = " + std::to_string(p.K) + ": " + e.what());
+    }
+    it = norms.emplace(tkey, norm).first;
   }
+  // The score error on this target (e.g. means moved so far that |mu|^2 overflows, at the step
+  // where its profile's factor is largest).
+  if (!errors.insert(tkey + "|" + to_string(p.score_error) + "|" + text::num(p.eps) + "|" +
+                     to_string(p.error_profile) + "|" + p.bias_direction + "|" + std::to_string(p.T) + "|" +
+                     std::to_string(p.stop))
+           .second)
+    return;
+  try {
+    check_score_error(it->second, score_error_of(p), p.T, p.stop);
+  } catch (const Error& e) {
+    c.fail("eps", p.family + ": " + e.what());
+  }
+  // max |mu_k| = 0: every mean is 0, so "the direction of the means" is none.
+  if (p.score_error == ScoreErrorKind::Bias && p.bias_direction == "means" && it->second == 0)
+    c.fail("bias_direction", p.family + ": \"means\" but every mean is 0, so the means have no direction");
 }
 
 /// Builds the schedule of p once per distinct schedule: what make_schedule refuses is an error here.
 void check_schedule_builds(const ParseContext& c, const RunParams& p, std::set<std::string>& checked) {
+  if (p.schedule_loaded) return;  // a file: built when it was read
   const std::string skey = p.schedule + "|" + text::num(p.c0) + "|" + text::num(p.c1) + "|" + p.schedule_file + "|" +
                            p.schedule_kind + "|" + std::to_string(p.T);
   if (!checked.insert(skey).second) return;
@@ -115,9 +129,10 @@ void check_schedule_builds(const ParseContext& c, const RunParams& p, std::set<s
 /// Build each distinct target and schedule once, so that what make_preset or make_schedule
 /// would refuse stops the sweep before anything is written.
 void check_runs_build(const ParseContext& c, const std::vector<RunParams>& runs) {
-  std::set<std::string> targets, schedules;
+  std::map<std::string, double> targets;
+  std::set<std::string> errors, schedules;
   for (const auto& p : runs) {
-    check_target_builds(c, p, targets);
+    check_target_builds(c, p, targets, errors);
     check_schedule_builds(c, p, schedules);
   }
 }
@@ -151,10 +166,12 @@ void check_bounds(const ParseContext& c, const std::vector<RunParams>& runs) {
     if (!checked.insert(q.canonical()).second || static_cast<double>(p.K) * p.d > 16.0e6) continue;
     try {
       const Mixture m = build_target(p);
-      const Schedule s = make_schedule(schedule_params(p));
+      const Schedule s = build_schedule(p);
       const SampleOptions opt = sample_options_of(p);
       const BoundsOptions bo = bounds_options_of(p);
-      if (p.sampler == SamplerKind::DDPM) check_path_options(m, s, opt, bo);
+      // As run_bracket: the stochastic samplers get the path bound, the deterministic ones the flow.
+      if (p.sampler == SamplerKind::DDPM || (p.sampler == SamplerKind::DDIMSong && p.eta > 0))
+        check_path_options(m, s, opt, bo);
       else check_flow_options(m, s, opt, bo);
     } catch (const Error& e) {
       c.fail("bounds", p.label() + ": " + e.what());
@@ -170,7 +187,9 @@ SweepSpec parse_sweep(const std::string& text, const std::string& origin, const 
   SweepSpec spec;
   read_header(c, j, spec);
   std::set<std::string> seen;
-  for (const json& grid : grids_of(c, j)) expand_grid(c, read_grid_axes(c, grid), seen, spec.runs);
+  AxisUse use;
+  for (const json& grid : grids_of(c, j)) expand_grid(c, read_grid_axes(c, grid), seen, spec.runs, use);
+  check_axes_apply(c, use);
   check_runs_build(c, spec.runs);
   check_tv_plan(c, spec.runs);
   check_bounds(c, spec.runs);

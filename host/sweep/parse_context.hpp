@@ -2,21 +2,35 @@
 // the key and what is allowed (docs/sweeps.md; the bad-input table of docs/reliability.md).
 #pragma once
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "gmmdiff/error.hpp"
+#include "gmmdiff/model.hpp"
+#include "gmmdiff/npy.hpp"
+#include "gmmdiff/schedule.hpp"
 #include "sweep/k_spec.hpp"
 
 namespace gmmdiff::sweep_parse {
 
 using json = nlohmann::json;
 
+/// The input files of a sweep, each read once while it is parsed (by absolute path): every run
+/// that names a file uses this copy, and its hash keys the run.
+struct InputCache {
+  std::map<std::string, std::shared_ptr<const Mixture>> models;
+  std::map<std::string, std::shared_ptr<const Schedule>> schedules;  ///< by path and kind ("path|kind")
+  std::map<std::string, std::shared_ptr<const NpyArray>> arrays;      ///< direction files of file: statistics
+};
+
 /// Where the values come from: the origin names the sweep in messages, base_dir anchors relative paths.
 struct ParseContext {
   std::string origin;    ///< the file (or "default sweep")
   std::string base_dir;  ///< for relative paths
+  std::shared_ptr<InputCache> inputs = std::make_shared<InputCache>();  ///< shared by the grids
   /// Throws gmmdiff::Error "<origin>: "<where>": <msg>" (no key part when where is empty).
   [[noreturn]] void fail(const std::string& where, const std::string& msg) const;
 };

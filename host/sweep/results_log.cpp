@@ -3,6 +3,7 @@
 #include "sweep/results_log.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,8 @@
 #include <set>
 
 #include "gmmdiff/error.hpp"
+#include "io/atomic_file.hpp"
+#include "io/input.hpp"
 
 namespace gmmdiff {
 namespace {
@@ -46,6 +49,19 @@ std::string read_fd_all(int fd, const std::string& path) {
   return content;
 }
 
+/// The row of a last line that lacks its newline, if it is a whole row. A write that a kill cut
+/// short lacks the object's closing brace, so it never parses: such a line is a run that did not
+/// finish. A whole row without its newline (a file edited by hand, a copy that dropped it) is kept.
+bool complete_row(const std::string& tail, SweepRow& row) {
+  if (tail.find_first_not_of(" \t\r") == std::string::npos) return false;
+  try {
+    row = parse_row(tail);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 /// The rows of the lines (blank lines skipped); a bad line is an error naming path:line.
 std::vector<SweepRow> parse_lines(const std::vector<std::string>& lines, const std::string& path) {
   std::vector<SweepRow> rows;
@@ -78,9 +94,14 @@ std::vector<SweepRow> first_row_per_key(std::vector<SweepRow> rows, std::size_t&
 }  // namespace
 
 ResultsLog::ResultsLog(const std::string& path) : path_(path) {
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644);
   if (fd_ < 0) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
   try {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode))
+      throw Error(path + ": not a regular file (results.jsonl must be the sweep's own file)");
+    const int fl = ::fcntl(fd_, F_GETFL);
+    if (fl >= 0) (void)::fcntl(fd_, F_SETFL, fl & ~O_NONBLOCK);
     load();
   } catch (...) {
     ::close(fd_);
@@ -94,7 +115,14 @@ void ResultsLog::load() {
   std::size_t complete = 0;
   const auto lines = split_complete_lines(content, complete);
   auto rows = parse_lines(lines, path_);
-  if (complete < content.size()) {
+  SweepRow last;
+  if (complete < content.size() && complete_row(content.substr(complete), last)) {
+    // A whole row without its newline: complete the line, so that the next append starts a new one.
+    if (::write(fd_, "\n", 1) != 1) throw_write_error(path_ + ": cannot complete the last line", errno);
+    ::fsync(fd_);
+    rows.push_back(std::move(last));
+    completed_ = true;
+  } else if (complete < content.size()) {
     // A kill during the last append left a partial line: that run did not finish.
     if (::ftruncate(fd_, static_cast<off_t>(complete)) != 0)
       throw Error(path_ + ": cannot drop the partial last line (" + std::strerror(errno) + ")");
@@ -122,28 +150,22 @@ void ResultsLog::append(const SweepRow& row) {
     const ssize_t w = ::write(fd_, line.data() + off, line.size() - off);
     if (w < 0) {
       if (errno == EINTR) continue;
-      throw Error(path_ + ": write failed (" + std::strerror(errno) + ")");
+      throw_write_error(path_ + ": write failed", errno);  // a full disk is a resource (exit 3), as for sample
     }
     off += static_cast<std::size_t>(w);
   }
-  if (::fsync(fd_) != 0) throw Error(path_ + ": fsync failed (" + std::strerror(errno) + ")");
+  if (::fsync(fd_) != 0) throw_write_error(path_ + ": fsync failed", errno);
   keys_.insert(std::upper_bound(keys_.begin(), keys_.end(), row.key), row.key);
   rows_.push_back(row);
 }
 
 std::vector<SweepRow> read_results(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
-  std::string content;
-  try {
-    content = read_fd_all(fd, path);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
+  const std::string content = read_input_file(path, "results.jsonl");
   std::size_t complete = 0, duplicates = 0;
-  return first_row_per_key(parse_lines(split_complete_lines(content, complete), path), duplicates);
+  auto rows = parse_lines(split_complete_lines(content, complete), path);
+  SweepRow last;
+  if (complete < content.size() && complete_row(content.substr(complete), last)) rows.push_back(std::move(last));
+  return first_row_per_key(std::move(rows), duplicates);
 }
 
 }  // namespace gmmdiff

@@ -11,7 +11,8 @@ namespace gmmdiff {
 
 /// results.jsonl: one complete line per finished run, appended with O_APPEND, one write(2) and
 /// fsync(2). Opening it drops a trailing partial line (a kill -9 during the write) by truncating
-/// to the last newline, and reads the rows already present.
+/// to the last newline, completes a last line that is a whole row but lacks its newline, and
+/// reads the rows already present (each checked against its key: parse_row).
 class ResultsLog {
  public:
   explicit ResultsLog(const std::string& path);
@@ -27,6 +28,8 @@ class ResultsLog {
   std::size_t dropped_bytes() const { return dropped_; }
   /// Rows whose key appeared more than once (kept once, first wins).
   std::size_t duplicates() const { return duplicates_; }
+  /// Whether the last line was a whole row without its newline (now added).
+  bool completed_last_line() const { return completed_; }
 
  private:
   /// Reads the file, drops a partial last line, keeps the first row of each key.
@@ -37,6 +40,7 @@ class ResultsLog {
   std::vector<SweepRow> rows_;
   std::vector<std::string> keys_;  // sorted
   std::size_t dropped_ = 0, duplicates_ = 0;
+  bool completed_ = false;
 };
 
 }  // namespace gmmdiff

@@ -8,6 +8,7 @@
 
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sweep.hpp"
+#include "io/input.hpp"
 #include "io/text.hpp"
 
 namespace gmmdiff {
@@ -45,6 +46,8 @@ ojson params_json(const RunParams& p) {
   j["c1"] = p.c1;
   j["schedule_file"] = p.schedule_file;
   j["schedule_kind"] = p.schedule_kind;
+  if (!p.schedule_hash.empty()) j["schedule_hash"] = p.schedule_hash;  // only where there is a file: older rows
+  if (!p.tv_files_hash.empty()) j["tv_files_hash"] = p.tv_files_hash;  // and other sweeps keep their lines
   j["T"] = p.T;
   j["stop"] = p.stop;
   j["precision"] = to_string(p.precision);
@@ -192,6 +195,8 @@ RunParams parse_params(const json& p) {
   q.c1 = p.value("c1", 10.0);
   q.schedule_file = p.value("schedule_file", std::string());
   q.schedule_kind = p.value("schedule_kind", std::string("auto"));
+  q.schedule_hash = p.value("schedule_hash", std::string());
+  q.tv_files_hash = p.value("tv_files_hash", std::string());
   q.T = jget<int>(p, "T");
   q.stop = p.value("stop", 1);
   q.precision = parse_precision(p.value("precision", std::string("fp32")));
@@ -380,9 +385,10 @@ std::string row_to_json(const SweepRow& r) {
 SweepRow parse_row(const std::string& line) {
   json j;
   try {
-    j = json::parse(line);
-  } catch (const json::exception&) {
-    throw Error("not valid JSON");
+    j = parse_json(line, "row");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    throw Error(what.substr(what.find(": ") + 2));  // the caller names the file and line
   }
   SweepRow r;
   try {
@@ -393,6 +399,12 @@ SweepRow parse_row(const std::string& line) {
     throw Error(std::string("malformed row: ") + e.what());
   }
   if (r.error.empty() && r.stats.empty()) throw Error("malformed row: no statistics and no error");
+  // The key is what resuming and reporting go by: a row whose params are not the run its key
+  // names (an edited line, a line of another sweep's file) would be taken for that run.
+  const std::string key = r.p.key();
+  if (key != r.key)
+    throw Error("malformed row: its key " + r.key + " is not the key of its params (" + key +
+                "): the line was edited or does not come from gmmdiff");
   return r;
 }
 

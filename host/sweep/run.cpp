@@ -21,6 +21,7 @@
 #include "gmmdiff/tv.hpp"
 #include "gmmdiff/version.hpp"
 #include "io/atomic_file.hpp"
+#include "io/input.hpp"
 #include "io/text.hpp"
 #include "sweep/dir_lock.hpp"
 #include "sweep/results_log.hpp"
@@ -111,22 +112,85 @@ void create_out_dir(const std::string& dir) {
   if (ec) throw Error(dir + ": cannot create the output directory (" + ec.message() + ")");
 }
 
-/// Writes <out>/spec.json, or checks that the one there is this sweep's.
-void check_or_write_spec(const std::string& out_dir, const SweepSpec& spec) {
-  const std::string spec_path = (fs::path(out_dir) / "spec.json").string();
-  if (!fs::exists(spec_path)) {
-    write_file_atomic(spec_path, spec.source + "\n");
-    return;
-  }
+std::string spec_path_of(const std::string& out_dir) { return (fs::path(out_dir) / "spec.json").string(); }
+
+/// Checks that the spec.json of out_dir, if there is one, is this sweep's; returns whether there is one.
+bool check_spec(const std::string& out_dir, const SweepSpec& spec) {
+  const std::string spec_path = spec_path_of(out_dir);
+  std::error_code ec;
+  if (!fs::exists(spec_path, ec)) return false;
   json have;
   try {
-    have = json::parse(text::read_text(spec_path, "spec"));
-  } catch (const json::exception&) {
-    throw Error(spec_path + ": not valid JSON (delete it only if results.jsonl is empty)");
+    have = parse_json(read_input_file(spec_path, "sweep's spec.json"), spec_path);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + "; delete it only if results.jsonl is empty");
   }
   if (have.dump(2) != spec.source)
-    throw Error(out_dir + " holds a different sweep (spec.json \"" + have.value("name", std::string("?")) +
+    throw Error(out_dir + " holds a different sweep (spec.json \"" +
+                (have.is_object() ? have.value("name", std::string("?")) : "?") +
                 "\" differs from this one); use another --out directory, or delete " + out_dir + " to start over");
+  return true;
+}
+
+/// Writes <out>/spec.json, or checks that the one there is this sweep's.
+void check_or_write_spec(const std::string& out_dir, const SweepSpec& spec) {
+  if (!check_spec(out_dir, spec)) write_file_atomic(spec_path_of(out_dir), spec.source + "\n");
+}
+
+/// Refuses to resume when a row was made from another version of an input file the sweep names
+/// (a model, a schedule, a direction file): its figures belong to the old contents, and resuming
+/// would mix them with runs of the new. Rows of gmmdiff versions that keyed schedule files by their
+/// path carry no schedule hash; their keys are not this sweep's, so their runs are done again.
+void check_inputs_unchanged(const std::vector<SweepRow>& rows, const SweepSpec& spec, const std::string& out_dir) {
+  std::map<std::string, std::string> models, schedules, tv_files;  // path (or stats) -> hash now
+  for (const auto& p : spec.runs) {
+    if (!p.model_file.empty()) models[p.model_file] = p.model_hash;
+    if (!p.schedule_file.empty() && !p.schedule_hash.empty()) schedules[p.schedule_file] = p.schedule_hash;
+    if (!p.tv_files_hash.empty()) tv_files[p.tv.stats] = p.tv_files_hash;
+  }
+  auto refuse = [&](const std::string& what, const std::string& had, const std::string& now) {
+    throw Error(out_dir + "/results.jsonl holds runs made with another version of " + what + " (hash " + had +
+                ", now " + now + "): resuming would mix results of both. Restore it, or run the edited sweep in a "
+                "new directory (--out NEW_DIR)");
+  };
+  for (const auto& r : rows) {
+    if (!r.p.model_file.empty()) {
+      const auto it = models.find(r.p.model_file);
+      if (it != models.end() && it->second != r.p.model_hash)
+        refuse("the model file " + r.p.model_file, r.p.model_hash, it->second);
+    }
+    if (!r.p.schedule_file.empty() && !r.p.schedule_hash.empty()) {
+      const auto it = schedules.find(r.p.schedule_file);
+      if (it != schedules.end() && it->second != r.p.schedule_hash)
+        refuse("the schedule file " + r.p.schedule_file, r.p.schedule_hash, it->second);
+    }
+    if (!r.p.tv_files_hash.empty()) {
+      const auto it = tv_files.find(r.p.tv.stats);
+      if (it != tv_files.end() && it->second != r.p.tv_files_hash)
+        refuse("the direction files of the statistics \"" + r.p.tv.stats + "\"", r.p.tv_files_hash, it->second);
+    }
+  }
+}
+
+/// The files a sweep writes in its directory must not be files it reads (a model saved there as
+/// results.csv would be replaced by the first row's CSV).
+void check_outputs_are_not_inputs(const std::string& out_dir, const SweepSpec& spec) {
+  std::set<std::string> seen;
+  std::vector<std::string> inputs;
+  for (const auto& p : spec.runs)
+    for (const std::string& f : {p.model_file, p.schedule_file})
+      if (!f.empty() && seen.insert(f).second) inputs.push_back(f);
+  for (const char* name :
+       {"spec.json", "results.jsonl", "results.csv", kSweepKeysFile, "lock", "report.md", "report.json"})
+    check_not_an_input((fs::path(out_dir) / name).string(), "sweep --out", inputs);
+}
+
+/// <out>/keys.txt: the keys of the sweep's runs, in run order. `gmmdiff report` reports exactly
+/// the rows of these keys (rows of other sweeps' runs in results.jsonl are kept, not reported).
+void write_keys(const std::string& out_dir, const SweepSpec& spec) {
+  std::string keys;
+  for (const auto& p : spec.runs) keys += p.key() + "\n";
+  write_file_atomic((fs::path(out_dir) / kSweepKeysFile).string(), keys);
 }
 
 /// Says what run_sweep found: the sweep, repairs of results.jsonl, rows of other sweeps, and
@@ -139,6 +203,8 @@ class Notes {
   }
 
   void repairs(const ResultsLog& log) const {
+    if (log.completed_last_line())
+      (*this)("the last line of results.jsonl was a whole row without its newline; the newline was added");
     if (log.dropped_bytes())
       (*this)("dropped a partial last line of results.jsonl (" + std::to_string(log.dropped_bytes()) +
               " bytes, a run interrupted while writing); that run is done again");
@@ -151,8 +217,8 @@ class Notes {
       if (!spec_keys.count(r.key)) ++foreign;
     if (foreign)
       (*this)(std::to_string(foreign) +
-              " rows of results.jsonl belong to no run of this sweep (a model or schedule "
-              "file changed?); they are kept but not reported");
+              " rows of results.jsonl belong to no run of this sweep (written by a gmmdiff that keyed "
+              "runs differently?); they are kept in results.jsonl but not reported (keys.txt lists the runs reported)");
   }
 
   /// Rows from another build would be mixed with this one's: say which, so the reader can decide.
@@ -208,10 +274,8 @@ SweepRow run_one(const RunParams& p, std::size_t chunk, Backend& be,
   row.p = p;
   row.version = version();
 
-  const Mixture target = build_target(p);
-  if (target.d != p.d || target.K != p.K)
-    throw Error("model " + p.model_file + " changed since the sweep was parsed (d, K)");
-  const Schedule schedule = make_schedule(schedule_params(p));
+  const Mixture target = build_target(p);  // the copy parse_sweep loaded, or a file checked against its hash
+  const Schedule schedule = build_schedule(p);
   const SampleOptions opt = sample_options(p, chunk, on_progress);
   row.backend = be.name();
   row.device = be.device_name();
@@ -269,11 +333,14 @@ SweepDir::SweepDir(const SweepSpec& spec, const std::string& out_dir, const Swee
     : spec_(spec), cb_(cb), out_dir_(out_dir) {
   if (out_dir.empty()) throw Error("sweep: no output directory");
   create_out_dir(out_dir);
+  check_outputs_are_not_inputs(out_dir, spec);
   lock_ = std::make_unique<DirLock>(out_dir);
   check_or_write_spec(out_dir, spec);
 
   log_path_ = (fs::path(out_dir) / "results.jsonl").string();
   log_ = std::make_unique<ResultsLog>(log_path_);
+  check_inputs_unchanged(log_->rows(), spec, out_dir);
+  write_keys(out_dir, spec);
   const Notes note(cb);
   note(spec.name + ": " + std::to_string(spec.runs.size()) + " runs -> " + out_dir);
   note.repairs(*log_);
@@ -310,6 +377,26 @@ SweepOutcome SweepDir::finish() {
   out_.rows = rows_in_run_order(*log_, spec_);
   if (out_.ran) write_file_atomic(csv_path_, rows_to_csv(out_.rows));
   return out_;
+}
+
+SweepDirStatus inspect_sweep_dir(const SweepSpec& spec, const std::string& out_dir) {
+  SweepDirStatus st;
+  std::error_code ec;
+  if (!fs::exists(out_dir, ec)) return st;
+  if (!fs::is_directory(out_dir, ec)) throw Error(out_dir + ": cannot create the output directory (Not a directory)");
+  st.exists = true;
+  check_spec(out_dir, spec);
+  const std::string log_path = (fs::path(out_dir) / "results.jsonl").string();
+  if (!fs::exists(log_path, ec)) return st;
+  const std::vector<SweepRow> rows = read_results(log_path);
+  check_inputs_unchanged(rows, spec, out_dir);
+  std::set<std::string> spec_keys;
+  for (const auto& p : spec.runs) spec_keys.insert(p.key());
+  for (const auto& r : rows) {
+    if (spec_keys.count(r.key)) st.done.insert(r.key);
+    else ++st.foreign;
+  }
+  return st;
 }
 
 SweepOutcome run_sweep(const SweepSpec& spec, const SweepRunOptions& opt, const SweepCallbacks& cb) {

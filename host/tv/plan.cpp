@@ -239,8 +239,10 @@ void select_axes(Selection& sel, const StatRequest& q) {
 }
 
 /// file:PATH.npy: the rows of the file as directions.
-void select_file(Selection& sel, const StatRequest& q) {
-  const std::vector<double> u = file_directions(q.path, sel.d);
+void select_file(Selection& sel, const StatRequest& q, const TvOptions& opt) {
+  const auto it = opt.files.find(q.path);
+  const std::vector<double> u = it != opt.files.end() && it->second ? file_directions(*it->second, q.path, sel.d)
+                                                                    : file_directions(q.path, sel.d);
   const std::size_t rows = u.size() / sel.d;
   for (std::size_t i = 0; i < rows; ++i) sel.add_projection(detail::cat("file[", i, "]"), u.data() + i * sel.d);
 }
@@ -274,7 +276,7 @@ Selection select_statistics(const Mixture& target, const TvOptions& opt, const P
       case StatRequest::Means2d: select_means2d(sel, q, pr); break;
       case StatRequest::Random: select_random(sel, q, opt.seed); break;
       case StatRequest::Axes: select_axes(sel, q); break;
-      case StatRequest::File: select_file(sel, q); break;
+      case StatRequest::File: select_file(sel, q, opt); break;
       case StatRequest::Radial: select_radial(sel, q); break;
       case StatRequest::MeansPerp: select_meansperp(sel, q, pr); break;
       case StatRequest::LogP: select_logp(sel); break;
@@ -446,6 +448,7 @@ HistogramCounts reference_counts(const Plan& plan, const HistogramSpec& ref, uin
   HistogramCounts counts = HistogramCounts::zeros(ref);
   if (m == 0) return counts;
   RunShape shape = run_shape(plan.target, precision, reference_seed(plan.opt.seed));
+  shape.steps = false;  // filled and binned only
   const std::size_t max_rows = be.max_chunk_rows(shape);
   if (max_rows == 0) throw ResourceError("TV reference sample: not even one row fits the backend's memory");
   const std::size_t cap = std::max<std::size_t>(kChunkAlign, (std::size_t(64) << 20) / (8 * static_cast<std::size_t>(d)));
@@ -586,6 +589,13 @@ Plan build_plan(const Mixture& target, const TvOptions& opt, uint64_t n) {
 }
 
 }  // namespace tv_detail
+
+std::vector<std::string> stat_files(const std::string& stats) {
+  std::vector<std::string> out;
+  for (const auto& q : tv_detail::parse_stats(stats))
+    if (q.kind == tv_detail::StatRequest::File) out.push_back(q.path);
+  return out;
+}
 
 // ---- TvPlan ---------------------------------------------------------------------------------
 

@@ -69,6 +69,7 @@ TvReport tv_of_chunks(const Mixture& target, uint64_t rows, const TvOptions& opt
   GMMDIFF_EXPECTS(rows > 0, "empty sample: there are no rows to estimate TV from");
   std::unique_ptr<TvPlan> plan;
   RunShape shape = run_shape(target, Precision::FP64, opt.seed);
+  shape.steps = false;  // uploaded and binned only: no step scratch (a d = 10^6 sample fits)
   std::size_t chunk = 0;
   dist::collective(comm, [&] {
     plan = std::make_unique<TvPlan>(target, opt, rows);

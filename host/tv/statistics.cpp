@@ -181,6 +181,7 @@ void symmetric_eigen(std::vector<double> A, int c, std::vector<double>& lambda, 
   E.swap(E2);
 }
 
+constexpr double kUnscaledMax = 1e100;  // |means| beyond (or below 1/it): rescaled (principal_directions)
 constexpr uint64_t kPrincipalSeed = 0x6d65616e73ull;  // "means": a fixed start, not the user seed
 constexpr double kRitzTol = 1e-8;  // stop when the top Ritz values change by less (relative)
 
@@ -193,6 +194,10 @@ Principal principal_directions(const Mixture& mix, int r_max) {
   double maxabs = 0;
   for (double x : mix.means) maxabs = std::max(maxabs, std::fabs(x));
   if (!(maxabs > 0) || r_max < 1) return out;
+  // W = M V is rescaled by 1/maxabs when the means are so large (or small) that W^T W, a sum of K
+  // squares, would overflow (underflow); the directions do not depend on the scale. Ordinary means
+  // are not rescaled at all (wscale = 1), so their directions stay bit for bit what they were.
+  const double wscale = (maxabs > kUnscaledMax || maxabs < 1 / kUnscaledMax) ? 1 / maxabs : 1.0;
 
   // Block size: oversampled, so that the top r converge faster and rank <= p is resolved exactly.
   int p = std::min(d, std::max(r_max + 4, 2 * r_max));
@@ -219,7 +224,7 @@ Principal principal_directions(const Mixture& mix, int r_max) {
 #pragma omp parallel for schedule(static)
     for (int bi = 0; bi < kblocks; ++bi) {
       const int k0 = bi * kBlock, kb = std::min(K, k0 + kBlock) - k0;
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kb, c, d, 1.0, M + static_cast<std::size_t>(k0) * d, d,
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kb, c, d, wscale, M + static_cast<std::size_t>(k0) * d, d,
                   V.data(), c, 0.0, W.data() + static_cast<std::size_t>(k0) * c, c);
     }
     // H = W^T W  [c, c]: Rayleigh-Ritz on span(V).
@@ -275,7 +280,7 @@ Principal principal_directions(const Mixture& mix, int r_max) {
       if (std::fabs(u[j]) > std::fabs(u[jmax]) * (1 + 1e-12)) jmax = j;
     const double sign = u[jmax] < 0 ? -1.0 : 1.0;
     for (int j = 0; j < d; ++j) u[j] *= sign / nrm;
-    out.singular[a] = std::sqrt(std::max(0.0, lambda[a]));
+    out.singular[a] = std::sqrt(std::max(0.0, lambda[a])) / wscale;
   }
   return out;
 }
@@ -298,8 +303,9 @@ std::vector<double> random_directions(int d, int M, uint64_t seed) {
   return out;
 }
 
-std::vector<double> file_directions(const std::string& path, int d) {
-  const NpyArray a = read_npy(path);
+std::vector<double> file_directions(const std::string& path, int d) { return file_directions(read_npy(path), path, d); }
+
+std::vector<double> file_directions(const NpyArray& a, const std::string& path, int d) {
   GMMDIFF_EXPECTS(a.shape.size() == 1 || a.shape.size() == 2, "--stat file:", path,
                   ": directions must be a [d] or [m, d] array, got ", a.shape.size(), " dimensions");
   const uint64_t rows = a.shape.size() == 1 ? 1 : a.shape[0];
@@ -310,12 +316,18 @@ std::vector<double> file_directions(const std::string& path, int d) {
   std::vector<double> out(a.data.begin(), a.data.end());
   for (uint64_t i = 0; i < rows; ++i) {
     double* u = out.data() + i * d;
-    double nrm = 0;
+    double big = 0;
     for (int j = 0; j < d; ++j) {
       GMMDIFF_EXPECTS(std::isfinite(u[j]), "--stat file:", path, ": row ", i, " holds a NaN or Inf");
+      big = std::max(big, std::fabs(u[j]));
+    }
+    GMMDIFF_EXPECTS(big > 0, "--stat file:", path, ": row ", i, " is zero (directions must be non-zero)");
+    // Scaled first: squaring 1e200 would overflow (a zero direction, TV 0) and 1e-200 underflow.
+    double nrm = 0;
+    for (int j = 0; j < d; ++j) {
+      u[j] /= big;
       nrm += u[j] * u[j];
     }
-    GMMDIFF_EXPECTS(nrm > 0, "--stat file:", path, ": row ", i, " is zero (directions must be non-zero)");
     nrm = std::sqrt(nrm);
     for (int j = 0; j < d; ++j) u[j] /= nrm;
   }

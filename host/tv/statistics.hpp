@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gmmdiff/model.hpp"
+#include "gmmdiff/npy.hpp"
 
 namespace gmmdiff::tv_detail {
 
@@ -39,7 +40,11 @@ constexpr uint64_t kAuxTvRandom = 0x545600000000ull;     ///< "TV": random direc
 constexpr uint64_t kAuxTvPrincipal = 0x545650000000ull;  ///< start block of principal_directions
 
 /// Rows of a .npy file ([d] or [m, d]) as unit directions; throws on a d mismatch or a zero row.
+/// Each row is scaled by its largest |value| before its norm is taken, so a row of huge (1e300)
+/// or tiny (1e-300) values is the same direction as any other multiple of it.
 std::vector<double> file_directions(const std::string& path, int d);
+/// The same for an array already read from `path`.
+std::vector<double> file_directions(const NpyArray& a, const std::string& path, int d);
 
 /// A unit vector orthogonal to unit u (deterministic: from the axis where |u_j| is smallest).
 std::vector<double> orthogonal_unit(const std::vector<double>& u);

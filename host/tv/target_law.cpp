@@ -25,6 +25,8 @@ using special::normal_interval;
 /// Radial edges come from the exact non-central chi-square mixture when K is at most this;
 /// beyond, from its moment-matched gamma (Patnaik) approximation. Masses are exact either way.
 constexpr int kRadialExactEdgesMaxK = 64;
+/// A variance or squared distance beyond this: the moments of |X - c|^2 are taken in scaled units.
+constexpr double kUnscaledMoment = 1e150;
 /// Relative tolerance of a "zero" covariance between two projections (independence check).
 constexpr double kIndependenceTol = 1e-12;
 
@@ -66,9 +68,16 @@ double radial_cdf_exact(const Mixture& m, const RadialLaw& R, double x) {
   return F;
 }
 
+/// Gamma shapes above which the approximate edges use the Wilson-Hilferty form: gamma_p's series
+/// takes O(sqrt(shape)) terms, and a shape of R^2 / 4 sd^2 reaches 1e17 at radius 1e9.
+constexpr double kWilsonHilfertyMinShape = 1e5;
+
 double radial_cdf_approx(const Mixture& m, const RadialLaw& R, double x) {
   double F = 0;
-  for (int k = 0; k < m.K; ++k) F += m.weights[k] * special::gamma_p(R.shape[k], x / R.scale[k]);
+  for (int k = 0; k < m.K; ++k)
+    F += m.weights[k] * (R.shape[k] > kWilsonHilfertyMinShape
+                             ? special::gamma_p_wilson_hilferty(R.shape[k], x / R.scale[k])
+                             : special::gamma_p(R.shape[k], x / R.scale[k]));
   return F;
 }
 
@@ -206,18 +215,33 @@ RadialLaw radial_law(const Mixture& m, const std::vector<double>& center) {
 #pragma omp parallel for schedule(static)
   for (int k = 0; k < m.K; ++k) {
     const double* mu = m.mean(k);
-    double mean = 0, var = 0, delta2 = 0;
+    double mean = 0, var = 0, delta2 = 0, big = 0;
     for (int j = 0; j < m.d; ++j) {
       const double dl = mu[j] - center[j];
       const double v = m.var(k, j);
       delta2 += dl * dl;
       mean += v + dl * dl;
       var += 2 * v * v + 4 * v * dl * dl;
+      big = std::max({big, v, dl * dl});
     }
     R.mean[k] = mean;
-    R.sd[k] = std::sqrt(var);
-    R.shape[k] = mean * mean / var;
-    R.scale[k] = var / mean;
+    if (big <= kUnscaledMoment) {
+      R.sd[k] = std::sqrt(var);
+      R.shape[k] = mean * mean / var;
+      R.scale[k] = var / mean;
+    } else {
+      // Variances or squared distances so large that their squares (the variance of |X - c|^2)
+      // overflow: the same moments in units of `big`.
+      double vs = 0;
+      for (int j = 0; j < m.d; ++j) {
+        const double dl = mu[j] - center[j];
+        const double v = m.var(k, j) / big;
+        vs += 2 * v * v + 4 * v * (dl / std::sqrt(big)) * (dl / std::sqrt(big));
+      }
+      R.sd[k] = big * std::sqrt(vs);
+      R.shape[k] = (mean / R.sd[k]) * (mean / R.sd[k]);
+      R.scale[k] = R.sd[k] * (R.sd[k] / mean);
+    }
     if (R.exact) {
       R.s2[k] = iso[k];
       R.lambda[k] = delta2 / iso[k];
@@ -227,11 +251,21 @@ RadialLaw radial_law(const Mixture& m, const std::vector<double>& center) {
 }
 
 std::vector<double> radial_edges(const Mixture& m, const RadialLaw& R, int B) {
-  double hi = 0;
-  for (int k = 0; k < m.K; ++k) hi = std::max(hi, R.mean[k] + 10 * R.sd[k]);
+  double hi = 0, lo = std::numeric_limits<double>::infinity();
+  for (int k = 0; k < m.K; ++k) {
+    GMMDIFF_EXPECTS(std::isfinite(R.mean[k]) && std::isfinite(R.sd[k]), "--stat radial: |X - c|^2 of component ", k,
+                    " overflows a double (the model's scale is too large for the radial statistic)");
+    hi = std::max(hi, R.mean[k] + 10 * R.sd[k]);
+    lo = std::min(lo, R.mean[k] - 10 * R.sd[k]);
+  }
+  // The search starts at 0, unless the mass lies in a small part of [0, hi] (a radius far larger
+  // than the sd: at radius 1e9 it is 1e18 +- 1e11): a grid from 0 would then hold all of it
+  // between two points. Where the grid from 0 resolves the mass, 0 stays (the edges of existing
+  // sweeps do not move).
+  const double start = (lo > 0 && hi - lo < 0.25 * hi) ? lo : 0.0;
   if (R.exact && m.K <= kRadialExactEdgesMaxK)
-    return equal_mass_edges([&](double x) { return radial_cdf_exact(m, R, x); }, B, 0.0, hi);
-  return equal_mass_edges([&](double x) { return radial_cdf_approx(m, R, x); }, B, 0.0, hi);
+    return equal_mass_edges([&](double x) { return radial_cdf_exact(m, R, x); }, B, start, hi);
+  return equal_mass_edges([&](double x) { return radial_cdf_approx(m, R, x); }, B, start, hi);
 }
 
 std::vector<double> radial_masses(const Mixture& m, const RadialLaw& R, const std::vector<double>& edges) {

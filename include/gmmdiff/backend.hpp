@@ -28,6 +28,9 @@ struct RunShape {
   Precision precision = Precision::FP32;
   uint64_t seed = 0;
   std::size_t chunk_rows = 0;  ///< capacity: the largest chunk the run will use
+  /// Whether the run steps the chunk (sampling). TV's sample chunks and reference samples are only
+  /// filled (upload_chunk, fill_target) and binned: max_chunk_rows then reserves no step scratch.
+  bool steps = true;
 };
 
 /// The shape of a run of the mixture m (its d, K and covariance kind).
@@ -193,7 +196,8 @@ enum PhiloxStream : uint32_t {
 };
 
 /// Backend names: "cpu", "cuda", "auto" (cuda when a device is present, else cpu).
-/// threads: CPU threads (0: OpenMP's default). Throws on an unknown name or cuda without a device.
+/// threads: CPU threads (0: OpenMP's default; at most 4096). Throws on an unknown name or cuda
+/// without a device.
 std::unique_ptr<Backend> make_backend(const std::string& name, int threads = 0);
 
 /// What this build and machine offer, for `gmmdiff info`.

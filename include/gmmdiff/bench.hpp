@@ -80,8 +80,8 @@ struct BenchOptions {
   std::vector<Precision> precision = {Precision::FP32};
   std::vector<std::string> path = {"auto"};
   int T = 64;          ///< schedule length: a pass times its T - 1 steps (lcw: none is an identity step from T = 48)
-  int repeats = 5;     ///< timed passes; the median is reported
-  int warmup = 1;      ///< untimed passes before them
+  int repeats = 5;     ///< timed passes (1..1000); the median is reported
+  int warmup = 1;      ///< untimed passes before them (0..1000)
   uint64_t seed = 0;
   uint64_t check_rows = 512;               ///< rows of the correctness check (at most n)
   std::size_t copy_bytes = std::size_t(256) << 20;  ///< buffer size of the copy-bandwidth measurement

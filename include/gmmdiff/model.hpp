@@ -33,6 +33,9 @@ struct Mixture {
 /// Options that relax validation.
 struct ModelOptions {
   bool normalize_weights = false;  ///< accept weights that do not sum to 1 and rescale them
+  /// When set, load_model_json appends every file it reads (the JSON, then its .npy files), so
+  /// that a caller can refuse an output that would replace one of them.
+  std::vector<std::string>* files_read = nullptr;
 };
 
 /// Throws gmmdiff::Error naming the first bad field: sizes, positivity, finiteness, sum of weights.
@@ -40,8 +43,9 @@ void validate(Mixture& m, const ModelOptions& opt = {});
 
 /// Reads a model JSON file:
 /// {"weights": [...], "means": [[...], ...] | "means_npy": "f.npy", "sd": 1.0 | [...],
-///  "var_diag": [[...]] | "var_diag_npy": "f.npy"}; .npy paths are relative to the JSON file.
-/// Unknown keys are an error. The result is validated.
+///  "var_diag": [[...]] | "var_diag_npy": "f.npy"}; a relative .npy path is taken from the JSON
+/// file's folder, an absolute one as it is. Unknown and repeated keys are an error, and so is a
+/// path that is not a regular file. The result is validated.
 Mixture load_model_json(const std::string& path, const ModelOptions& opt = {});
 /// Writes a model as JSON (means inline), atomically.
 void save_model_json(const Mixture& m, const std::string& path);

@@ -89,7 +89,9 @@ class NpyReader {
 };
 
 /// Streams rows of a 2-D float32/float64 array into `path` atomically: the data go to a
-/// temporary file beside it, renamed on commit(); an uncommitted writer removes its temporary.
+/// temporary file beside it (temp_name_for, host/io/atomic_file.hpp), renamed on commit(); an
+/// uncommitted writer removes its temporary. A write that fails for a full disk, a quota or a
+/// file-size limit is a ResourceError, any other a gmmdiff::Error.
 class NpyWriter {
  public:
   NpyWriter(const std::string& path, uint64_t rows, uint64_t cols, bool fp64);
@@ -98,7 +100,11 @@ class NpyWriter {
   NpyWriter& operator=(const NpyWriter&) = delete;
   /// Appends `rows` rows (row-major, fp32 or fp64 matching the constructor).
   void append(const void* data, uint64_t rows);
-  /// Checks that every row was written, flushes, renames into place.
+  /// Checks that every row was written, flushes, syncs and closes the temporary, without putting
+  /// it in place yet: a run with several outputs finishes them all before committing any, so that
+  /// a failure leaves none of them (an error here is the common one: a full disk).
+  void finish();
+  /// finish() if not done yet, then renames the temporary into place.
   void commit();
   const std::string& path() const { return path_; }
 
@@ -107,7 +113,7 @@ class NpyWriter {
   uint64_t rows_, cols_, written_ = 0;
   bool fp64_;
   std::FILE* f_ = nullptr;
-  bool committed_ = false;
+  bool finished_ = false, committed_ = false;
 };
 
 /// Writes a whole 2-D double array as '<f8' (or '<f4' when fp32), atomically.

@@ -128,7 +128,10 @@ void step_scalars(const Schedule& s, int t, const SampleOptions& opt, double& ka
                   double& sigma);
 
 /// The mixture whose exact score is used (the target itself, or the perturbed one for the
-/// `weights` and `means` score errors, with eps x factor: deterministic in seed, eps and factor).
+/// `weights` and `means` score errors, with eps x factor: deterministic in seed, eps and factor;
+/// where the direct form of the weights would overflow or underflow they are perturbed in log
+/// space, so any finite eps x factor gives finite positive weights). Throws gmmdiff::Error for an
+/// eps x factor that check_score_error refuses (not finite; means moved beyond what a double holds).
 Mixture score_model(const Mixture& target, const ScoreError& err, uint64_t seed, double factor = 1.0);
 /// Unit bias direction of the `bias` score error with BiasDirection::Random (from seed).
 std::vector<double> bias_direction(int d, uint64_t seed);
@@ -173,15 +176,27 @@ class ScorePlan {
 double measure_eps_score(const Mixture& target, const Schedule& s, const SampleOptions& opt);
 
 /// The factors of ErrorProfile::File from a text file: numbers separated by white space or commas,
-/// '#' starts a comment; f(1) first. Throws gmmdiff::Error for a file that cannot be read, a token
-/// that is not a number, a factor that is negative or not finite, or no factor at all.
+/// '#' starts a comment; f(1) first. Throws gmmdiff::Error for a file that cannot be read or is not
+/// a regular file (io/input), a token that is not a number, a factor that is negative or not
+/// finite, or no factor at all.
 std::vector<double> load_error_factors(const std::string& path);
 /// --bias-direction: "random", "means" or d numbers separated by commas (returned; kind = Vector).
 std::vector<double> parse_bias_direction(const std::string& text, BiasDirection& kind);
 
-/// Throws gmmdiff::Error for a score error that cannot apply to target and s: eps not finite or
-/// negative, File factors not T finite values >= 0, a bias vector of the wrong length or zero.
-void check_score_error(const Mixture& target, const Schedule& s, const ScoreError& err);
+/// The largest factor f(t) over the steps stop + 1 .. T a sampler takes (1 for uniform; for the
+/// other profiles 0 when it takes none). Throws for a File profile without a factor for each of those steps.
+double max_score_error_factor(const ScoreError& err, int T, int stop);
+
+/// Throws gmmdiff::Error for a score error that cannot apply to target and s over the steps
+/// stop + 1 .. T (0: every step, the strictest): eps not finite; eps negative (for `scale`, the
+/// score times 1 + eps f(t): eps f(t) > -1 at every step); eps x f(t) not finite at some step;
+/// for `means`, means moved to |mu| + eps max f(t) whose square overflows a double; File factors
+/// not T finite values >= 0; a bias vector of the wrong length or zero. The same rule for
+/// `gmmdiff sample`, bracket, inspect and every run of a sweep.
+void check_score_error(const Mixture& target, const Schedule& s, const ScoreError& err, int stop = 0);
+/// The same for a target whose largest |mu_k| is max_mean_norm and a schedule of T steps (all but
+/// the bias vector, which needs the target).
+void check_score_error(double max_mean_norm, const ScoreError& err, int T, int stop);
 
 /// An exact draw of X_t ~ p_t (forward marginal), sample i: the draws measure_eps_score uses
 /// (Philox stream kStreamForward, counters 3t .. 3t + 2), so eps_score, eps_Jacobi and `inspect`
@@ -192,8 +207,10 @@ void forward_draw(const Mixture& target, const Schedule& s, int t, uint64_t seed
 /// over stop + 1 .. T.
 std::vector<int> eps_steps(const Schedule& s, int stop, int max_steps);
 
-/// Throws gmmdiff::Error for options run_sampler would refuse (n, stop, T, eps, eta, the score
-/// error, snapshot steps): call it before creating a run's outputs. run_sampler calls it too.
+/// Throws gmmdiff::Error for options run_sampler would refuse (n, stop, T, eta, the score error
+/// with its profile, eps_samples in [0, 2^24] (0: not measured), snapshot steps in stop..T, each
+/// once): call it before creating a run's outputs. run_sampler calls it too, and refuses a
+/// non-finite realised eps_score.
 void check_sample_options(const Mixture& target, const Schedule& s, const SampleOptions& opt);
 
 /// The range [opt.first, opt.first + count) that opt selects (count resolved against opt.n).

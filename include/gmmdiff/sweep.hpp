@@ -11,11 +11,15 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/bounds.hpp"
+#include "gmmdiff/model.hpp"
+#include "gmmdiff/schedule.hpp"
 #include "gmmdiff/tv.hpp"
 #include "gmmdiff/types.hpp"
 
@@ -37,7 +41,12 @@ struct RunParams {
   std::string family;      ///< label: the preset name or "model:<file stem>"
   std::string preset;      ///< gaussian | two-point | random-sphere | simplex; "" for a model file
   std::string model_file;  ///< absolute path of a model JSON ("" for presets)
-  std::string model_hash;  ///< FNV-1a of the model file's bytes (a changed file is a new run)
+  std::string model_hash;  ///< FNV-1a of the loaded model's shape and values (its contents: a changed
+                           ///< file, or a changed .npy it names, is a new run)
+  /// The model file's mixture as parse_sweep loaded it (once per sweep; every run uses this copy,
+  /// so an edit of the file while the sweep runs changes nothing). Null: run_one loads model_file
+  /// and refuses it unless its hash is model_hash.
+  std::shared_ptr<const Mixture> model;
   int d = 2;
   int K = 2;               ///< resolved
   std::string K_spec;      ///< as written ("d", "4d", "2"): what groups across d keep fixed
@@ -58,7 +67,13 @@ struct RunParams {
   double c0 = 2.0, c1 = 10.0;
   std::string schedule_file;  ///< absolute, for schedule "file"
   std::string schedule_kind = "auto";  ///< what a schedule file's values are: alpha | abar | auto
-  int T = 64;
+  /// FNV-1a of the schedule file's schedule (T and every alpha_t): its contents key the run. Empty
+  /// in rows written before schedule files were keyed by their contents (their keys hash the path).
+  std::string schedule_hash;
+  /// The schedule file's schedule as parse_sweep loaded it (once per sweep). Null: run_one loads
+  /// schedule_file and refuses it unless its hash is schedule_hash.
+  std::shared_ptr<const Schedule> schedule_loaded;
+  int T = 64;  ///< for a schedule file: its length (what ran), whatever the sweep's T axis says
   int stop = 1;
   Precision precision = Precision::FP32;
   uint64_t n = 10000;
@@ -68,8 +83,11 @@ struct RunParams {
   /// default steps, kRowQuantityPoints draws each): the key-lemma and smoothness sweeps.
   bool quantities = false;
   std::string backend = "auto";  ///< as written in the sweep (the row records the one used)
-  TvOptions tv;                  ///< tv.seed is the run seed
+  TvOptions tv;                  ///< tv.seed is the run seed; tv.files the file:PATH statistics, loaded once
   RunBounds bounds;              ///< in canonical() only when on (older rows keep their keys)
+  /// FNV-1a of the arrays of tv's file:PATH statistics (empty when it has none): their contents
+  /// key the run.
+  std::string tv_files_hash;
 
   /// "T=64;d=8;..." every field above in a fixed order with round-trip number formatting.
   std::string canonical() const;
@@ -184,8 +202,23 @@ std::string rows_to_csv(const std::vector<SweepRow>& rows);
 
 // ---- the output directory: <out>/spec.json, results.jsonl, results.csv, lock (docs/sweeps.md) ----
 
-/// Reads the rows of a results.jsonl without modifying it (a partial last line is ignored).
+/// Reads the rows of a results.jsonl without modifying it (a partial last line is ignored; a whole
+/// row without its newline is read). Every row is checked against its key (parse_row).
 std::vector<SweepRow> read_results(const std::string& path);
+
+/// <out>/keys.txt: the keys of the runs of the sweep last run in the directory, in run order.
+constexpr const char* kSweepKeysFile = "keys.txt";
+
+/// What a sweep's output directory holds for spec, found by the checks run_sweep makes before it
+/// runs anything (spec.json is this sweep's, results.jsonl reads, no row was made from another
+/// version of an input file), without writing anything: `gmmdiff sweep --dry-run`.
+struct SweepDirStatus {
+  bool exists = false;              ///< out_dir exists
+  std::set<std::string> done;       ///< keys of spec's runs that have a row
+  std::size_t foreign = 0;          ///< rows of runs that are not spec's
+};
+/// Throws the gmmdiff::Error run_sweep would throw for out_dir before running anything.
+SweepDirStatus inspect_sweep_dir(const SweepSpec& spec, const std::string& out_dir);
 
 /// How run_sweep reports what it does (all optional; the library itself prints nothing).
 struct SweepCallbacks {
@@ -213,7 +246,8 @@ struct SweepOutcome {
 /// Runs every run of spec whose key is not yet in <out>/results.jsonl. Makes the backends the
 /// runs name (once each, for this call only: an unavailable one is an error before anything is
 /// written), creates out_dir, checks or writes spec.json (a different sweep in the same directory
-/// is an error), holds the directory's lock (a second writer gets gmmdiff::Error), and
+/// is an error), holds the directory's lock (a second writer gets gmmdiff::Error), refuses rows
+/// made from another version of an input file (inspect_sweep_dir), writes keys.txt, and
 /// regenerates results.csv (atomically) after each row.
 SweepOutcome run_sweep(const SweepSpec& spec, const SweepRunOptions& opt, const SweepCallbacks& cb = {});
 

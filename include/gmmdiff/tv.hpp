@@ -4,6 +4,7 @@
 // backend's accumulate_histograms), and only counts come back to the host.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,7 +25,15 @@ struct TvOptions {
   uint64_t seed = 0;        ///< random directions and the bootstrap
   uint64_t reference_n = 0; ///< exact reference sample size where the target law of a statistic
                             ///< is not known in closed form; 0: the sample's n
+  /// The direction files of file:PATH statistics already read, by PATH as written in `stats`: a
+  /// sweep reads each once, when it is parsed, and every run uses that copy. A PATH not here is
+  /// read when the plan is made.
+  std::map<std::string, std::shared_ptr<const NpyArray>> files;
 };
+
+/// The PATHs of the file:PATH statistics of `stats`, as written, in order (throws gmmdiff::Error
+/// on a malformed list, as the plan would).
+std::vector<std::string> stat_files(const std::string& stats);
 
 /// One statistic's figures.
 struct StatResult {

@@ -162,3 +162,57 @@ TEST(ReportCli, MissingResultsIsOneLine) {
   EXPECT_NE(r.err.find("no results.jsonl"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
+
+// Issue 15: rows of results.jsonl that belong to no run of the sweep (keys.txt, written by the
+// sweep) were said to be "kept but not reported" yet appeared in report.md and results.csv.
+TEST(ReportCli, RowsOfOtherRunsAreNotReported) {
+  Synth s;
+  auto rows = make_rows(s, [](int T, int, int, int) { return 0.8 / T; });
+  const std::string dir = fresh_dir("foreign");
+  SweepRow foreign = rows[0];
+  foreign.p.T = 4096;
+  foreign.key = foreign.p.key();
+  {
+    std::ofstream f(dir + "/results.jsonl");
+    for (const auto& r : rows) f << row_to_json(r) << "\n";
+    f << row_to_json(foreign) << "\n";
+    std::ofstream k(dir + "/" + kSweepKeysFile);
+    for (const auto& r : rows) k << r.key << "\n";
+  }
+  const CliResult r = run_cli("report --no-plots '" + dir + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("1 rows of results.jsonl belong to no run of this sweep"), std::string::npos) << r.err;
+  const std::string csv = slurp(dir + "/results.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), static_cast<long>(rows.size() + 1)) << csv;
+  EXPECT_EQ(csv.find(foreign.key), std::string::npos);
+  EXPECT_EQ(slurp(dir + "/report.json").find("4096"), std::string::npos);
+  EXPECT_NE(slurp(dir + "/report.md").find("belong to no run of this sweep"), std::string::npos);
+}
+
+// Issue 15: an interrupted report deleted the old plots before the new ones existed. The plot
+// script now runs with the old plots in place; those it did not redraw go only after it finished.
+TEST(ReportCli, OldPlotsStayUntilTheScriptHasFinished) {
+  Synth s;
+  const auto rows = make_rows(s, [](int T, int, int, int) { return 0.8 / T; });
+  const std::string dir = fresh_dir("old_plots");
+  {
+    std::ofstream f(dir + "/results.jsonl");
+    for (const auto& r : rows) f << row_to_json(r) << "\n";
+  }
+  std::ofstream(dir + "/tv_vs_T.png") << "old";
+  std::ofstream(dir + "/tv_vs_K.png") << "old";
+  const std::string script = dir + "/fake_plot.py";
+  std::ofstream(script) << "import os, sys\n"
+                           "d = sys.argv[1]\n"
+                           "seen = os.path.exists(os.path.join(d, 'tv_vs_T.png'))\n"
+                           "open(os.path.join(d, 'seen.txt'), 'w').write('yes' if seen else 'no')\n"
+                           "tmp = os.path.join(d, '.new.png')\n"
+                           "open(tmp, 'w').write('new')\n"
+                           "os.replace(tmp, os.path.join(d, 'tv_vs_T.png'))\n";
+  const std::string cmd = std::string("CI=1 GMMDIFF_PLOT_SCRIPT='") + script + "' '" + GMMDIFF_CLI_PATH + "' report '" +
+                          dir + "' >/dev/null 2>" + dir + "/err.txt";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(dir + "/err.txt");
+  EXPECT_EQ(slurp(dir + "/seen.txt"), "yes") << "the old plots were removed before the script ran";
+  EXPECT_EQ(slurp(dir + "/tv_vs_T.png"), "new");
+  EXPECT_FALSE(fs::exists(dir + "/tv_vs_K.png")) << "a plot the script did not redraw stayed";
+}

@@ -198,3 +198,31 @@ TEST(SweepCli, BoundsReachEveryRowAndTheReportJudgesBothSides) {
   const std::string md = slurp(dir + "/out/report.md");
   EXPECT_NE(md.find("| upper | exact [CI] | reference |"), std::string::npos) << md;
 }
+
+// Issue 15: a write that fails for a full disk (here a file-size limit, the same class) is exit 3
+// in a sweep as in `sample`; it was exit 2.
+TEST(SweepCli, AFullDiskIsExit3AsForSample) {
+  const std::string dir = fresh_dir("full");
+  const std::string sweep = write_text(dir + "/s.json", kTinySweep);
+  const std::string cmd = "cd '" + dir + "' && ulimit -f 2 && trap '' XFSZ && CI=1 '" + GMMDIFF_CLI_PATH +
+                          "' sweep s.json --out out --no-report >/dev/null 2>err.txt";
+  const int st = std::system(("sh -c \"" + cmd + "\"").c_str());
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 3) << slurp(dir + "/err.txt");
+  EXPECT_NE(slurp(dir + "/err.txt").find("File too large"), std::string::npos) << slurp(dir + "/err.txt");
+}
+
+// Issue 15: --dry-run makes the real run's checks: a directory of another sweep is refused (it was
+// listed as all to do), and a done run is counted as the run would count it.
+TEST(SweepCli, DryRunRefusesWhatTheRunRefuses) {
+  const std::string dir = fresh_dir("dry_other");
+  const std::string tiny = write_text(dir + "/tiny.json", kTinySweep);
+  const std::string other = write_text(dir + "/other.json", R"({"T": [8], "n": 100, "backend": "cpu"})");
+  ASSERT_EQ(run_cli("sweep '" + other + "' --no-report --out '" + dir + "/out'").code, 0);
+  const CliResult dry = run_cli("sweep '" + tiny + "' --dry-run --out '" + dir + "/out'");
+  EXPECT_EQ(dry.code, 2);
+  EXPECT_NE(dry.err.find("holds a different sweep"), std::string::npos) << dry.err;
+  const CliResult same = run_cli("sweep '" + other + "' --dry-run --out '" + dir + "/out'");
+  EXPECT_EQ(same.code, 0) << same.err;
+  EXPECT_NE(same.out.find("1 runs (1 done"), std::string::npos) << same.out;
+}

@@ -37,7 +37,6 @@ TEST(TvCli, ReportsATableAndWritesJson) {
   EXPECT_EQ(j["stats"].size(), 3u);  // means[0] is axis[0] (e_1): one statistic
   EXPECT_NE(r.out.find("counted once"), std::string::npos) << r.out;
   EXPECT_TRUE(j["max"].contains("ci95"));
-  EXPECT_FALSE(test::exists(js + ".tmp." + std::to_string(::getpid())));
 }
 
 TEST(TvCli, NanRowsAreCountedAndReported) {

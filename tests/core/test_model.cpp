@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -260,4 +261,56 @@ TEST(Model, JsonBadInputNamesTheProblem) {
   norm.normalize_weights = true;
   const Mixture m = load_model_json(write("n.json", R"({"weights": [1, 3], "means": [[0], [1]]})"), norm);
   EXPECT_DOUBLE_EQ(m.weights[1], 0.75);
+}
+
+// Issue 15: a key given twice is refused with its name (the JSON library would keep the last one).
+TEST(Model, DuplicateKeysAreRefusedWithTheirName) {
+  const std::string e = error_of(R"({"weights": [0.5, 0.5], "means": [[0], [1]], "weights": [0.9, 0.1]})");
+  EXPECT_NE(e.find("duplicate key \"weights\""), std::string::npos) << e;
+}
+
+// Issue 15: an absolute means_npy / var_diag_npy path is used as it is (it was joined to the
+// model's folder: "dir//abs/path").
+TEST(Model, AbsoluteNpyPathsAreTakenAsTheyAre) {
+  const std::string dir = testing::TempDir() + "/abs_npy_model";
+  std::filesystem::create_directories(dir + "/sub");
+  const std::vector<double> mu = {0, 1, 2, 3}, var = {1, 2, 3, 4};
+  write_npy(dir + "/mu.npy", mu.data(), 2, 2);
+  write_npy(dir + "/var.npy", var.data(), 2, 2);
+  const std::string json = dir + "/sub/m.json";
+  std::ofstream(json) << R"({"weights": [0.5, 0.5], "means_npy": ")" << dir << R"(/mu.npy", "var_diag_npy": ")" << dir
+                      << R"(/var.npy"})";
+  std::vector<std::string> files;
+  ModelOptions opt;
+  opt.files_read = &files;
+  const Mixture m = load_model_json(json, opt);
+  EXPECT_EQ(m.mean(1)[1], 3.0);
+  EXPECT_EQ(m.var(1, 0), 3.0);
+  EXPECT_EQ(files, (std::vector<std::string>{json, dir + "/mu.npy", dir + "/var.npy"}));
+}
+
+// Issue 15: values that are legal one by one but whose squares a double cannot hold are refused
+// when the model is validated (sd = 1e200 used to be accepted, and every formula then held inf).
+TEST(Model, ValuesWhoseSquaresADoubleCannotHoldAreRefused) {
+  struct Case {
+    const char* json;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {R"({"weights": [1], "means": [[0, 1]], "sd": 1e200})", "sd[0] = 1e+200: its square (the variance) overflows"},
+      {R"({"weights": [1], "means": [[0, 1]], "sd": 1e-160})", "sd[0] = 1e-160: its square (the variance) underflows"},
+      {R"({"weights": [1], "means": [[0, 1]], "var_diag": [[1, 1e-310]]})", "below the smallest normal double"},
+      {R"({"weights": [1], "means": [[1e160, 0]]})", "E|X|^2"},
+      {R"({"weights": [1], "means": [[1e154, 1e154, 1e154]]})", "E|X|^2"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = error_of(c.json);
+    EXPECT_NE(e.find(c.needle), std::string::npos) << "json: " << c.json << "\nerror: " << e;
+  }
+  // The largest that fit are accepted.
+  EXPECT_EQ(error_of(R"({"weights": [1], "means": [[1e150, 0]], "sd": 1e150})"), "");
+  PresetParams p;
+  p.name = "two-point";
+  p.radius = 1e200;
+  EXPECT_THROW(make_preset(p), Error);
 }

@@ -1,9 +1,12 @@
 // Schedules: the recursions that define them, monotonicity, ranges, files, bad input.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -142,4 +145,59 @@ TEST(Schedule, BadInput) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("allowed"), std::string::npos) << e.what();
   }
+}
+
+namespace {
+std::string schedule_error(const ScheduleParams& p) {
+  try {
+    make_schedule(p);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+// Issue 15: a schedule file is read like every other input: a repeated key, a --schedule-kind
+// that contradicts the file's key, and a FIFO (which would block) are each one clear error.
+TEST(Schedule, FileInputIsCheckedLikeEveryOther) {
+  const std::string dir = testing::TempDir();
+  ScheduleParams p;
+  p.name = "file";
+  p.file = dir + "/sched_dup.json";
+  std::ofstream(p.file) << R"({"alpha": [0.9, 0.8], "alpha": [0.5]})";
+  EXPECT_NE(schedule_error(p).find("duplicate key \"alpha\""), std::string::npos) << schedule_error(p);
+  std::ofstream(p.file) << R"({"abar": [0.9, 0.8]})";
+  p.file_kind = "alpha";
+  EXPECT_NE(schedule_error(p).find("--schedule-kind alpha but the file's key is 'abar'"), std::string::npos)
+      << schedule_error(p);
+  p.file_kind = "auto";
+  EXPECT_EQ(schedule_error(p), "");
+  p.file = dir + "/sched_fifo.txt";
+  ::unlink(p.file.c_str());
+  ASSERT_EQ(::mkfifo(p.file.c_str(), 0644), 0);
+  p.file_kind = "alpha";
+  EXPECT_NE(schedule_error(p).find("is a FIFO, not a schedule file"), std::string::npos) << schedule_error(p);
+  ::unlink(p.file.c_str());
+}
+
+// Issue 15: an abar that underflows a double says so (it said "alpha[1] = 0 is outside (0, 1]").
+TEST(Schedule, UnderflowingAbarIsNamedAsSuch) {
+  ScheduleParams p;
+  p.name = "lcw";
+  p.T = 1000;
+  p.c0 = 2000;  // abar_T = 1000^-2000 = e^-13816
+  const std::string e = schedule_error(p);
+  EXPECT_NE(e.find("abar_T = T^-c0 = 1000^-2000"), std::string::npos) << e;
+  EXPECT_NE(e.find("underflows a double"), std::string::npos) << e;
+  EXPECT_EQ(e.find("alpha[1] = 0"), std::string::npos) << e;
+  p.c0 = 100;  // e^-691: still a normal double
+  EXPECT_EQ(schedule_error(p), "");
+  const std::string f = testing::TempDir() + "/sched_underflow.json";
+  std::ofstream(f) << R"({"alpha": [1e-200, 1e-200, 0.5]})";
+  ScheduleParams q;
+  q.name = "file";
+  q.file = f;
+  const std::string e2 = schedule_error(q);
+  EXPECT_NE(e2.find("abar_2 = alpha_1 x ... x alpha_2 = 0 underflows a double"), std::string::npos) << e2;
 }

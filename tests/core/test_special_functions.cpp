@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <vector>
@@ -164,6 +165,84 @@ TEST(SpecialInvert, NormalQuantiles) {
     const double x = invert_monotone(F, q, -10, 10, F(-10), F(10), 1e-15, 1e-15, 200);
     EXPECT_NEAR(F(x), q, 1e-14);
   }
+}
+
+}  // namespace
+}  // namespace gmmdiff
+
+namespace gmmdiff {
+namespace {
+
+using namespace special;
+using gmmdiff::test::integrate;
+using gmmdiff::test::LD;
+
+/// chi'^2(k, lambda) CDF by an independent route: conditioning on Z_1 along the mean,
+/// (sqrt(lambda) + z)^2 + chi^2_{k-1}, with the central chi^2 CDF (gamma_p) inside, over
+/// z in [-14, 14] split where x - (R + z)^2 = 0 (the chi^2_{k-1} CDF has a kink there). x - (R+z)^2
+/// is formed from x - lambda in long double: both near 1e18 at lambda = 1e18. k = 1: Phi directly.
+LD ncx2_reference_large(double x, double k, double lambda) {
+  const LD R = std::sqrt(static_cast<LD>(lambda)), dx = static_cast<LD>(x) - static_cast<LD>(lambda);
+  const LD c = 1 / std::sqrt(2 * 3.141592653589793238462643383279502884L);
+  auto rest = [&](LD z) { return dx - 2 * R * z - z * z; };  // x - (R + z)^2
+  auto f = [&](LD z) -> LD {
+    const LD y = rest(z);
+    if (y <= 0) return 0;
+    const LD p = k == 1 ? 1.0L : static_cast<LD>(gamma_p((k - 1) / 2, static_cast<double>(y / 2)));
+    return c * std::exp(-z * z / 2) * p;
+  };
+  // Kinks: (R + z)^2 = x, i.e. z = sqrt(x) - R (the other root is near -2R, outside [-14, 14]).
+  // Just before it the chi^2_{k-1} CDF climbs from 0 to 1 while y grows by about k + 40 sqrt(k),
+  // i.e. over a z-width of that over 2R (1e-6 at R = 1e6): a piece of its own.
+  const LD kink = dx / (std::sqrt(static_cast<LD>(x)) + R);
+  const LD climb = (k + 40 * std::sqrt(k) + 100) / (2 * R);
+  LD s = 0;
+  if (kink <= -14 || kink - climb >= 14) return integrate(f, -14, 14, 400);
+  const LD a = std::max<LD>(-14, kink - climb), b = std::min<LD>(14, kink);
+  if (a > -14) s += integrate(f, -14, a, 400);
+  // [a, kink]: z = kink - u^2, so that the chi^2_{k-1} CDF's root-like start at y = 0 (k = 2:
+  // P(chi^2_1 <= y) ~ sqrt(y)) becomes smooth in u.
+  s += integrate([&](LD u) { return 2 * u * f(kink - u * u); }, std::sqrt(std::max<LD>(0, kink - b)),
+                 std::sqrt(kink - a), 400);
+  return s;
+}
+
+/// The closed form for k = 3 (|X| of a 3-D normal with |mean| = a): P(|X|^2 <= x) =
+/// Phi(r - a) - Phi(-r - a) - (phi(r - a) - phi(r + a)) / a, r = sqrt(x), r - a from x - a^2.
+LD ncx2_closed_form_k3(double x, double lambda) {
+  const LD a = std::sqrt(static_cast<LD>(lambda)), r = std::sqrt(static_cast<LD>(x));
+  const LD rma = (static_cast<LD>(x) - static_cast<LD>(lambda)) / (r + a);
+  const LD c = 1 / std::sqrt(2 * 3.141592653589793238462643383279502884L);
+  auto Phi = [](LD z) { return 0.5L * std::erfc(-z / std::sqrt(2.0L)); };
+  return Phi(rma) - Phi(-r - a) - c * (std::exp(-rma * rma / 2) - std::exp(-(r + a) * (r + a) / 2)) / a;
+}
+
+// Issue 15: the non-central chi-square at a large non-centrality (the radial statistic at radius
+// 1e9: lambda = 1e18) in work that does not grow with lambda, against independent computations:
+// the closed form for k = 3 and conditioning on the other coordinate for k = 1, 2, 50, 1000.
+TEST(SpecialNcx2, LargeNoncentralityAgainstIndependentForms) {
+  constexpr double kLargeTol = 1e-10;
+  for (double lambda : {2.5e4, 1e6, 1e12, 1e18})
+    for (double k : {1.0, 2.0, 3.0, 50.0, 1000.0}) {
+      const double sd = std::sqrt(4 * lambda + 2 * k);
+      for (double z : {-6.0, -2.0, -0.5, 0.0, 0.7, 2.5, 6.0}) {
+        const double x = lambda + k + z * sd;
+        SCOPED_TRACE(testing::Message() << "lambda=" << lambda << " k=" << k << " z=" << z);
+        const double got = ncx2_cdf(x, k, lambda);
+        EXPECT_NEAR(got, static_cast<double>(ncx2_reference_large(x, k, lambda)), kLargeTol);
+        if (k == 3) {
+          EXPECT_NEAR(got, static_cast<double>(ncx2_closed_form_k3(x, lambda)), kLargeTol);
+        }
+      }
+    }
+  // O(1) in lambda: 10^4 evaluations at lambda = 1e18 (each had O(1e9) terms, and a counter that
+  // stopped counting past 2^53: it never ended).
+  const auto t1 = std::chrono::steady_clock::now();
+  double sink = 0;
+  for (int i = 0; i < 10000; ++i) sink += ncx2_cdf(1e18 + (i - 5000) * 1e6, 3, 1e18);
+  EXPECT_GT(sink, 0.0);
+  const double per_call = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count() / 10000;
+  EXPECT_LT(per_call, 1e-3) << "ncx2_cdf took " << per_call << " s per call at lambda = 1e18";
 }
 
 }  // namespace

@@ -2,10 +2,13 @@
 // tiny weights. No NaN/Inf, and the K = 1 closed form still holds where it applies.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 
 #include "gmmdiff/backend.hpp"
+#include "gmmdiff/detail/philox.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "util/sink_util.hpp"
@@ -223,4 +226,222 @@ TEST(Edges, MeansAtTheTheoremsRadiusTPowCR) {
     const double expect = 0.25 * n, sdev = std::sqrt(n * 0.75 * 0.25);
     EXPECT_NEAR(double(at_plus), expect, kMomentSigmas * sdev);
   }
+}
+
+// Issue 15: the score-error models at large eps. The weights are perturbed in log space: at
+// eps = 1e5, pi_k e^{eps g_k} overflowed (inf / inf = NaN weights) and the run sampled something
+// else with eps_score = NaN and exit 0.
+TEST(Edges, ScoreErrorModelsStayFiniteOrAreRefused) {
+  PresetParams pp;
+  pp.name = "random-sphere";
+  pp.d = 3;
+  pp.K = 5;
+  const Mixture m = make_preset(pp);
+  for (double eps : {0.3, 50.0, 1e5, 1e300}) {
+    SCOPED_TRACE(testing::Message() << "weights eps=" << eps);
+    const Mixture w = score_model(m, {ScoreErrorKind::Weights, eps}, 7);
+    double sum = 0;
+    for (double x : w.weights) {
+      ASSERT_TRUE(std::isfinite(x) && x > 0) << x;
+      sum += x;
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-12);
+  }
+  // At small eps the log-space form is the direct one, pi_k e^{eps g_k} / sum, to rounding.
+  const Mixture small = score_model(m, {ScoreErrorKind::Weights, 0.3}, 7);
+  const Mixture big = score_model(m, {ScoreErrorKind::Weights, 1e5}, 7);
+  constexpr uint64_t kAuxPerturbWeights = 4000;  // the Philox purpose of the log-weight normals (sampler.cpp)
+  std::vector<double> direct(m.K);
+  double s = 0;
+  for (int k = 0; k < m.K; ++k) {
+    const double g = detail::philox_normal<double>(7, kStreamAux, kAuxPerturbWeights, 0, static_cast<uint32_t>(k));
+    s += (direct[k] = m.weights[k] * std::exp(0.3 * g));
+  }
+  for (int k = 0; k < m.K; ++k) EXPECT_NEAR(small.weights[k], direct[k] / s, 1e-15);
+  // At eps = 1e5 one component takes all the mass.
+  EXPECT_NEAR(*std::max_element(big.weights.begin(), big.weights.end()), 1.0, 1e-15);
+
+  ScheduleParams sp;
+  sp.T = 16;
+  const Schedule sched = make_schedule(sp);
+  SampleOptions o;
+  o.n = 256;
+  o.eps_samples = 64;
+  o.score_error = {ScoreErrorKind::Weights, 1e5};
+  EXPECT_TRUE(std::isfinite(measure_eps_score(m, sched, o)));
+  // bias, scale, gaussian: eps is factored out of |e|^2 (eps^2 overflowed at eps > 1e154).
+  o.score_error = {ScoreErrorKind::Bias, 1e200};
+  EXPECT_NEAR(measure_eps_score(m, sched, o), 1e200, 1e188);
+  // means that move so far that |mu|^2 overflows: refused before the run, as for the model itself.
+  o.score_error = {ScoreErrorKind::Means, 1e300};
+  auto be = make_backend("cpu");
+  CollectSink sink(m.d, Precision::FP32);
+  EXPECT_THROW(check_sample_options(m, sched, o), Error);
+  EXPECT_THROW(run_sampler(m, sched, o, *be, sink), Error);
+  EXPECT_EQ(sink.chunks, 0);
+}
+
+// Issue 15: the same rules for the command line and sweeps: a scale error's eps > -1 (the score
+// times 1 + eps; sample refused any negative eps that sweeps accepted), eps_samples bounded, and a
+// snapshot step given twice refused before any output exists.
+TEST(Edges, SampleOptionsFollowOneRule) {
+  PresetParams pp;
+  const Mixture m = make_preset(pp);
+  ScheduleParams sp;
+  sp.T = 8;
+  const Schedule s = make_schedule(sp);
+  SampleOptions o;
+  o.n = 16;
+  o.score_error = {ScoreErrorKind::Scale, -0.5};
+  EXPECT_NO_THROW(check_sample_options(m, s, o));
+  o.score_error = {ScoreErrorKind::Scale, -1.0};
+  EXPECT_THROW(check_sample_options(m, s, o), Error);
+  o.score_error = {ScoreErrorKind::Bias, -0.5};
+  EXPECT_THROW(check_sample_options(m, s, o), Error);
+  o.score_error = {ScoreErrorKind::Bias, 0.5};
+  o.eps_samples = (1 << 24) + 1;
+  EXPECT_THROW(check_sample_options(m, s, o), Error);
+  o.eps_samples = 1024;
+  o.snapshot_steps = {4, 2, 4};
+  EXPECT_THROW(check_sample_options(m, s, o), Error);
+}
+
+// Issue 15: --chunk 2^64 - 1 was rounded up to a multiple of 256, wrapped around to 0 and ended in
+// SIGFPE (a division by the chunk); now it is a chunk that does not fit.
+TEST(Edges, AChunkThatWrapsAroundIsAResourceError) {
+  PresetParams pp;
+  const Mixture m = make_preset(pp);
+  auto be = make_backend("cpu");
+  const RunShape shape = run_shape(m, Precision::FP32, 0);
+  for (std::size_t chunk : {std::numeric_limits<std::size_t>::max(), std::numeric_limits<std::size_t>::max() - 100})
+    EXPECT_THROW(choose_chunk_rows(*be, shape, 1000, chunk), ResourceError) << chunk;
+  EXPECT_EQ(choose_chunk_rows(*be, shape, 1000, 300), 512u);
+}
+
+// Issue 15: the advice after a non-finite particle names only what differs from the run: no
+// "--precision fp64" for a run in fp64.
+TEST(Edges, NonFiniteAdviceNamesOnlyWhatCanHelp) {
+  PresetParams pp;
+  const Mixture m = make_preset(pp);
+  ScheduleParams sp;
+  sp.T = 8;
+  SampleOptions o;
+  o.n = 64;
+  o.precision = Precision::FP64;
+  o.score_error = {ScoreErrorKind::Scale, 1e300};
+  o.eps_samples = 16;
+  auto be = make_backend("cpu");
+  CollectSink sink(m.d, o.precision);
+  try {
+    run_sampler(m, make_schedule(sp), o, *be, sink);
+    FAIL() << "expected a non-finite particle";
+  } catch (const NumericalError& e) {
+    const std::string w = e.what();
+    EXPECT_EQ(w.find("--precision fp64"), std::string::npos) << w;
+    EXPECT_NE(w.find("a smaller --eps"), std::string::npos) << w;
+  }
+}
+
+// Issue 15 with issue 11's profiles: the overflow fixes hold for every step's eps_t = eps f(t), so
+// a profile whose factor pushes one step into the overflow regime gets the same log-space weights,
+// the same scaled eps_score and the same refusals as a uniform eps that large.
+TEST(Edges, AProfileFactorThatReachesTheOverflowRegimeIsHandledAtThatStep) {
+  PresetParams pp;
+  pp.name = "random-sphere";
+  pp.d = 3;
+  pp.K = 5;
+  const Mixture m = make_preset(pp);
+  ScheduleParams sp;
+  sp.T = 16;
+  const Schedule sched = make_schedule(sp);
+  constexpr uint64_t kSeed = 7;
+  constexpr uint64_t kAuxPerturbWeights = 4000;  // the Philox purpose of the log-weight normals (sampler.cpp)
+  constexpr double kSoftmaxTol = 1e-12;
+
+  // weights: eps 1 with a factor 1e4 at t = T: e^{1e4 g} overflows there (and only there).
+  SampleOptions o;
+  o.n = 256;
+  o.eps_samples = 64;
+  o.precision = Precision::FP64;
+  o.seed = kSeed;
+  o.score_error.kind = ScoreErrorKind::Weights;
+  o.score_error.eps = 1.0;
+  o.score_error.profile = ErrorProfile::File;
+  o.score_error.factors.assign(sched.T, 1.0);
+  o.score_error.factors[sched.T - 1] = 1e4;
+  EXPECT_NO_THROW(check_sample_options(m, sched, o));
+  const ScorePlan plan(m, sched, o);
+  ASSERT_TRUE(plan.per_step());
+  const Mixture top = plan.model(sched.T);
+  // An independent softmax of log pi_k + eps_t g_k, in long double.
+  std::vector<long double> lw(m.K);
+  long double mx = -INFINITY;
+  for (int k = 0; k < m.K; ++k) {
+    const double g = detail::philox_normal<double>(kSeed, kStreamAux, kAuxPerturbWeights, 0, static_cast<uint32_t>(k));
+    lw[k] = std::log(static_cast<long double>(m.weights[k])) + 1e4L * g;
+    mx = std::max(mx, lw[k]);
+  }
+  long double z = 0;
+  for (int k = 0; k < m.K; ++k) z += std::exp(lw[k] - mx);
+  for (int k = 0; k < m.K; ++k) {
+    const double expect = std::max(static_cast<double>(std::exp(lw[k] - mx) / z), std::numeric_limits<double>::min());
+    ASSERT_TRUE(std::isfinite(top.weights[k]) && top.weights[k] > 0) << "k " << k << ": " << top.weights[k];
+    EXPECT_NEAR(top.weights[k], expect, kSoftmaxTol) << "k " << k;
+  }
+  // The other steps keep the direct form (factor 1), bit for bit.
+  const Mixture direct = score_model(m, {ScoreErrorKind::Weights, 1.0}, kSeed);
+  EXPECT_EQ(plan.model(sched.T - 1).weights, direct.weights);
+  const double es = measure_eps_score(m, sched, o);
+  EXPECT_TRUE(std::isfinite(es)) << es;
+  auto be = make_backend("cpu");
+  CollectSink sink(m.d, o.precision);
+  const RunSummary sum = run_sampler(m, sched, o, *be, sink);
+  EXPECT_EQ(sum.eps_score, es);
+
+  // eps x factor near the largest double: eps g_k itself overflows; the weights stay a distribution.
+  o.score_error.eps = 1e307;
+  o.score_error.factors[sched.T - 1] = 10.0;
+  const Mixture huge = ScorePlan(m, sched, o).model(sched.T);
+  double sum_w = 0;
+  for (double w : huge.weights) {
+    ASSERT_TRUE(std::isfinite(w) && w > 0) << w;
+    sum_w += w;
+  }
+  EXPECT_NEAR(sum_w, 1.0, kSoftmaxTol);
+  EXPECT_NEAR(*std::max_element(huge.weights.begin(), huge.weights.end()), 1.0, kSoftmaxTol);
+
+  // bias: eps 1e100 and a factor 1e60 at t = T, so eps_t^2 = 1e320 overflows at that step only. The
+  // realised eps_score is eps sqrt(mean over the evaluated steps t = 2..16 of f(t)^2), |u| = 1.
+  o.score_error.kind = ScoreErrorKind::Bias;
+  o.score_error.eps = 1e100;
+  o.score_error.factors.assign(sched.T, 1.0);
+  o.score_error.factors[sched.T - 1] = 1e60;
+  const int steps = sched.T - o.stop;
+  const double expect_bias = 1e160 * std::sqrt((1.0 + (steps - 1) * 1e-120) / steps);
+  EXPECT_NEAR(measure_eps_score(m, sched, o), expect_bias, 1e-12 * expect_bias);
+
+  // means: a factor that moves the means so far at one step that |mu|^2 overflows is refused before
+  // the run, as a uniform eps that large; so is eps x factor beyond the largest double.
+  o.score_error.kind = ScoreErrorKind::Means;
+  o.score_error.eps = 1.0;
+  o.score_error.factors[sched.T - 1] = 1e300;
+  EXPECT_THROW(check_sample_options(m, sched, o), Error);
+  o.score_error.factors[sched.T - 1] = 1.0;
+  EXPECT_NO_THROW(check_sample_options(m, sched, o));
+  o.score_error.kind = ScoreErrorKind::Scale;
+  o.score_error.eps = 1e300;
+  o.score_error.factors[sched.T - 1] = 1e10;
+  EXPECT_THROW(check_sample_options(m, sched, o), Error);
+  CollectSink none(m.d, o.precision);
+  EXPECT_THROW(run_sampler(m, sched, o, *be, none), Error);
+  EXPECT_EQ(none.chunks, 0);
+
+  // scale: eps > -1 with the factor: eps f(t) > -1 at every step (front-loaded reaches
+  // sqrt(2 steps / (steps + 1)) at t = T).
+  o.score_error = {ScoreErrorKind::Scale, -0.8};
+  EXPECT_NO_THROW(check_sample_options(m, sched, o));
+  o.score_error.profile = ErrorProfile::FrontLoaded;
+  EXPECT_THROW(check_sample_options(m, sched, o), Error);
+  o.score_error.eps = -0.7;  // -0.7 x sqrt(30/16) = -0.96
+  EXPECT_NO_THROW(check_sample_options(m, sched, o));
 }

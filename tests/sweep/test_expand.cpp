@@ -27,16 +27,26 @@ TEST(SweepParse, ScalarsAndListsExpandInFixedOrder) {
 }
 
 TEST(SweepParse, AxesThatDoNotApplyCollapse) {
-  // eps without a score error, variance under ddim and K of two-point do not make new runs.
+  // eps without a score error, variance under ddim and K of two-point do not make new runs; the
+  // rows record what ran (eps 0, variance beta, K 2). Each axis applies to some runs here: an axis
+  // that applies to none is refused (test_parse.cpp, AnAxisThatAppliesToNoRunIsRefused).
   const SweepSpec s = parse_sweep(
-      R"({"family": "two-point", "K": [2, "d"], "eps": [0.1, 0.2], "sampler": ["ddpm", "ddim"],
-          "variance": ["beta", "posterior"], "T": 16, "n": 100})",
+      R"({"family": ["two-point", "random-sphere"], "K": [2, "d"], "d": 2, "score_error": ["none", "bias"],
+          "eps": [0.1, 0.2], "sampler": ["ddpm", "ddim"], "variance": ["beta", "posterior"], "T": 16, "n": 100})",
       "t.json");
-  // ddpm x {beta, posterior} + ddim once.
-  ASSERT_EQ(s.runs.size(), 3u);
+  // per family: errors {none, bias 0.1, bias 0.2} x samplers {ddpm beta, ddpm posterior, ddim};
+  // two-point once, random-sphere for K = 2 and K = "d" (two keys, though both are 2 at d = 2).
+  ASSERT_EQ(s.runs.size(), 27u);
   for (const auto& r : s.runs) {
     SCOPED_TRACE(r.label());
-    EXPECT_EQ(r.K, 2);
-    EXPECT_EQ(r.eps, 0.0);
+    if (r.preset == "two-point") {
+      EXPECT_EQ(r.K_spec, "2");
+    }
+    if (r.score_error == ScoreErrorKind::None) {
+      EXPECT_EQ(r.eps, 0.0);
+    }
+    if (r.sampler == SamplerKind::DDIM) {
+      EXPECT_EQ(r.variance, Variance::Beta);
+    }
   }
 }

@@ -89,3 +89,52 @@ TEST(SweepRow, BracketRoundTripsWithNullsWhereAFigureDoesNotApply) {
   EXPECT_TRUE(std::isnan(e.bracket.tv_upper));
   EXPECT_EQ(e.bracket.upper_figure(), 0.2);
 }
+
+// Issue 15's key check with issue 11's parameters and the bounds: a row carrying every one of them
+// (and the content hashes of its input files) reads back under its own key, and an edit of any of
+// them in the line (the key still names the run before the edit) is refused, never taken for the
+// run its key names.
+TEST(SweepRow, TheKeyCheckCoversEveryParameterAndTheBounds) {
+  SweepRow r = sample_row(64);
+  r.p.sampler = SamplerKind::DDIMSong;
+  r.p.eta = 0.5;
+  r.p.score_error = ScoreErrorKind::Bias;
+  r.p.eps = 0.25;
+  r.p.error_profile = ErrorProfile::FrontLoaded;
+  r.p.bias_direction = "1,0";
+  r.p.quantities = true;
+  r.p.bounds.on = true;
+  r.p.bounds.M = 16;
+  r.p.bounds.n = 512;
+  r.p.schedule = "file";
+  r.p.schedule_file = "/tmp/s.json";
+  r.p.schedule_hash = "00112233445566ff";
+  r.p.tv_files_hash = "ffeeddccbbaa9988";
+  r.key = r.p.key();
+  const std::string line = row_to_json(r);
+  const SweepRow q = parse_row(line);
+  EXPECT_EQ(q.key, r.key);
+  EXPECT_EQ(q.p.canonical(), r.p.canonical());
+  struct Edit {
+    const char* from;
+    const char* to;
+  };
+  const Edit edits[] = {{"\"eta\":0.5", "\"eta\":0.75"},
+                        {"\"error_profile\":\"front-loaded\"", "\"error_profile\":\"back-loaded\""},
+                        {"\"bias_direction\":\"1,0\"", "\"bias_direction\":\"0,1\""},
+                        {"\"bounds\":{\"M\":16,\"n\":512}", "\"bounds\":{\"M\":8,\"n\":512}"},
+                        {"\"schedule_hash\":\"00112233445566ff\"", "\"schedule_hash\":\"00112233445566fe\""},
+                        {"\"tv_files_hash\":\"ffeeddccbbaa9988\"", "\"tv_files_hash\":\"ffeeddccbbaa9989\""}};
+  for (const Edit& e : edits) {
+    SCOPED_TRACE(e.from);
+    const auto at = line.find(e.from);
+    ASSERT_NE(at, std::string::npos) << line;
+    const std::string edited = line.substr(0, at) + e.to + line.substr(at + std::string(e.from).size());
+    try {
+      (void)parse_row(edited);
+      ADD_FAILURE() << "an edited row was read under its old key: " << edited;
+    } catch (const Error& err) {
+      EXPECT_NE(std::string(err.what()).find("is not the key of its params"), std::string::npos) << err.what();
+    }
+  }
+}

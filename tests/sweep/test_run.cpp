@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -76,7 +77,7 @@ TEST(SweepRun, AScheduleFilesKindReachesTheSchedule) {
   const std::string dir = fresh_dir("kind");
   write_text(dir + "/values.txt", "0.95 0.9 0.85 0.8 0.75 0.7 0.65 0.6\n");
   auto sweep = [&](const std::string& kind) {
-    return parse_sweep(R"({"T": 8, "n": 2000, "backend": "cpu", "tv": {"stats": "means", "bootstrap": 20},
+    return parse_sweep(R"({"n": 2000, "backend": "cpu", "tv": {"stats": "means", "bootstrap": 20},
                            "schedule": {"file": "values.txt", "kind": ")" + kind + R"("}})",
                        dir + "/s.json", dir);
   };
@@ -157,4 +158,71 @@ TEST(SweepRun, BoundsAddTheBracketThroughTheBoundsApi) {
   const SweepRow nr = run_one(spec.runs[2], 0, *cpu);
   EXPECT_FALSE(nr.bracket.present);
   EXPECT_EQ(row_to_json(nr).find("tv_upper"), std::string::npos);
+}
+
+// Issue 15: a resume whose input files changed is refused, naming the file and how to start a new
+// directory; it never mixes rows of the old contents with runs of the new. inspect_sweep_dir (the
+// dry run) says the same before anything is run, and both accept the file once it is restored.
+TEST(SweepRun, AResumeAfterAnInputFileChangedIsRefused) {
+  const std::string dir = fresh_dir("changed_inputs");
+  const std::string out = dir + "/out";
+  const std::string model = write_text(dir + "/m.json", R"({"weights": [0.5, 0.5], "means": [[1, 0], [0, 1]]})");
+  const std::string sched = write_text(dir + "/sched.json", R"({"alpha": [0.99, 0.95, 0.9, 0.8, 0.7, 0.6]})");
+  const std::string text = R"({"family": {"model": "m.json"}, "schedule": {"file": "sched.json"}, "n": 500,
+                               "seeds": 2, "backend": "cpu", "tv": {"stats": "means", "bootstrap": 20}})";
+  SweepRunOptions o;
+  o.out_dir = out;
+  const SweepSpec spec = parse_sweep(text, dir + "/s.json", dir);
+  ASSERT_EQ(spec.runs.size(), 2u);
+  ASSERT_EQ(run_sweep(spec, o).ran, 2u);
+  EXPECT_EQ(lines_of(out + "/" + kSweepKeysFile), (std::vector<std::string>{spec.runs[0].key(), spec.runs[1].key()}));
+  const std::string before = slurp_file(out + "/results.jsonl");
+
+  auto refused = [&](const std::string& file) {
+    const SweepSpec edited = parse_sweep(text, dir + "/s.json", dir);
+    for (int dry = 0; dry < 2; ++dry) {
+      try {
+        if (dry) (void)inspect_sweep_dir(edited, out);
+        else (void)run_sweep(edited, o);
+        ADD_FAILURE() << "resumed after " << file << " changed (dry run: " << dry << ")";
+      } catch (const Error& e) {
+        const std::string w = e.what();
+        EXPECT_NE(w.find("holds runs made with another version of the " + file), std::string::npos) << w;
+        EXPECT_NE(w.find("--out NEW_DIR"), std::string::npos) << w;
+      }
+    }
+    EXPECT_EQ(slurp_file(out + "/results.jsonl"), before) << "results.jsonl changed";
+  };
+  write_text(model, R"({"weights": [0.5, 0.5], "means": [[2, 0], [0, 1]]})");
+  // Rows name the files by their absolute, normalised paths.
+  refused("model file " + std::filesystem::path(model).lexically_normal().string());
+  write_text(model, R"({"weights": [0.5, 0.5], "means": [[1, 0], [0, 1]]})");
+  write_text(sched, R"({"alpha": [0.99, 0.95, 0.9, 0.8, 0.7, 0.5]})");
+  refused("schedule file " + std::filesystem::path(sched).lexically_normal().string());
+  write_text(sched, R"({"alpha": [0.99, 0.95, 0.9, 0.8, 0.7, 0.6]})");
+  const SweepDirStatus st = inspect_sweep_dir(spec, out);
+  EXPECT_EQ(st.done.size(), 2u);
+  const SweepOutcome again = run_sweep(parse_sweep(text, dir + "/s.json", dir), o);
+  EXPECT_EQ(again.done_before, 2u);
+  EXPECT_EQ(again.ran, 0u);
+}
+
+// Issue 15: an output the sweep writes that is one of its inputs is refused before it is touched.
+TEST(SweepRun, AnInputInsideTheOutputDirectoryIsNotReplaced) {
+  const std::string dir = fresh_dir("input_is_output");
+  const std::string out = dir + "/out";
+  std::filesystem::create_directories(out);
+  const std::string model =
+      write_text(out + "/results.csv", R"({"weights": [0.5, 0.5], "means": [[1, 0], [0, 1]]})");
+  SweepRunOptions o;
+  o.out_dir = out;
+  const SweepSpec spec = parse_sweep(R"({"family": {"model": "out/results.csv"}, "T": 8, "n": 100, "backend": "cpu"})",
+                                     dir + "/s.json", dir);
+  try {
+    run_sweep(spec, o);
+    ADD_FAILURE() << "the model file was overwritten";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is an input of this run"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(slurp_file(model), R"({"weights": [0.5, 0.5], "means": [[1, 0], [0, 1]]})");
 }

@@ -281,3 +281,38 @@ TEST(TvStream, ShapeErrorsAndAFileCutWhileStreamingAreErrors) {
 
 }  // namespace
 }  // namespace gmmdiff
+
+namespace gmmdiff {
+namespace {
+
+// Issue 15: `tv` refused a d = 10^6 sample that `sample` had just written: its chunk budget
+// reserved the step scratch of a full block per thread (256 rows x 2 d doubles each), which TV
+// never uses (it only uploads and bins). Here with 256 threads, whose scratch alone (1 TB at
+// d = 10^6) exceeds any machine's budget: the steps' budget refuses, TV's accepts, and TV runs.
+TEST(TvStream, AHighDimensionalSampleFitsWithoutStepScratch) {
+  constexpr int kThreads = 256;
+  constexpr int d = 1000000;
+  const auto cpu = make_backend("cpu", kThreads);
+  PresetParams pp;
+  pp.name = "gaussian";
+  pp.d = d;
+  pp.radius = 1;
+  const Mixture m = make_preset(pp);
+  RunShape s = run_shape(m, Precision::FP64, 0);
+  EXPECT_EQ(cpu->max_chunk_rows(s), 0u) << "this machine's memory holds a step scratch of 1 TB?";
+  s.steps = false;
+  EXPECT_GE(cpu->max_chunk_rows(s), 2u);
+  const uint64_t n = 2;
+  std::vector<double> y(n * d, 0.0);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = std::sin(0.001 * static_cast<double>(i));
+  TvOptions o;
+  o.stats = "random:2,radial";
+  o.bins = 2;
+  o.bootstrap = 20;
+  const TvReport r = tv_of_sample(m, y.data(), n, o, *cpu);
+  EXPECT_EQ(r.n, n);
+  EXPECT_EQ(r.stats.size(), 3u);
+}
+
+}  // namespace
+}  // namespace gmmdiff

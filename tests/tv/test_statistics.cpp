@@ -12,6 +12,7 @@
 
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/model.hpp"
+#include "gmmdiff/npy.hpp"
 
 namespace gmmdiff {
 namespace {
@@ -139,6 +140,23 @@ TEST(TvStats, RandomDirectionsAreUnitAndSeeded) {
     double n2 = 0;
     for (int j = 0; j < 7; ++j) n2 += a[i * 7 + j] * a[i * 7 + j];
     EXPECT_NEAR(n2, 1.0, kOrthoTol);
+  }
+}
+
+// Issue 15: a direction of huge norm gave TV 0 (its squared norm overflowed to inf, every value
+// divided by it: a zero direction), and one of tiny norm was refused as zero (it underflowed).
+// Each row is scaled by its largest value before its norm is taken.
+TEST(TvStats, FileDirectionsOfAnyScaleAreTheSame) {
+  for (double scale : {1.0, 1e300, 1e-300}) {
+    SCOPED_TRACE(scale);
+    NpyArray a;
+    a.shape = {2, 2};
+    a.data = {3 * scale, 4 * scale, -scale, 0.0};
+    const std::vector<double> u = tv_detail::file_directions(a, "dirs.npy", 2);
+    EXPECT_NEAR(u[0], 0.6, 1e-15);
+    EXPECT_NEAR(u[1], 0.8, 1e-15);
+    EXPECT_EQ(u[2], -1.0);
+    EXPECT_EQ(u[3], 0.0);
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -142,6 +143,80 @@ TEST(TvTargetLaw, PairMassesAreProductsPerComponent) {
       }
       EXPECT_NEAR(s.target_mass[i * Bb + j], ref, 1e-15) << "cell " << i << ", " << j;
     }
+}
+
+}  // namespace
+}  // namespace gmmdiff
+
+namespace gmmdiff {
+namespace {
+
+/// P(|X|^2 <= x), X ~ N(a e_1, s^2 I_3): the closed form of the 3-D non-central chi (independent of
+/// the library's special functions), with r - a formed from x - a^2 in long double.
+LD radial3_cdf(double x, double a, double s) {
+  const LD A = static_cast<LD>(a) / s, r = std::sqrt(static_cast<LD>(x)) / s;
+  const LD rma = (static_cast<LD>(x) - static_cast<LD>(a) * a) / (static_cast<LD>(s) * s) / (r + A);
+  const LD c = 1 / std::sqrt(2 * 3.141592653589793238462643383279502884L);
+  auto Phi = [](LD z) { return 0.5L * std::erfc(-z / std::sqrt(2.0L)); };
+  return Phi(rma) - Phi(-r - A) - c * (std::exp(-rma * rma / 2) - std::exp(-(r + A) * (r + A) / 2)) / A;
+}
+
+// Issue 15: the radial statistic's plan takes work independent of radius / sd (it took minutes at
+// radius 1e6 and never ended at 1e9: a sweep builds it while parsing). At radius 1e9 the bins still
+// hold equal masses and the masses are the closed form's. two-point centres the statistic at 0.
+TEST(TvTargetLaw, RadialPlanAtRadius1e9IsFastAndExact) {
+  for (double radius : {1e6, 1e9}) {
+    SCOPED_TRACE(testing::Message() << "radius " << radius);
+    PresetParams pp;
+    pp.name = "two-point";
+    pp.d = 3;
+    pp.radius = radius;
+    pp.sd = {0.5};
+    const Mixture m = make_preset(pp);
+    TvOptions o;
+    o.stats = "radial";
+    const auto t0 = std::chrono::steady_clock::now();
+    const tv_detail::Plan plan = build_plan(m, o, 1000000);  // 100 bins
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_LT(seconds, 20.0) << "the plan took " << seconds << " s";
+    const auto& s = plan.stats[0];
+    ASSERT_TRUE(s.exact);
+    const auto& e = plan.spec.edges[s.a];
+    const double B = static_cast<double>(s.target_mass.size());
+    LD prev = 0;
+    double total = 0;
+    for (std::size_t b = 0; b + 1 < e.size(); ++b) {
+      const LD next = std::isinf(e[b + 1]) ? 1.0L : radial3_cdf(e[b + 1], radius, 0.5);
+      EXPECT_NEAR(s.target_mass[b], static_cast<double>(next - prev), 1e-10) << "bin " << b;
+      EXPECT_NEAR(s.target_mass[b] * B, 1.0, kEqualMassRelTol) << "bin " << b;
+      total += s.target_mass[b];
+      prev = next;
+    }
+    EXPECT_NEAR(total, 1.0, 1e-12);
+  }
+}
+
+// The same with K > 64 components (their edges come from the moment-matched gamma, whose shape is
+// R^2 / 4 s^2 = 1e17 here) and in d = 1000: the plan is quick, the bins close to equal mass.
+TEST(TvTargetLaw, RadialPlanOfManyComponentsAtALargeRadiusIsFast) {
+  PresetParams pp;
+  pp.name = "random-sphere";
+  pp.d = 1000;
+  pp.K = 100;
+  pp.radius = 1e9;
+  const Mixture m = make_preset(pp);
+  TvOptions o;
+  o.stats = "radial";
+  o.bins = 32;
+  const auto t0 = std::chrono::steady_clock::now();
+  const tv_detail::Plan plan = build_plan(m, o, 100000);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
+  double total = 0;
+  for (double p : plan.stats[0].target_mass) {
+    EXPECT_NEAR(p * 32, 1.0, 0.2);  // approximate edges, exact masses
+    total += p;
+  }
+  EXPECT_NEAR(total, 1.0, 1e-12);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -28,6 +29,12 @@ inline std::string fresh_dir(const std::string& name) {
 inline std::string write_text(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
   return path;
+}
+
+/// The whole content of a file.
+inline std::string slurp_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 /// The non-empty lines of a file.
