@@ -321,13 +321,20 @@ std::vector<double> bias_unit_vector(const Mixture& target, const ScoreError& er
     case BiasDirection::Vector: {
       GMMDIFF_EXPECTS(err.direction_vector.size() == static_cast<std::size_t>(d), "--bias-direction: a vector of ",
                       err.direction_vector.size(), " values for d = ", d);
-      double n2 = 0;
+      // Scaled by its largest |v_j| before squaring: a direction of huge norm (|v|^2 overflows) or
+      // tiny norm (it underflows to 0) is still a direction.
+      double top = 0;
       for (double x : err.direction_vector) {
         GMMDIFF_EXPECTS(std::isfinite(x), "--bias-direction: a value is not finite");
+        top = std::max(top, std::fabs(x));
+      }
+      GMMDIFF_EXPECTS(top > 0, "--bias-direction: the vector is 0 (it needs a direction)");
+      std::vector<double> u = err.direction_vector;
+      double n2 = 0;
+      for (double& x : u) {
+        x /= top;
         n2 += x * x;
       }
-      GMMDIFF_EXPECTS(n2 > 0, "--bias-direction: the vector is 0 (it needs a direction)");
-      std::vector<double> u = err.direction_vector;
       for (double& x : u) x /= std::sqrt(n2);
       return u;
     }

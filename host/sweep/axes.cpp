@@ -2,6 +2,7 @@
 #include "sweep/axes.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "gmmdiff/model.hpp"
@@ -237,13 +238,13 @@ std::vector<std::string> read_bias_directions(const ParseContext& c, const json&
       out.push_back(s);
     } else if (e.is_array() && !e.empty() && e[0].is_number()) {
       std::string s;
-      double n2 = 0;
+      double top = 0;  // the largest |v_j|: a vector of tiny norm (|v|^2 underflows to 0) is still a direction
       for (const json& x : e) {
         const double y = as_double(c, x, "bias_direction");
-        n2 += y * y;
+        top = std::max(top, std::fabs(y));
         s += (s.empty() ? "" : ",") + text::num(y);
       }
-      if (!(n2 > 0)) c.fail("bias_direction", "the vector is 0 (it needs a direction)");
+      if (!(top > 0)) c.fail("bias_direction", "the vector is 0 (it needs a direction)");
       out.push_back(s);
     } else {
       c.fail("bias_direction", "expected \"random\", \"means\" or a vector of numbers, got " + e.dump());

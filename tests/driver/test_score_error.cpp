@@ -178,3 +178,25 @@ TEST(ScoreErrorProfile, BadProfilesAndDirectionsAreErrors) {
   EXPECT_EQ(parse_error_profile("front-loaded"), ErrorProfile::FrontLoaded);
   EXPECT_THROW(parse_error_profile("middle"), Error);
 }
+
+// Issue 15's "scale before squaring" for issue 11's --bias-direction: a direction whose |v|^2
+// overflows (1e308, 1e308) was normalised to the zero vector (no bias at all, silently), and one
+// whose |v|^2 underflows (1e-200, 0) was refused as "the vector is 0".
+TEST(ScoreErrorProfile, BiasDirectionsOfExtremeNormAreStillDirections) {
+  const Mixture m = preset("two-point", 2, 2);
+  ScoreError e;
+  e.kind = ScoreErrorKind::Bias;
+  e.eps = 0.1;
+  e.direction = BiasDirection::Vector;
+  e.direction_vector = {1e308, 1e308};
+  std::vector<double> u = bias_unit_vector(m, e, 0);
+  EXPECT_NEAR(u[0], std::sqrt(0.5), kExactTol);
+  EXPECT_NEAR(u[1], std::sqrt(0.5), kExactTol);
+  e.direction_vector = {-1e-200, 0};
+  u = bias_unit_vector(m, e, 0);
+  EXPECT_EQ(u[0], -1.0);
+  EXPECT_EQ(u[1], 0.0);
+  EXPECT_NO_THROW(check_score_error(m, lcw(8), e));
+  e.direction_vector = {0, -0.0};
+  EXPECT_THROW(check_score_error(m, lcw(8), e), Error);
+}
