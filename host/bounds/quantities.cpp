@@ -294,6 +294,10 @@ EpsJacobi measure_eps_jacobi(const Mixture& target, const Schedule& s, const Sam
   }
   r.value = sum / ts.size();
   r.se = std::sqrt(var_sum) / ts.size();
+  // Never a figure: as for eps_score, a non-finite eps_Jacobi means the error model did not compute.
+  GMMDIFF_EXPECTS(std::isfinite(r.value) && std::isfinite(r.se), "the measured eps_Jacobi of --score-error ",
+                  to_string(err.kind), " --eps ", err.eps, " is ", r.value, " (se ", r.se,
+                  "): the error model overflows a double at this eps; take a smaller one");
   return r;
 }
 

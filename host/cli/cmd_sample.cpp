@@ -203,15 +203,16 @@ Runner setup(CLI::App& sub) {
       sum = run_sampler(target, sched, opt, *be, sink);
       opt.progress = nullptr;
     }
-    sink.commit();
     if (!st->quiet) {
       // eps_Jacobi beside eps_score (quantities.hpp): exact for none and bias, measured for scale,
-      // weights and means, undefined for gaussian.
+      // weights and means, undefined for gaussian. Before the outputs are put in place: a refusal
+      // (not finite) leaves none of them.
       const EpsJacobi ej = measure_eps_jacobi(target, sched, opt);
       sum.eps_jacobi = ej.value;
       sum.eps_jacobi_defined = ej.defined;
-      std::cerr << sum.one_line() << "\n";
     }
+    sink.commit();
+    if (!st->quiet) std::cerr << sum.one_line() << "\n";
     return 0;
   };
 }
