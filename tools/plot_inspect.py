@@ -10,6 +10,8 @@ Exit status: 0 written, 3 Matplotlib missing, 2 bad input. Only Matplotlib and t
 """
 import json
 import math
+import os
+import signal
 import sys
 
 try:
@@ -84,13 +86,31 @@ def main():
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
+    # Whole or not at all: into a partial file beside OUT, renamed over it when complete, so an
+    # interrupted plot leaves no half-written OUT (nor the partial file: the finally block).
+    final = sys.argv[2]
+    head, name = os.path.split(final)
+    partial = os.path.join(head, "." + name + ".partial")
+    fmt = os.path.splitext(name)[1].lstrip(".").lower() or "png"
     try:
-        fig.savefig(sys.argv[2], dpi=110)
-    except OSError as e:
-        print(f"plot_inspect.py: {sys.argv[2]}: {e}", file=sys.stderr)
+        fig.savefig(partial, dpi=110, format=fmt)
+        os.replace(partial, final)
+    except (OSError, ValueError) as e:
+        print(f"plot_inspect.py: {final}: {e}", file=sys.stderr)
         return 2
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+        plt.close(fig)
     return 0
 
 
+def stop(signum, frame):
+    """SIGTERM and SIGHUP end the script like Ctrl-C: through the finally block that removes the partial plot."""
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     sys.exit(main())

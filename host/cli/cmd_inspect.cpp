@@ -31,6 +31,7 @@ struct InspectState {
   SamplerArgs sampler;
   std::string steps, json, plot;
   bool no_sampler = false;
+  CLI::App* app = nullptr;  ///< the subcommand: its options looked up by name (given)
 };
 
 std::string f4(double x) {
@@ -80,17 +81,32 @@ Runner setup(CLI::App& sub) {
   sub.add_flag("--no-sampler", st->no_sampler, "Measure over X_t ~ p_t only (do not run the sampler)");
   sub.add_option("--json", st->json, "Also write one row per t as JSON (atomically)");
   sub.add_option("--plot", st->plot, "Also draw the quantities against t into this PNG (needs --json; Matplotlib)");
+  st->app = &sub;
   return [st]() -> int {
-    SampleOptions opt = st->sampler.build();
-    const Mixture target = st->model.build(opt.seed);
+    std::vector<std::string> inputs;  // the files the run reads: --json and --plot may replace none
+    SampleOptions opt = st->sampler.build(&inputs);
+    const Mixture target = st->model.build(opt.seed, &inputs);
     const Schedule sched = st->schedule.build();
+    if (st->schedule.p.name == "file") inputs.push_back(st->schedule.p.file);
+    if (st->no_sampler)  // over X_t ~ p_t only: what drives the sampler is not used
+      for (const char* o : {"--sampler", "--eta", "--variance", "--precision", "--chunk", "--backend", "--score-error",
+                            "--eps", "--eps-samples", "--error-profile", "--error-factors", "--bias-direction"})
+        GMMDIFF_EXPECTS(!given(st->app, o), o, " does not apply with --no-sampler (only the exact X_t ~ p_t are "
+                                               "measured; the sampler is not run)");
     InspectOptions io;
     io.n = opt.n;
     io.steps = parse_int_list(st->steps, "--steps");
     io.sampler = !st->no_sampler;
     if (!st->plot.empty() && st->json.empty()) throw Error("--plot needs --json (the plot is drawn from it)");
-    if (!st->json.empty()) check_output_file(st->json, "--json");
-    if (!st->plot.empty()) check_output_file(st->plot, "--plot");
+    if (!st->json.empty()) check_output_file(st->json, "--json", inputs);
+    if (!st->plot.empty()) {
+      // The plot is drawn from the --json file, written first: the two must be different files.
+      std::error_code e1, e2;
+      const auto pj = std::filesystem::weakly_canonical(st->json, e1), pp = std::filesystem::weakly_canonical(st->plot, e2);
+      if (!e1 && !e2 && pj == pp)
+        throw Error("--plot " + st->plot + ": is the --json file (the plot is drawn from it); give another name");
+      check_output_file(st->plot, "--plot", inputs);
+    }
     std::unique_ptr<Backend> be;
     if (io.sampler) be = make_backend(st->sampler.backend, st->sampler.threads);
     else be = make_backend("cpu", st->sampler.threads);
