@@ -29,6 +29,7 @@ struct TvState {
   int threads = 0;
   std::size_t chunk = 0;
   std::string json;
+  CLI::App* app = nullptr;  ///< the subcommand: its options looked up by name (given)
 };
 
 std::string fmt(double x, int prec = 5) {
@@ -108,6 +109,7 @@ Runner setup(CLI::App& sub) {
                  "Sample rows read and binned per chunk (0: 64 MiB of doubles, as memory allows; exact otherwise)")
       ->capture_default_str();
   sub.add_option("--json", st->json, "Also write the report as JSON to this file (atomically)");
+  st->app = &sub;
   return [st]() {
     // Under MPI every rank bins its rows and the counts are summed (docs/scale.md); the checks are
     // every rank's, an error is reported once (dist::collective), and rank 0 alone writes.
@@ -117,6 +119,13 @@ Runner setup(CLI::App& sub) {
     std::unique_ptr<Backend> be;
     dist::collective(comm, [&] {
       std::vector<std::string> inputs{st->sample};  // the files the run reads: --json may replace none
+      if (!st->against.empty()) {
+        inputs.push_back(st->against);
+        // The second sample is the reference of every statistic: no reference sample is drawn.
+        GMMDIFF_EXPECTS(!given(st->app, "--reference-n"),
+                        "--reference-n does not apply with --against (the second sample is every statistic's "
+                        "reference)");
+      }
       target = st->model.build(st->opt.seed, &inputs);
       for (const std::string& f : stat_files(st->opt.stats)) inputs.push_back(f);
       if (!st->json.empty()) check_output_file(st->json, "--json", inputs);  // before the work, not after
