@@ -463,11 +463,10 @@ std::string claim_json(const ClaimVerdict& v) {
 
 ClaimVerdict write_claim_verdict(const std::string& dir, double level) {
   namespace fs = std::filesystem;
-  const std::string results = (fs::path(dir) / "results.jsonl").string();
-  if (!fs::exists(results)) throw Error(dir + ": no results.jsonl (give a sweep's --out directory)");
-  const std::vector<SweepRow> rows = read_results(results);
+  // Exactly the rows the report reports (keys.txt): rows results.jsonl keeps for runs of another
+  // version of the sweep would otherwise enter the claim's fit.
+  const std::vector<SweepRow> rows = sweep_rows(dir);
   ClaimVerdict v;
-  if (rows.empty()) return v;
   const std::string claim = claim_of_sweep(rows.front().sweep);
   if (claim.empty()) return v;
   v = judge_claim(claim, rows, level);

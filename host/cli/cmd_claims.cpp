@@ -26,8 +26,17 @@ int verdicts(const ClaimsArgs& a) {
   if (!(a.level > 0 && a.level < 1)) throw Error("--level must lie in (0, 1)");
   std::vector<ClaimVerdict> vs;
   std::vector<std::string> where;
-  for (const std::string& dir : a.verdict_dirs) {
+  for (std::size_t i = 0; i < a.verdict_dirs.size(); ++i) {
+    const std::string& dir = a.verdict_dirs[i];
     if (!fs::is_directory(dir)) throw Error(dir + ": no such directory (give a claim sweep's --out directory)");
+    // The same directory twice would be one sweep's verdict counted twice in the table.
+    for (std::size_t j = 0; j < i; ++j) {
+      std::error_code ec;
+      if (fs::equivalent(dir, a.verdict_dirs[j], ec))
+        throw Error(dir + ": given twice to --verdicts (as " + a.verdict_dirs[j] + "); each sweep once");
+    }
+  }
+  for (const std::string& dir : a.verdict_dirs) {
     ReportOptions ro;
     ro.level = a.level;
     write_report(dir, ro);
@@ -50,9 +59,12 @@ Runner setup(CLI::App& sub) {
                  "Claim sweeps' output directories: write each one's report and claim verdict, then print one "
                  "table: claim | measured [95% CI] | claimed | verdict | details")
       ->expected(1, -1);
-  sub.add_option("--level", a->level, "Confidence level of the fitted exponents' intervals (with --verdicts)")
-      ->capture_default_str();
-  return [a]() -> int {
+  CLI::Option* level = sub.add_option("--level", a->level,
+                                      "Confidence level of the fitted exponents' intervals (with --verdicts)")
+                           ->capture_default_str();
+  return [a, level]() -> int {
+    if (a->verdict_dirs.empty() && level->count() > 0)
+      throw Error("--level applies to --verdicts only (the claims' list has no fitted intervals)");
     if (!a->verdict_dirs.empty()) {
       if (!a->name.empty() || a->json || a->verbose) throw Error("--verdicts takes directories only");
       return verdicts(*a);

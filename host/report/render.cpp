@@ -330,7 +330,7 @@ std::string report_json(const Report& r) {
   return j.dump(1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-Report write_report(const std::string& dir, const ReportOptions& opt) {
+std::vector<SweepRow> sweep_rows(const std::string& dir, std::size_t* others_out) {
   const std::string results = (fs::path(dir) / "results.jsonl").string();
   if (!fs::exists(results))
     throw Error(dir + ": no results.jsonl here (run `gmmdiff sweep FILE --out " + dir + "` first)");
@@ -361,6 +361,13 @@ Report write_report(const std::string& dir, const ReportOptions& opt) {
                   " rows belong to runs that keys.txt does not list)");
   }
   std::stable_sort(rows.begin(), rows.end(), [](const SweepRow& a, const SweepRow& b) { return a.index < b.index; });
+  if (others_out) *others_out = others;
+  return rows;
+}
+
+Report write_report(const std::string& dir, const ReportOptions& opt) {
+  std::size_t others = 0;
+  const std::vector<SweepRow> rows = sweep_rows(dir, &others);
   Report r = analyze_rows(rows, opt);
   if (others)
     r.notes.push_back(std::to_string(others) + " rows of results.jsonl belong to no run of this sweep (keys.txt); they "

@@ -181,7 +181,8 @@ void check_outputs_are_not_inputs(const std::string& out_dir, const SweepSpec& s
     for (const std::string& f : {p.model_file, p.schedule_file})
       if (!f.empty() && seen.insert(f).second) inputs.push_back(f);
   for (const char* name :
-       {"spec.json", "results.jsonl", "results.csv", kSweepKeysFile, "lock", "report.md", "report.json"})
+       {"spec.json", "results.jsonl", "results.csv", kSweepKeysFile, "lock", "report.md", "report.json", "claim.md",
+        "claim.json"})  // claim.*: the report of a claim's sweep (docs/claims.md)
     check_not_an_input((fs::path(out_dir) / name).string(), "sweep --out", inputs);
 }
 

@@ -143,7 +143,14 @@ std::string verdict_table(const Report& r);
 /// The per-group table of TV against T (slope, the shape's slope, C, worst residual) for a terminal.
 std::string slope_table(const Report& r);
 
-/// Writes report.md, report.json and results.csv into dir (atomically), from dir/results.jsonl.
+/// The rows of the sweep last run in dir: those of dir/results.jsonl whose keys dir/keys.txt lists
+/// (all of them where there is no keys.txt, as in directories of older builds), in run order.
+/// others, when set, receives how many rows belong to no run of that sweep (kept in
+/// results.jsonl, never reported). Throws gmmdiff::Error for a directory without results.jsonl,
+/// without a complete row, or without a row of its sweep.
+std::vector<SweepRow> sweep_rows(const std::string& dir, std::size_t* others = nullptr);
+
+/// Writes report.md, report.json and results.csv into dir (atomically), from sweep_rows(dir).
 /// Returns the report.
 Report write_report(const std::string& dir, const ReportOptions& opt = {});
 

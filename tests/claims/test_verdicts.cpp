@@ -4,7 +4,11 @@
 // fields are never confirmed.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -271,4 +275,37 @@ TEST(ClaimVerdicts, TheTableHasOneLinePerFigureAndTheClaimedColumn) {
   EXPECT_NEAR(std::stod(t.substr(at + head.size())), -0.3, kSlopeTol) << t;
   EXPECT_NE(t.find("(upper) | <= 0 | confirmed | runs/claims/theorem1/claim.md"), std::string::npos) << t;
   EXPECT_NE(claim_markdown(v).find("# Claim theorem1: confirmed"), std::string::npos);
+}
+
+// Issue 15's "what is reported is exactly what the note says" for the claim verdicts: claim.md and
+// claims --verdicts judge the rows the report reports (those keys.txt lists), not rows that
+// results.jsonl keeps for runs of another version of the sweep. Here the kept rows would refute
+// the claim (a lower bound growing as T^0.5 relative to f) and the sweep's own rows confirm it.
+TEST(ClaimVerdicts, OnlyTheSweepsOwnRowsAreJudged) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(testing::TempDir()) / ("verdict_keys_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::vector<SweepRow> own = theorem1_rows(-0.3, -0.3, -0.2, -0.2, true);
+  std::vector<SweepRow> other = theorem1_rows(0.5, 0.5, -0.2, -0.2, true);
+  std::ofstream log(dir / "results.jsonl"), keys(dir / kSweepKeysFile);
+  for (SweepRow r : other) {
+    r.p.seed = 99;  // another run: another key
+    r.key = r.p.key();
+    log << row_to_json(r) << "\n";
+  }
+  for (const SweepRow& r : own) {
+    log << row_to_json(r) << "\n";
+    keys << r.key << "\n";
+  }
+  log.close();
+  keys.close();
+  const ClaimVerdict v = write_claim_verdict(dir.string(), 0.95);
+  EXPECT_EQ(v.claim, "theorem1");
+  EXPECT_EQ(v.rows, own.size());
+  EXPECT_EQ(v.verdict, "confirmed");
+  // Without keys.txt (a directory of an older build) every row counts, as in the report.
+  fs::remove(dir / kSweepKeysFile);
+  EXPECT_EQ(write_claim_verdict(dir.string(), 0.95).rows, own.size() + other.size());
+  fs::remove_all(dir);
 }
