@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/command.hpp"
+#include "cli/common.hpp"
 #include "dist/comm.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/claims.hpp"
@@ -27,7 +28,31 @@ struct SweepArgs {
   std::string file, out, backend, size;
   int threads = 0;
   bool print_default = false, dry_run = false, no_report = false, no_plots = false, list = false;
+  CLI::App* app = nullptr;  ///< the subcommand: its options looked up by name (given)
 };
+
+/// Refuses an option that the command line's other options make meaningless (as every command
+/// refuses an option that does not apply): --list and --print-default run nothing, so the options
+/// of a run (--out, --threads, --dry-run, --no-report, --no-plots) do not apply to them, nor a
+/// sweep file to --list; --no-plots does not apply without a report; a built-in sweep's --size
+/// fixes its backend, so --backend beside it is ignored.
+void check_options_apply(const SweepArgs& a) {
+  const char* run_options[] = {"--out", "--threads", "--dry-run", "--no-report", "--no-plots"};
+  if (a.list) {
+    GMMDIFF_EXPECTS(a.file.empty(), "--list takes no sweep (it lists the built-in ones)");
+    for (const char* o : {"--size", "--backend", "--print-default"})
+      GMMDIFF_EXPECTS(!given(a.app, o), o, " does not apply to --list (it lists the built-in sweeps and exits)");
+  }
+  if (a.list || a.print_default)
+    for (const char* o : run_options)
+      GMMDIFF_EXPECTS(!given(a.app, o), o, " does not apply to ", a.list ? "--list" : "--print-default",
+                      " (it prints and exits; nothing is run)");
+  GMMDIFF_EXPECTS(!(a.no_plots && (a.no_report || a.dry_run)), "--no-plots does not apply with ",
+                  a.no_report ? "--no-report" : "--dry-run", " (no report is written)");
+  GMMDIFF_EXPECTS(!(a.dry_run && a.no_report), "--no-report does not apply with --dry-run (nothing is run)");
+  GMMDIFF_EXPECTS(a.size.empty() || a.backend.empty(), "--backend does not apply with --size: a built-in sweep's "
+                                                       "size fixes its backend (cpu and tiny: cpu; gpu: cuda)");
+}
 
 /// The backend kind the default sweep is sized for.
 std::string default_kind(const std::string& backend) {
@@ -92,10 +117,12 @@ Runner setup(CLI::App& sub) {
   sub.add_flag("--dry-run", a->dry_run, "List the runs (and which are done in --out) without running them");
   sub.add_flag("--no-report", a->no_report, "Do not write the report and plots at the end");
   sub.add_flag("--no-plots", a->no_plots, "Write the report's tables but no PNG plots");
+  a->app = &sub;
   return [a]() -> int {
     // Under MPI every rank parses the sweep (errors reported once, by rank 0); the runs are spread
     // over the ranks and rank 0 alone writes and prints (docs/scale.md).
     dist::Comm& comm = dist::world();
+    dist::collective(comm, [&] { check_options_apply(*a); });
     if (a->list) {
       dist::on_root(comm, [&] {
         for (const BuiltinSweep& b : builtin_sweeps()) {
