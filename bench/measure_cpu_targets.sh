@@ -84,22 +84,44 @@ def rows(b):
             for line in f:
                 if line.strip():
                     r = json.loads(line)
-                    res[r.get("id", r.get("run_id", len(res)))] = r
+                    res[r["key"]] = r  # a run's key: the hash of its parameters
     return res
-def figures(r, path=""):
-    # every field but times, rates, dates and build names
-    skip = ("second", "elt_steps", "date", "time", "version", "commit", "host", "threads")
+# Every field but times, rates, dates and build names.
+SKIP = ("second", "elt_steps", "date", "time", "_at", "version", "commit", "host", "threads")
+def figures(r):
     if isinstance(r, dict):
-        return {k: figures(v, path + "." + k) for k, v in r.items() if not any(s in k for s in skip)}
+        return {k: figures(v) for k, v in r.items() if not any(s in k for s in SKIP)}
     if isinstance(r, list):
-        return [figures(v, path) for v in r]
+        return [figures(v) for v in r]
     return r
 o, n = rows("old"), rows("new")
 t_old = float(open(os.path.join(out, "sweep-old.seconds")).read().split()[1])
 t_new = float(open(os.path.join(out, "sweep-new.seconds")).read().split()[1])
-same = sum(1 for k in n if k in o and figures(o[k]) == figures(n[k]))
-print("default sweep: %d runs old, %d new; %d with identical figures; wall %.1f s old, %.1f s new: %.2fx"
-      % (len(o), len(n), same, t_old, t_new, t_old / t_new))
+same = added_only = 0
+added, differ = set(), []
+for k in n:
+    if k not in o:
+        continue
+    a, b = figures(o[k]), figures(n[k])
+    if a == b:
+        same += 1
+        continue
+    # fields the new build adds (absent or null in the old rows) do not change a figure the old had
+    new_fields = {f for f in b if a.get(f) is None and b[f] is not None}
+    if {f: v for f, v in a.items() if f not in new_fields} == {f: v for f, v in b.items() if f not in new_fields}:
+        added_only += 1
+        added |= new_fields
+    else:
+        differ.append(k)
+print("default sweep: %d runs old, %d new, %d in both; %d with identical figures, %d identical but for new fields %s, "
+      "%d differing %s" % (len(o), len(n), len(set(o) & set(n)), same, added_only, sorted(added), len(differ), differ[:5]))
+print("wall %.1f s old, %.1f s new: %.2fx" % (t_old, t_new, t_old / t_new))
+for b, rs in (("old", o), ("new", n)):  # where each build's time went, summed over its rows
+    S = sum(r.get("seconds", 0) for r in rs.values())
+    E = sum(r.get("eps_seconds", 0) for r in rs.values())
+    W = sum(r.get("wall_seconds", 0) for r in rs.values())
+    print("  %s: rows' wall %.1f s = sampling %.1f + eps_score %.1f + the rest (TV, eps_Jacobi, bounds) %.1f"
+          % (b, W, S, E, W - S - E))
 EOF
 fi
 

@@ -249,8 +249,9 @@ EpsJacobi measure_eps_jacobi(const Mixture& target, const Schedule& s, const Sam
       return r;
     default: break;
   }
-  GMMDIFF_EXPECTS(eo.max_steps >= 1 && eo.samples >= 2, "eps_Jacobi: max_steps = ", eo.max_steps, ", samples = ",
-                  eo.samples, " (need >= 1 and >= 2)");
+  GMMDIFF_EXPECTS(eo.max_steps >= 1 && eo.samples >= 2 && eo.lanczos_tol > 0 && eo.lanczos_tol < 1,
+                  "eps_Jacobi: max_steps = ", eo.max_steps, ", samples = ", eo.samples, ", lanczos_tol = ",
+                  eo.lanczos_tol, " (need >= 1, >= 2 and in (0, 1))");
   const std::vector<int> ts = eps_steps(s, opt.stop, eo.max_steps);
   if (ts.empty() || err.eps == 0) return r;
   check_score_error(target, s, err, opt.stop);
@@ -277,10 +278,10 @@ EpsJacobi measure_eps_jacobi(const Mixture& target, const Schedule& s, const Sam
         forward_draw(target, s, t, opt.seed, static_cast<uint64_t>(i), cum, x.data());
         bounds::jacobian_at(js, x.data(), ja, /*gram=*/false);
         if (err.kind == ScoreErrorKind::Scale) {
-          vals[static_cast<std::size_t>(i)] = std::abs(eps_t) * bounds::op_norm_lanczos(ja);
+          vals[static_cast<std::size_t>(i)] = std::abs(eps_t) * bounds::op_norm_lanczos(ja, eo.lanczos_tol);
         } else {
           bounds::jacobian_at(jm, x.data(), jb, /*gram=*/false);
-          vals[static_cast<std::size_t>(i)] = bounds::op_norm_difference(jb, ja);
+          vals[static_cast<std::size_t>(i)] = bounds::op_norm_difference(jb, ja, eo.lanczos_tol);
         }
       }
     }

@@ -84,10 +84,11 @@ ExtremeEigen lanczos_extremes(const std::function<void(const double*, double*)>&
 
 /// ||J||_op by lanczos_extremes on J's product (O(K d) per iteration, no d x d or K x K
 /// eigenproblem): the fast route of measurements over many points. op_norm is the exact one.
-double op_norm_lanczos(const JacobianAt& j);
+double op_norm_lanczos(const JacobianAt& j, double tol = 1e-11);
 
 /// ||J_a - J_b||_op of two factored Jacobians at the same point (eps_Jacobi of a perturbed score).
-double op_norm_difference(const JacobianAt& ja, const JacobianAt& jb);
+/// tol as lanczos_extremes': the result is within tol x the spectrum's scale of the exact norm.
+double op_norm_difference(const JacobianAt& ja, const JacobianAt& jb, double tol = 1e-11);
 
 /// J as a dense d x d matrix (row-major; tests and small d).
 std::vector<double> dense_jacobian(const JacobianAt& j);

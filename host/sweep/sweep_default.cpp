@@ -16,7 +16,9 @@ namespace {
 
 // T starts at 64: with the default lcw constants (c1 = 10) the recursion reaches abar = 1 early
 // when c1 log T / T >= 1, i.e. T < 40, and those T take fewer effective steps (docs/cli.md).
-// CPU: a few minutes on 2 cores (measured: docs/sweeps.md); the cost is n d T (40 + K/2) ns.
+// CPU: a few minutes on 2 cores (measured: docs/sweeps.md); the cost is n d T (40 + K/2) ns for
+// the sample and about as much again for the bounds: every row carries the bracket (ddpm path
+// bound, 256 outer draws x 8 continuations), whose upper side is what can confirm a claim.
 const char* const kDefaultCpu = R"JSON({
   "name": "dimension-free-cpu",
   "description": "Is DDPM dimension-free on mixtures? Theorem 1 of arXiv 2504.05300, sized for 2 CPU cores.",
@@ -31,6 +33,7 @@ const char* const kDefaultCpu = R"JSON({
   "n": 30000,
   "seeds": 1,
   "tv": {"stats": "means,random:8,radial", "bins": 0, "bootstrap": 100},
+  "bounds": {"M": 8, "n": 256},
   "backend": "cpu",
   "grids": [
     {"T": [64, 96, 128, 192]},
@@ -40,7 +43,9 @@ const char* const kDefaultCpu = R"JSON({
 
 // GPU: full scale on one GPU. The largest cost is random-sphere at d = 256, K = 1024:
 // n d K T_sum 4 FLOP = 2e6 * 256 * 1024 * 1984 * 4 = 4e15 FLOP per sd, about 1.5 minutes at
-// 50 TFLOP/s; two-point reaches d = 1024 (memory-bound: 8 bytes per elt-step).
+// 50 TFLOP/s; two-point reaches d = 1024 (memory-bound: 8 bytes per elt-step). The bounds at
+// `gmmdiff bracket`'s defaults (4096 outer draws x 32 continuations) cost 1.3e5 particle-steps
+// per step, under a tenth of the sample's 2e6.
 const char* const kDefaultGpu = R"JSON({
   "name": "dimension-free-gpu",
   "description": "Is DDPM dimension-free on mixtures? Theorem 1 of arXiv 2504.05300 at full scale on one GPU.",
@@ -53,6 +58,7 @@ const char* const kDefaultGpu = R"JSON({
   "n": 2000000,
   "seeds": 1,
   "tv": {"stats": "means,random:16,radial", "bins": 0, "bootstrap": 200},
+  "bounds": {"M": 32, "n": 4096},
   "backend": "cuda",
   "grids": [
     {"family": "two-point", "d": [4, 16, 64, 256, 1024], "T": [64, 128, 256, 512, 1024]},

@@ -90,6 +90,10 @@ struct EpsJacobi {
 struct EpsJacobiOptions {
   int max_steps = 64;
   int samples = 128;
+  /// Each draw's ||.||_op by Lanczos to within this fraction of it (the residual bound): far below
+  /// the Monte Carlo standard error of `samples` draws (>= 1e-4 of the value in practice), and
+  /// about half the iterations of a tolerance near rounding at d >= 32.
+  double lanczos_tol = 1e-7;
 };
 EpsJacobi measure_eps_jacobi(const Mixture& target, const Schedule& s, const SampleOptions& opt,
                              const EpsJacobiOptions& eo = {});

@@ -16,6 +16,7 @@
 #include "gmmdiff/model.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
+#include "util/model_util.hpp"
 
 using namespace gmmdiff;
 
@@ -26,36 +27,9 @@ constexpr double kLogQTol = 1e-9;        // ddim log q vs the closed-form Gaussi
 constexpr double kSigmas = 4.0;          // Monte Carlo figures within 4 standard errors
 constexpr double kLog2Pi = 1.8378770664093454836;
 
-Schedule schedule(const std::string& name, int T) {
-  ScheduleParams p;
-  p.name = name;
-  p.T = T;
-  return make_schedule(p);
-}
-
-Mixture iso(int d, const std::vector<std::vector<double>>& means, const std::vector<double>& sd,
-            const std::vector<double>& w) {
-  Mixture m;
-  m.K = static_cast<int>(means.size());
-  m.d = d;
-  for (const auto& mu : means) m.means.insert(m.means.end(), mu.begin(), mu.end());
-  m.sd = sd;
-  m.weights = w;
-  validate(m);
-  return m;
-}
-
-Mixture diag3() {
-  Mixture m;
-  m.K = 2;
-  m.d = 3;
-  m.means = {1.0, -0.5, 0.2, -1.0, 0.4, 0.0};
-  m.cov = Covariance::Diagonal;
-  m.var_diag = {0.5, 1.2, 0.8, 0.3, 0.9, 1.5};
-  m.weights = {0.4, 0.6};
-  validate(m);
-  return m;
-}
+using test::schedule;
+using test::isotropic;
+using test::diag3;
 
 std::string describe(const SampleOptions& o, const std::string& sched) {
   std::ostringstream os;
@@ -164,7 +138,7 @@ double closed_tv(const Mixture& m, const std::vector<double>& b, double V) {
 
 TEST(PathBound, LogWeightsMatchDirectLogDensities) {
   const Schedule s = schedule("linear", 12);
-  const std::vector<Mixture> models = {iso(3, {{1.0, 0.0, -0.5}, {-0.8, 0.6, 0.1}, {0.0, -1.2, 0.9}}, {0.7, 1.1, 0.5}, {0.2, 0.3, 0.5}),
+  const std::vector<Mixture> models = {isotropic(3, {{1.0, 0.0, -0.5}, {-0.8, 0.6, 0.1}, {0.0, -1.2, 0.9}}, {0.7, 1.1, 0.5}, {0.2, 0.3, 0.5}),
                                        diag3()};
   struct C {
     Variance v;
@@ -204,7 +178,7 @@ TEST(PathBound, GaussianTargetAboveTheClosedFormAndTightening) {
   // continuations), within 10% of TV at M = 256.
   constexpr uint64_t kOuter = 4096;
   constexpr double kTightAt256 = 0.10;
-  const Mixture m = iso(1, {{2.0}}, {0.5}, {1.0});
+  const Mixture m = isotropic(1, {{2.0}}, {0.5}, {1.0});
   const Schedule s = schedule("lcw", 256);
   SampleOptions o;
   o.seed = 3;
@@ -245,7 +219,7 @@ TEST(PathBound, GaussianTargetAboveTheClosedFormAndTightening) {
 
 TEST(PathBound, BitwiseAcrossThreadsAndChunks) {
   const Schedule s = schedule("lcw", 12);
-  const std::vector<Mixture> models = {iso(5, {{1, 0, 0, 0, 0}, {0, -1, 0.5, 0, 0}, {0, 0, 0, 1.5, -1}}, {0.6, 1.0, 0.8},
+  const std::vector<Mixture> models = {isotropic(5, {{1, 0, 0, 0, 0}, {0, -1, 0.5, 0, 0}, {0, 0, 0, 1.5, -1}}, {0.6, 1.0, 0.8},
                                            {0.5, 0.3, 0.2}),
                                        diag3()};
   for (const Mixture& m : models) {
@@ -285,7 +259,7 @@ TEST(PathBound, BitwiseAcrossThreadsAndChunks) {
 }
 
 TEST(PathBound, RefusesWhatItCannotBound) {
-  const Mixture m = iso(2, {{1, 0}, {-1, 0}}, {1, 1}, {0.5, 0.5});
+  const Mixture m = isotropic(2, {{1, 0}, {-1, 0}}, {1, 1}, {0.5, 0.5});
   const Schedule s = schedule("lcw", 8);
   auto kr = make_bounds_kernels("cpu", 1);
   SampleOptions o;
@@ -321,7 +295,7 @@ TEST(PathBound, RefusesWhatItCannotBound) {
 }
 
 TEST(ExactDensity, GaussianLogDensityMatchesTheClosedForm) {
-  const Mixture m = iso(3, {{1.5, -0.5, 0.25}}, {0.6}, {1.0});
+  const Mixture m = isotropic(3, {{1.5, -0.5, 0.25}}, {0.6}, {1.0});
   struct C {
     std::string sched;
     int stop;
@@ -366,7 +340,7 @@ TEST(ExactDensity, GaussianLogDensityMatchesTheClosedForm) {
 }
 
 TEST(ExactDensity, GaussianTvMatchesTheClosedForm) {
-  const Mixture m = iso(2, {{2.0, 0.0}}, {0.5}, {1.0});
+  const Mixture m = isotropic(2, {{2.0, 0.0}}, {0.5}, {1.0});
   auto kr = make_bounds_kernels("cpu", 0);
   for (int T : {16, 64}) {
     const Schedule s = schedule("lcw", T);
@@ -384,7 +358,7 @@ TEST(ExactDensity, GaussianTvMatchesTheClosedForm) {
 
 TEST(ExactDensity, BitwiseAcrossThreadsAndChunks) {
   const Schedule s = schedule("lcw", 10);
-  const std::vector<Mixture> models = {iso(5, {{1, 0, 0, 0, 0}, {0, -1, 0.5, 0, 0}, {0, 0, 0, 1.5, -1}}, {0.6, 1.0, 0.8},
+  const std::vector<Mixture> models = {isotropic(5, {{1, 0, 0, 0, 0}, {0, -1, 0.5, 0, 0}, {0, 0, 0, 1.5, -1}}, {0.6, 1.0, 0.8},
                                            {0.5, 0.3, 0.2}),
                                        diag3()};
   for (const Mixture& m : models) {
@@ -409,7 +383,7 @@ TEST(ExactDensity, BitwiseAcrossThreadsAndChunks) {
 }
 
 TEST(ExactDensity, AFoldingStepIsNamedNeverANumber) {
-  const Mixture m = iso(2, {{1, 0}, {-1, 0}}, {0.5, 0.5}, {0.5, 0.5});
+  const Mixture m = isotropic(2, {{1, 0}, {-1, 0}}, {0.5, 0.5}, {0.5, 0.5});
   const Schedule s = schedule("lcw", 4);
   SampleOptions o;
   o.sampler = SamplerKind::DDIM;

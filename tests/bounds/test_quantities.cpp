@@ -6,6 +6,7 @@
 // ||J_t|| (scale) and the perturbed mixture's against dense matrices (weights, means).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/quantities.hpp"
 #include "util/quadrature_util.hpp"
+#include "util/model_util.hpp"
 
 using namespace gmmdiff;
 
@@ -48,12 +50,7 @@ Mixture random_mixture(bool diagonal, int d, int K, uint64_t seed, double spread
   return m;
 }
 
-Schedule schedule(const std::string& name, int T) {
-  ScheduleParams p;
-  p.name = name;
-  p.T = T;
-  return make_schedule(p);
-}
+using test::schedule;
 
 bounds::JacobianAt jacobian(const Mixture& m, const Schedule& s, int t, const std::vector<double>& y) {
   SampleOptions o;
@@ -247,9 +244,53 @@ TEST(EpsJacobi, ExactUndefinedAndMeasured) {
       std::ostringstream what;
       what << to_string(kind) << " " << to_string(prof);
       EXPECT_TRUE(e.defined && !e.exact) << what.str();
-      EXPECT_NEAR(e.value, want, kLanczosRelTol * want) << what.str();
+      EXPECT_NEAR(e.value, want, std::max(kLanczosRelTol, eo.lanczos_tol) * want) << what.str();
       EXPECT_GT(e.se, 0.0) << what.str();
     }
+  }
+}
+
+// Where Lanczos stops before spanning R^d (d = 40), each draw's norm is within lanczos_tol of the
+// dense eigenproblem's, so the mean is too; a tolerance near rounding agrees to rounding.
+TEST(EpsJacobi, LanczosToleranceBoundsEachNorm) {
+  constexpr int kD = 40, kK = 24;
+  const Mixture m = random_mixture(false, kD, kK, 33, /*spread=*/0.3);  // means ~2.7 apart: mixed posteriors
+  const Schedule s = schedule("lcw", 32);
+  SampleOptions o;
+  o.seed = 4;
+  o.score_error = ScoreError{};
+  o.score_error.kind = ScoreErrorKind::Means;
+  o.score_error.eps = 0.4;
+  EpsJacobiOptions loose;
+  loose.max_steps = 3;
+  loose.samples = 6;
+  EpsJacobiOptions tight = loose;
+  tight.lanczos_tol = 1e-12;
+  const EpsJacobi a = measure_eps_jacobi(m, s, o, loose), b = measure_eps_jacobi(m, s, o, tight);
+  const ScorePlan plan(m, s, o);
+  std::vector<double> cum(m.K);
+  double c = 0;
+  for (int k = 0; k < m.K; ++k) cum[k] = (c += m.weights[k]);
+  cum[m.K - 1] = 1;
+  double want = 0;
+  const std::vector<int> ts = eps_steps(s, o.stop, loose.max_steps);
+  for (int t : ts)
+    for (int i = 0; i < loose.samples; ++i) {
+      std::vector<double> x(m.d);
+      forward_draw(m, s, t, o.seed, i, cum, x.data());
+      const std::vector<double> J = bounds::dense_jacobian(jacobian(m, s, t, x));
+      std::vector<double> D = bounds::dense_jacobian(jacobian(plan.model(t), s, t, x));
+      for (std::size_t q = 0; q < D.size(); ++q) D[q] -= J[q];
+      want += dense_op_norm(D, m.d);
+    }
+  want /= double(ts.size()) * loose.samples;
+  EXPECT_GT(want, 1e-3) << "d " << kD << " K " << kK;  // a norm well away from 0
+  EXPECT_NEAR(a.value, want, loose.lanczos_tol * want) << "d " << kD << " K " << kK << " tol " << loose.lanczos_tol;
+  EXPECT_NEAR(b.value, want, kLanczosRelTol * want) << "d " << kD << " K " << kK << " tol " << tight.lanczos_tol;
+  for (double bad : {0.0, 1.0, -1e-7}) {
+    EpsJacobiOptions eo = loose;
+    eo.lanczos_tol = bad;
+    EXPECT_THROW(measure_eps_jacobi(m, s, o, eo), Error) << "lanczos_tol " << bad;
   }
 }
 

@@ -15,6 +15,7 @@
 #include "gmmdiff/schedule.hpp"
 #include "gmmdiff/tv.hpp"
 #include "util/quadrature_util.hpp"
+#include "util/model_util.hpp"
 
 using namespace gmmdiff;
 
@@ -26,12 +27,7 @@ constexpr double kSigmas = 4.0;            // Monte Carlo figures within 4 stand
 constexpr double kUpperOverRefMax = 1.5;   // U_TV(64) <= 1.5 x reference
 constexpr int kPathM = 64;
 
-Schedule schedule(const std::string& name, int T) {
-  ScheduleParams p;
-  p.name = name;
-  p.T = T;
-  return make_schedule(p);
-}
+using test::schedule;
 
 Mixture preset(const std::string& name, int d, double radius, double sd) {
   PresetParams p;

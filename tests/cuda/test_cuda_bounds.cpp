@@ -44,6 +44,7 @@
 #include "gmmdiff/schedule.hpp"
 #include "util/backend_util.hpp"
 #include "util/cli_util.hpp"
+#include "util/model_util.hpp"
 
 namespace {
 
@@ -69,44 +70,10 @@ constexpr double kFallbackTol = 1e-12;
 // K = 1: the ddim exact TV's CI and the ddpm upper bound against the closed-form TV.
 constexpr double kSigmas = 4.0;
 
-Schedule schedule(const std::string& name, int T) {
-  ScheduleParams p;
-  p.name = name;
-  p.T = T;
-  return make_schedule(p);
-}
-
-Mixture iso(int d, const std::vector<std::vector<double>>& means, const std::vector<double>& sd,
-            const std::vector<double>& w) {
-  Mixture m;
-  m.K = static_cast<int>(means.size());
-  m.d = d;
-  for (const auto& mu : means) m.means.insert(m.means.end(), mu.begin(), mu.end());
-  m.sd = sd;
-  m.weights = w;
-  validate(m);
-  return m;
-}
-
-Mixture diag3() {
-  Mixture m;
-  m.K = 2;
-  m.d = 3;
-  m.means = {1.0, -0.5, 0.2, -1.0, 0.4, 0.0};
-  m.cov = Covariance::Diagonal;
-  m.var_diag = {0.5, 1.2, 0.8, 0.3, 0.9, 1.5};
-  m.weights = {0.4, 0.6};
-  validate(m);
-  return m;
-}
-
-/// The two-point model of the issue: means +-radius e_1, one shared sd.
-Mixture two_point(int d, double radius, double sd) {
-  std::vector<double> a(d, 0.0), b(d, 0.0);
-  a[0] = radius;
-  b[0] = -radius;
-  return iso(d, {a, b}, {sd, sd}, {0.5, 0.5});
-}
+using test::schedule;
+using test::isotropic;
+using test::diag3;
+using test::two_point;
 
 std::string describe(const SampleOptions& o, const std::string& sched, const Mixture& m) {
   std::ostringstream os;
@@ -417,9 +384,9 @@ struct PathCase {
 };
 
 std::vector<PathCase> path_cases() {
-  const Mixture m3 = iso(3, {{1.0, 0.0, -0.5}, {-0.8, 0.6, 0.1}, {0.0, -1.2, 0.9}}, {0.7, 1.1, 0.5}, {0.2, 0.3, 0.5});
-  const Mixture m7 = iso(7, {{1, 0, 0, 0, 0, 0.5, 0}, {0, -1, 0.5, 0, 0, 0, 1}}, {0.8, 0.8}, {0.6, 0.4});
-  return {{iso(1, {{2.0}}, {0.5}, {1.0}), "lcw", 24, Variance::Beta, 1, ScoreErrorKind::None, 0},
+  const Mixture m3 = isotropic(3, {{1.0, 0.0, -0.5}, {-0.8, 0.6, 0.1}, {0.0, -1.2, 0.9}}, {0.7, 1.1, 0.5}, {0.2, 0.3, 0.5});
+  const Mixture m7 = isotropic(7, {{1, 0, 0, 0, 0, 0.5, 0}, {0, -1, 0.5, 0, 0, 0, 1}}, {0.8, 0.8}, {0.6, 0.4});
+  return {{isotropic(1, {{2.0}}, {0.5}, {1.0}), "lcw", 24, Variance::Beta, 1, ScoreErrorKind::None, 0},
           {two_point(4, 2.0, 0.5), "lcw", 24, Variance::Beta, 1, ScoreErrorKind::None, 0},
           {m3, "linear", 12, Variance::Posterior, 1, ScoreErrorKind::Scale, 0.2},
           {m3, "linear", 12, Variance::Inside, 0, ScoreErrorKind::Weights, 0.5},
@@ -439,8 +406,8 @@ struct FlowCase {
 };
 
 std::vector<FlowCase> flow_cases() {
-  const Mixture m3 = iso(3, {{1.0, 0.0, -0.5}, {-0.8, 0.6, 0.1}, {0.0, -1.2, 0.9}}, {0.7, 1.1, 0.5}, {0.2, 0.3, 0.5});
-  return {{iso(3, {{1.5, -0.5, 0.25}}, {0.6}, {1.0}), "lcw", 24, 1, ScoreErrorKind::None, 0},
+  const Mixture m3 = isotropic(3, {{1.0, 0.0, -0.5}, {-0.8, 0.6, 0.1}, {0.0, -1.2, 0.9}}, {0.7, 1.1, 0.5}, {0.2, 0.3, 0.5});
+  return {{isotropic(3, {{1.5, -0.5, 0.25}}, {0.6}, {1.0}), "lcw", 24, 1, ScoreErrorKind::None, 0},
           {two_point(1, 2.0, 0.5), "lcw", 32, 1, ScoreErrorKind::None, 0},
           {two_point(5, 2.0, 1.0), "linear", 20, 0, ScoreErrorKind::Bias, 0.3},
           {m3, "cosine", 16, 1, ScoreErrorKind::Scale, 0.3},
@@ -558,8 +525,8 @@ TEST(CudaBoundsEmulation, FallbacksAndFoldsMatchCpuKernels) {
     int T;
   };
   const std::vector<C> cases = {
-      {iso(2, {{1.0, 0.0}, {-1.0, 0.5}, {0.0, -1.0}}, {0.3, 0.35, 0.3}, {0.3, 0.3, 0.4}), 6.0, 6},
-      {iso(4, {{1.0, 0.0, 0.0, 0.0}, {-1.0, 0.5, 0.0, 0.0}}, {0.3, 0.3}, {0.5, 0.5}), 6.0, 6},
+      {isotropic(2, {{1.0, 0.0}, {-1.0, 0.5}, {0.0, -1.0}}, {0.3, 0.35, 0.3}, {0.3, 0.3, 0.4}), 6.0, 6},
+      {isotropic(4, {{1.0, 0.0, 0.0, 0.0}, {-1.0, 0.5, 0.0, 0.0}}, {0.3, 0.3}, {0.5, 0.5}), 6.0, 6},
       {diag3(), 8.0, 5}};
   for (const C& c : cases) {
     SampleOptions o;
@@ -767,7 +734,7 @@ TEST(CudaBounds, EveryKernelOnceSmall) {
   GMMDIFF_REQUIRE_GPU();
   auto cpu = make_bounds_kernels("cpu", 0);
   auto gpu_kr = make_bounds_kernels("cuda");
-  const Mixture m3 = iso(3, {{1.0, 0.0, -0.5}, {-0.8, 0.6, 0.1}, {0.0, -1.2, 0.9}}, {0.7, 1.1, 0.5}, {0.2, 0.3, 0.5});
+  const Mixture m3 = isotropic(3, {{1.0, 0.0, -0.5}, {-0.8, 0.6, 0.1}, {0.0, -1.2, 0.9}}, {0.7, 1.1, 0.5}, {0.2, 0.3, 0.5});
   const Schedule s = schedule("linear", 6);
   for (const Mixture& m : {m3, diag3()}) {
     SampleOptions o;
@@ -834,8 +801,8 @@ TEST(CudaBounds, FallbacksAndFoldsMatchCpu) {
     int T;
   };
   const std::vector<C> cases = {
-      {iso(2, {{1.0, 0.0}, {-1.0, 0.5}, {0.0, -1.0}}, {0.3, 0.35, 0.3}, {0.3, 0.3, 0.4}), 6.0, 6},
-      {iso(4, {{1.0, 0.0, 0.0, 0.0}, {-1.0, 0.5, 0.0, 0.0}}, {0.3, 0.3}, {0.5, 0.5}), 6.0, 6},
+      {isotropic(2, {{1.0, 0.0}, {-1.0, 0.5}, {0.0, -1.0}}, {0.3, 0.35, 0.3}, {0.3, 0.3, 0.4}), 6.0, 6},
+      {isotropic(4, {{1.0, 0.0, 0.0, 0.0}, {-1.0, 0.5, 0.0, 0.0}}, {0.3, 0.3}, {0.5, 0.5}), 6.0, 6},
       {diag3(), 8.0, 5}};
   for (const C& c : cases) {
     SampleOptions o;
@@ -859,7 +826,7 @@ TEST(CudaBounds, BracketFiguresMatchCpuK1AndTwoPoint) {
   GMMDIFF_REQUIRE_GPU();
   auto cpu = make_bounds_kernels("cpu", 0);
   auto gpu_kr = make_bounds_kernels("cuda");
-  const Mixture k1 = iso(4, {{2.0, 0.0, 0.0, 0.0}}, {0.5}, {1.0});
+  const Mixture k1 = isotropic(4, {{2.0, 0.0, 0.0, 0.0}}, {0.5}, {1.0});
   const Mixture tp = two_point(16, 2.0, 0.5);
   const Schedule s = schedule("lcw", 64);
   for (const Mixture& m : {k1, tp}) {

@@ -13,6 +13,7 @@
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "util/sink_util.hpp"
+#include "util/model_util.hpp"
 
 using namespace gmmdiff;
 using gmmdiff::test::PlacedSink;
@@ -23,12 +24,7 @@ constexpr double kClosedFormRelTol = 1e-10;  // fp64 sampler against the closed 
 constexpr double kCoincideRelTol = 1e-11;    // eta = 1 against ddpm/posterior, per particle
 constexpr double kKappaRelTol = 1e-12;       // the stable kappa against the direct formula
 
-Schedule schedule(const std::string& name, int T) {
-  ScheduleParams p;
-  p.name = name;
-  p.T = T;
-  return make_schedule(p);
-}
+using test::schedule;
 
 /// Y_T of particle i, coordinate j, as the backends draw it (Philox stream kStreamInit).
 double y_T(uint64_t seed, uint64_t i, int j) {
@@ -138,7 +134,9 @@ TEST(DdimSong, KappaMatchesTheLibrariesFormulaAndEulerDiffers) {
       EXPECT_NEAR(kappa, direct, 1e-9 * direct) << what.str();
       EXPECT_NEAR(sigma * sigma, sig2, 1e-14) << what.str();
       EXPECT_NEAR(isa, 1 / std::sqrt(alpha), 1e-15) << what.str();
-      if (eta == 0) EXPECT_GT(std::abs(kappa - 0.5 * (1 - alpha)), 1e-6 * kappa) << what.str();
+      if (eta == 0) {
+        EXPECT_GT(std::abs(kappa - 0.5 * (1 - alpha)), 1e-6 * kappa) << what.str();
+      }
     }
   }
   // lcw's first steps: 1 - alpha_t near 1e-21, where the direct form cancels to 0 or worse; the

@@ -13,22 +13,9 @@
 #include <vector>
 
 #include "gmmdiff/model.hpp"
+#include "util/model_util.hpp"
 
 namespace gmmdiff::test {
-
-/// An isotropic mixture from its means, per-component sds and weights (validated).
-inline Mixture isotropic(int d, const std::vector<std::vector<double>>& means, const std::vector<double>& sd,
-                         const std::vector<double>& weights) {
-  Mixture m;
-  m.K = static_cast<int>(means.size());
-  m.d = d;
-  m.means.reserve(means.size() * static_cast<std::size_t>(d));
-  for (const auto& mu : means) m.means.insert(m.means.end(), mu.begin(), mu.end());
-  m.sd = sd;
-  m.weights = weights;
-  validate(m);
-  return m;
-}
 
 /// n exact draws from a mixture (std::mt19937_64: deterministic for a given standard library).
 inline std::vector<double> draw(const Mixture& m, uint64_t n, uint64_t seed) {
