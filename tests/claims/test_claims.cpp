@@ -37,8 +37,9 @@ TEST(Claims, EveryClaimHasItsSweepAtEverySizeAndTheyParse) {
       EXPECT_GE(spec.runs.size(), 2u) << b.name << " " << size;
       const std::string want_backend = size == "gpu" ? "cuda" : "cpu";
       for (const RunParams& p : spec.runs) EXPECT_EQ(p.backend, want_backend) << b.name << " " << size;
-      if (b.name == "key-lemma" || b.name == "smoothness")
+      if (b.name == "key-lemma" || b.name == "smoothness") {
         for (const RunParams& p : spec.runs) EXPECT_TRUE(p.quantities) << b.name;
+      }
     }
   }
   EXPECT_EQ(listed, 7u);
@@ -74,7 +75,9 @@ TEST(Claims, NewSweepParametersKeepOlderKeysAndReachTheRuns) {
   EXPECT_EQ(keys.size(), 12u);
   bool saw_vector = false;
   for (const RunParams& p : s.runs) {
-    if (p.sampler == SamplerKind::DDIM) EXPECT_EQ(p.eta, 0.0);
+    if (p.sampler == SamplerKind::DDIM) {
+      EXPECT_EQ(p.eta, 0.0);
+    }
     if (p.bias_direction == "1,0") saw_vector = true;
     // the row round trip keeps them
     SweepRow r;
