@@ -2,7 +2,6 @@
 // as `gmmdiff sweep` and `gmmdiff report`: the same output directory (spec.json, results.jsonl,
 // results.csv, report.md/json), resumable, and rows as the dicts of results.jsonl.
 #include <filesystem>
-#include <mutex>
 
 #include "common.hpp"
 #include "gmmdiff/error.hpp"
@@ -14,10 +13,6 @@ namespace gmmdiff::python {
 namespace {
 
 namespace fs = std::filesystem;
-
-/// run_one keeps a cache of backends that is not made for two sweeps at once: one at a time per
-/// process (another thread's sweep waits, without the GIL).
-std::mutex g_sweep_mutex;
 
 /// The backend kind the embedded default sweep is sized for (as `gmmdiff sweep --backend`).
 std::string default_kind(const std::string& backend) {
@@ -82,8 +77,9 @@ py::list sweep(py::object spec_arg, py::object out_arg, py::object backend_arg, 
   SweepOutcome o;
   std::string report_path;
   {
+    // run_sweep owns its backends: sweeps in two threads are independent, and two on one output
+    // directory are refused by its lock (a ValueError), as two processes would be.
     py::gil_scoped_release nogil;
-    std::lock_guard<std::mutex> lock(g_sweep_mutex);
     o = run_sweep(spec, ro, cb);
     if (report) {
       write_report(out, ReportOptions{});

@@ -75,3 +75,25 @@ def test_sweep_errors(tmp_path):
         gmmdiff.report(tmp_path / "nowhere")
     with pytest.raises(ValueError, match=r"--level must lie in \(0, 1\)"):
         gmmdiff.report(tmp_path / "same", level=2)
+
+
+def test_two_sweeps_on_one_directory(tmp_path):
+    import threading
+
+    spec = dict(SPEC, name="long", family="two-point", d=2, T=600, n=20000)
+    errors = []
+    started = threading.Event()
+
+    def first():
+        try:
+            gmmdiff.sweep(spec, out=tmp_path / "x", report=False, progress=lambda d, t: started.set())
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    th = threading.Thread(target=first)
+    th.start()
+    assert started.wait(60), "the first sweep started"
+    with pytest.raises(ValueError, match="another gmmdiff sweep is writing"):
+        gmmdiff.sweep(spec, out=tmp_path / "x", report=False)
+    th.join()
+    assert not errors and len(gmmdiff.load_results(tmp_path / "x")) == 1
