@@ -261,9 +261,9 @@ py::object sample(py::object mixture, int64_t n, int64_t T, const std::string& s
   RunSummary sum;
   {
     py::gil_scoped_release nogil;
-    if (!keep_on_device) {
-      // The whole sample is returned in host memory: refuse what cannot fit rather than let the
-      // kernel kill the process when the pages are touched.
+    // Host memory is only reserved until it is written: refuse what cannot fit before the sampler
+    // touches it, rather than let the kernel kill the process later.
+    auto check_host = [&]() {
       const long double need = static_cast<long double>(bytes) * (1 + snaps.size());
       const std::size_t avail = host_available_bytes();
       if (avail > 0 && need > static_cast<long double>(avail))
@@ -271,11 +271,13 @@ py::object sample(py::object mixture, int64_t n, int64_t T, const std::string& s
             "a sample of n = ", r.opt.n, " x d = ", r.target->d, " (", to_string(r.opt.precision), ") needs ",
             static_cast<unsigned long long>(need / (1 << 20)), " MiB of host memory but ", avail >> 20,
             " MiB are available; use gmmdiff.sample_chunks for bounded memory, or a smaller n"));
-    }
+    };
+    if (!keep_on_device) check_host();
     auto alloc = [&]() -> std::shared_ptr<ResultMemory> {
       return keep_on_device ? be->allocate_result(bytes) : allocate_host_result(bytes);
     };
     main = alloc();
+    if (keep_on_device && main->kind() == MemoryKind::Host) check_host();  // the cpu backend's memory
     for (int t : snaps) snap_mem[t] = alloc();
     ResultSink sink(*main, snap_mem, r.row_bytes());
     r.opt.progress = interrupter.callback();

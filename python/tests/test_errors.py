@@ -201,6 +201,8 @@ def test_resource_errors(tmp_path, small_mix):
         gmmdiff.sample(small_mix, n=2**46, T=2)
     assert isinstance(e.value, MemoryError)
     assert "use gmmdiff.sample_chunks for bounded memory" in str(e.value)
+    with pytest.raises(gmmdiff.ResourceError):  # host memory for the cpu backend's "device"
+        gmmdiff.sample(small_mix, n=2**46, T=2, backend="cpu", keep_on_device=True)
     # A chunk larger than memory: the CLI's message (exit 3), up to the rows it says fit now.
     r = run_cli("sample", "--preset", "random-sphere", "--d", 8, "--K", 4, "--radius", 3, "--chunk", 2**44,
                 "--out", tmp_path / "y.npy", check=False)
