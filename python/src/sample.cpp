@@ -283,6 +283,8 @@ py::object sample(py::object mixture, int64_t n, int64_t T, const std::string& s
     r.opt.progress = interrupter.callback();
     sum = run_sampler(*r.target, r.sched, r.opt, *be, sink);
     be.reset();  // its chunk memory goes now, not when the caller's results do
+    const uint64_t units = r.opt.n * static_cast<uint64_t>(std::max(sum.steps, 1));
+    interrupter.check(units, units, true);  // progress sees the end
   }
   fill_info(info, summary_dict(sum));
 
@@ -472,7 +474,7 @@ Returns an (n, d) float32 (fp64: float64) ndarray that owns its memory. With sna
 memory for cuda, exported without a copy through DLPack: torch.from_dlpack(y)).
 info: a dict that receives the run summary (n, d, K, T, sampler, precision, seconds,
 elt_steps_per_s, eps_score, backend, device, path, chunk_rows, chunks, summary: the CLI's line).
-progress: a callable progress(done, total) in particle-steps, called about every 0.1 s.
+progress: a callable progress(done, total) in particle-steps, called about every 0.1 s and at the end.
 The GIL is released while sampling; Ctrl-C raises KeyboardInterrupt within about a step and
 frees everything. Errors: ValueError (bad input, the CLI's message), gmmdiff.ResourceError (a
 MemoryError: the sample does not fit; see sample_chunks), gmmdiff.NumericalError.)doc";
