@@ -55,6 +55,8 @@ class CMakeBuild(build_ext):
 
 
 setup(
+    # setuptools' own staging (build/lib..., build/bdist...) beside the CMake build, not in build/.
+    options={"build": {"build_base": str(ROOT / "build-pip" / "setuptools")}},
     version=project_version(),
     ext_modules=[Extension("gmmdiff._core", sources=[])],
     cmdclass={"build_ext": CMakeBuild},
