@@ -8,6 +8,7 @@ parameters and seed.
     y = gmmdiff.sample(mix, n=100_000, T=256, seed=0)          # (n, d) float32 ndarray
     r = gmmdiff.tv(y, mix, stats="means,random:8,radial")      # as `gmmdiff tv --json`
     print(r["max"]["name"], r["max"]["tv_corrected"], r["max"]["ci95"])
+    b = gmmdiff.bracket(mix, T=256, sampler="ddpm")            # as `gmmdiff bracket --json`
 
 API and examples: docs/python.md. Errors: ValueError (bad input, the CLI's one-line message),
 gmmdiff.ResourceError (a MemoryError), gmmdiff.NumericalError (an ArithmeticError).
@@ -47,6 +48,7 @@ from ._core import (  # noqa: E402
     NumericalError,
     ResourceError,
     SampleChunks,
+    bracket,
     build_info,
     default_sweep,
     load_results,
@@ -71,6 +73,7 @@ __all__ = [
     "ResourceError",
     "SampleChunks",
     "__version__",
+    "bracket",
     "build_info",
     "default_sweep",
     "load_results",

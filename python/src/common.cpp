@@ -152,6 +152,22 @@ std::string as_path(py::handle obj, const std::string& what, bool allow_none) {
                        type_name(obj));
 }
 
+Schedule schedule_from_args(int64_t T, const std::string& schedule, double c0, double c1, py::handle schedule_file,
+                            const std::string& schedule_kind) {
+  ScheduleParams sp;
+  sp.name = schedule;
+  GMMDIFF_EXPECTS(T >= 1 && T <= kMaxSteps, "--T = ", T, " (need 1 <= T <= ", kMaxSteps, ")");
+  sp.T = static_cast<int>(T);
+  sp.c0 = c0;
+  sp.c1 = c1;
+  sp.file = as_path(schedule_file, "schedule_file", true);
+  GMMDIFF_EXPECTS(sp.file.empty() || schedule == "file", "schedule_file is given but schedule is '", schedule,
+                  "' (use schedule='file')");
+  sp.file_kind = schedule_kind;
+  py::gil_scoped_release nogil;
+  return make_schedule(sp);
+}
+
 uint64_t as_count(int64_t v, const char* what, const char* why) {
   if (v < 0) throw Error(detail::cat(what, " = ", v, " (", why, ")"));
   return static_cast<uint64_t>(v);

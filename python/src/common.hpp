@@ -3,8 +3,8 @@
 // and conversions of Python values with the CLI's messages (docs/python.md).
 //
 // One binding file per part of the library (mixture.cpp, sample.cpp, tv.cpp, sweep.cpp), each with
-// an init_<part>(module) called by module.cpp. A new part (e.g. bracket over gmmdiff/bounds.hpp)
-// is a new file of the same shape: parse the keyword arguments, release the GIL, run the library
+// an init_<part>(module) called by module.cpp (bracket.cpp: gmmdiff/bracket.hpp). A new part is
+// a new file of the same shape: parse the keyword arguments, release the GIL, run the library
 // with an Interrupter as its progress callback, return a dict or an array.
 #pragma once
 #include <pybind11/numpy.h>
@@ -20,6 +20,7 @@
 
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/model.hpp"
+#include "gmmdiff/schedule.hpp"
 
 namespace gmmdiff::python {
 
@@ -80,6 +81,11 @@ std::shared_ptr<const Mixture> as_mixture(py::handle obj);
 /// A str or os.PathLike as a path; None as "" when allow_none. Throws Error naming `what` otherwise.
 std::string as_path(py::handle obj, const std::string& what, bool allow_none = false);
 
+/// The schedule keyword arguments (T, schedule, c0, c1, schedule_file, schedule_kind) as the CLI's
+/// --T --schedule --c0 --c1 --schedule-file --schedule-kind, built and checked (without the GIL).
+Schedule schedule_from_args(int64_t T, const std::string& schedule, double c0, double c1, py::handle schedule_file,
+                            const std::string& schedule_kind);
+
 /// n >= 0 as a count, else Error("<what> = <value> (<why>)") as the CLI words it.
 uint64_t as_count(int64_t v, const char* what, const char* why);
 
@@ -96,5 +102,6 @@ void init_mixture(py::module_& m);
 void init_sample(py::module_& m);
 void init_tv(py::module_& m);
 void init_sweep(py::module_& m);
+void init_bracket(py::module_& m);
 
 }  // namespace gmmdiff::python

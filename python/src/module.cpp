@@ -39,6 +39,7 @@ PYBIND11_MODULE(_core, m) {
   gp::init_sample(m);
   gp::init_tv(m);
   gp::init_sweep(m);
+  gp::init_bracket(m);
   m.def("build_info", &gp::build_info, R"doc(
 What this build and machine offer, as `gmmdiff info`: version, commit, cuda_compiled,
 cuda_runtime, and cuda_devices (name, total_bytes, free_bytes, compute_capability, sm_count).)doc");

@@ -69,20 +69,7 @@ RunRequest make_request(py::handle mixture, int64_t n, int64_t T, const std::str
   r.threads = threads;
   r.target = as_mixture(mixture);
 
-  ScheduleParams sp;
-  sp.name = schedule;
-  GMMDIFF_EXPECTS(T >= 1 && T <= kMaxSteps, "--T = ", T, " (need 1 <= T <= ", kMaxSteps, ")");
-  sp.T = static_cast<int>(T);
-  sp.c0 = c0;
-  sp.c1 = c1;
-  sp.file = as_path(schedule_file, "schedule_file", true);
-  GMMDIFF_EXPECTS(sp.file.empty() || schedule == "file", "schedule_file is given but schedule is '", schedule,
-                  "' (use schedule='file')");
-  sp.file_kind = schedule_kind;
-  {
-    py::gil_scoped_release nogil;
-    r.sched = make_schedule(sp);
-  }
+  r.sched = schedule_from_args(T, schedule, c0, c1, schedule_file, schedule_kind);
   check_sample_options(*r.target, r.sched, o);
   return r;
 }

@@ -50,3 +50,11 @@ def test_tv_and_sample_chunks_release_the_gil():
     assert busy > MIN_FRACTION * free, f"tv: spin rate {busy:.3g}/s ({dt:.2f} s), {free:.3g}/s idle"
     busy, dt = spin_rate_during(lambda: sum(c.shape[0] for c in gmmdiff.sample_chunks(mix, n=100_000, T=300)))
     assert busy > MIN_FRACTION * free, f"sample_chunks: spin rate {busy:.3g}/s ({dt:.2f} s), {free:.3g}/s idle"
+
+
+def test_bracket_releases_the_gil():
+    mix = gmmdiff.Mixture.preset("two-point", d=4, radius=2, sd=0.5)
+    free, _ = spin_rate_during(lambda: time.sleep(0.5))
+    busy, dt = spin_rate_during(lambda: gmmdiff.bracket(mix, T=64, n=2048, M=16, n_lower=20_000))
+    assert dt > 0.3, f"the bracket took only {dt:.2f} s: too short to tell"
+    assert busy > MIN_FRACTION * free, f"bracket: spin rate {busy:.3g}/s ({dt:.2f} s), {free:.3g}/s idle"

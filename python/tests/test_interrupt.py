@@ -124,3 +124,17 @@ def test_tv_interrupt_between_chunks():
     assert time.monotonic() - t0 > 0.5, "the signal came during the call"
     latency = s.latency()
     assert latency < MAX_LATENCY_S, f"KeyboardInterrupt {latency:.2f} s after SIGINT"
+
+
+def test_bracket_interrupt():
+    mix = gmmdiff.Mixture.preset("random-sphere", d=16, K=8, radius=3, seed=1)
+    gmmdiff.bracket(mix, T=4, n=64, M=2, n_lower=512)  # starts the threads before they are counted
+    threads0 = os_threads()
+    s = Sigint(0.5).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        gmmdiff.bracket(mix, T=1000, n=65536, M=32)  # the path bound alone: minutes of work
+    assert time.monotonic() - t0 > 0.5, "the signal came during the call"
+    latency = s.latency()
+    assert latency < MAX_LATENCY_S, f"KeyboardInterrupt {latency:.2f} s after SIGINT"
+    assert os_threads() == threads0
