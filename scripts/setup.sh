@@ -18,8 +18,17 @@ if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
   export PATH=/usr/local/cuda/bin:$PATH
 fi
 
+# The Python module, its tests and the notebook use Debian's /usr/bin/python3 (where the packages
+# above went), whichever python3 is first on PATH (a pyenv one has no NumPy), unless
+# GMMDIFF_CMAKE_ARGS names another with -DPython3_EXECUTABLE=...
+PY_ARGS=()
+if [ -x /usr/bin/python3 ] && [[ "${GMMDIFF_CMAKE_ARGS:-}" != *Python3_EXECUTABLE* ]]; then
+  PY_ARGS=(-DPython3_EXECUTABLE=/usr/bin/python3)
+fi
+
 BUILD=${GMMDIFF_BUILD_DIR:-build}
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${GMMDIFF_CMAKE_ARGS:-} >/dev/null
+# shellcheck disable=SC2086  # GMMDIFF_CMAKE_ARGS is a list of arguments
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "${PY_ARGS[@]}" ${GMMDIFF_CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD" -j "$(nproc)"
 
 # `import gmmdiff` from any directory with the interpreter the module was built for: a one-line .pth
