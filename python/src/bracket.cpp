@@ -20,7 +20,12 @@ py::dict bracket(py::object mixture, int64_t T, const std::string& sampler, py::
   // The CLI's order: the sampler's options, the model, the schedule, then the library's checks.
   SampleOptions opt;
   opt.sampler = parse_sampler(sampler);
-  const std::string variance_name = variance.is_none() ? "beta" : py::str(variance).cast<std::string>();
+  if (!variance.is_none() && !py::isinstance<py::str>(variance))
+    throw py::type_error("variance must be a str (beta, posterior, inside) or None, not " +
+                         std::string(py::str(py::type::handle_of(variance).attr("__name__"))));
+  if (!M.is_none() && (!py::isinstance<py::int_>(M) || py::isinstance<py::bool_>(M)))
+    throw py::type_error("M must be an int or None, not " + std::string(py::str(py::type::handle_of(M).attr("__name__"))));
+  const std::string variance_name = variance.is_none() ? "beta" : variance.cast<std::string>();
   opt.variance = parse_variance(variance_name);
   opt.precision = parse_precision(precision);
   opt.score_error.kind = parse_score_error(score_error);

@@ -96,6 +96,13 @@ def test_bad_options_raise_the_cli_message(tmp_path, cli_args, kwargs):
     assert str(e.value) == r.error_line()
 
 
+def test_wrong_types_are_type_errors():
+    mix = gmmdiff.Mixture.preset("two-point", d=2, radius=2)
+    for kwargs in (dict(M=8.0), dict(M=True), dict(variance=1), dict(n=1.5), dict(info=[]), dict(progress=3)):
+        with pytest.raises(TypeError):
+            gmmdiff.bracket(mix, T=8, n=256, n_lower=1000, **kwargs)
+
+
 def test_progress_sees_both_parts_and_an_exception_from_it_cancels():
     mix = gmmdiff.Mixture.preset("two-point", d=2, radius=2, sd=0.5)
     calls = []

@@ -91,3 +91,17 @@ def test_mixture_and_errors(mix):
             pass
 
     check_no_leak(call, mix, means)
+
+
+def test_bracket():
+    two = gmmdiff.Mixture.preset("two-point", d=2, radius=2, sd=0.5)
+    info = {}
+
+    def call():
+        gmmdiff.bracket(two, T=4, n=64, M=2, n_lower=256, stats="means", bootstrap=20, info=info)
+        try:
+            gmmdiff.bracket(two, T=4, sampler="ddim", M=2)
+        except ValueError:
+            pass
+
+    check_no_leak(call, two, info)
