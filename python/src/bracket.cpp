@@ -93,6 +93,7 @@ py::dict bracket(py::object mixture, int64_t T, const std::string& sampler, py::
   p["precision_lower"] = precision;
   p["backend_lower"] = b.lower_run.backend;
   p["bounds_backend"] = b.bounds_backend;
+  p["bounds_device"] = b.bounds_device;
   p["threads"] = threads;
   p["stats"] = stats;
   p["bins"] = bins;
@@ -100,7 +101,6 @@ py::dict bracket(py::object mixture, int64_t T, const std::string& sampler, py::
   j["parameters"] = p;
   py::dict run;
   run["lower"] = b.lower_run.one_line();
-  run["bounds_device"] = b.bounds_device;
   run["seconds"] = j["seconds"];
   run["eps_score"] = b.lower_run.eps_score;
   fill_info(info, run);
@@ -128,7 +128,8 @@ options with their defaults: T, schedule, c0, c1, schedule_file, schedule_kind, 
 upper bound by paths; ddim: exact density), variance (ddpm only; None: beta), stop, seed,
 score_error, eps, n (outer draws, ddpm, 0: 4096; particles, ddim, 0: 65536), M (continuations per
 outer draw, ddpm only; None: 32), n_lower, precision (of the lower bound's sample; the bounds are
-fp64), backend (of the lower bound's sample; the bounds run on the CPU), threads (0: all), chunk
+fp64), backend (of the bounds and of the lower bound's sample: cpu, cuda, auto; the CUDA bounds
+give the CPU's figures to rounding, not bit for bit), threads (0: all), chunk
 (of the bounds; never changes a figure), stats, bins, bootstrap (of the lower bound, as
 gmmdiff.tv), reference (False: skip the exact reference, as --no-reference).
 info: a dict that receives the lower bound's run summary line, seconds per part and eps_score.
