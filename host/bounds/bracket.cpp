@@ -1,7 +1,7 @@
-// gmmdiff: TV(X_0, Y_s) from both sides in one process (gmmdiff/bracket.hpp), for the Python
-// package's gmmdiff.bracket: the calls `gmmdiff bracket` makes (host/cli/cmd_bracket.cpp, which
-// also splits the work over MPI ranks), so that both give the same figures, bit for bit (the
-// Python tests compare them).
+// gmmdiff: TV(X_0, Y_s) from both sides (gmmdiff/bracket.hpp; over MPI ranks: bounds/distributed.hpp).
+// The one computation behind `gmmdiff bracket` (host/cli/cmd_bracket.cpp: options and printing
+// only), the Python package's gmmdiff.bracket and their JSON (bracket_json), so that both give the
+// same figures, bit for bit (the Python tests compare them).
 #include "gmmdiff/bracket.hpp"
 
 #include <cmath>
@@ -13,6 +13,7 @@
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/error.hpp"
 #include "tv/distributed.hpp"
+#include "bounds/distributed.hpp"
 
 namespace gmmdiff {
 
@@ -43,65 +44,100 @@ TvOptions lower_tv_options(const SampleOptions& opt, const BracketOptions& br) {
 
 }  // namespace
 
+bool bracket_is_stochastic(const SampleOptions& opt) {
+  return opt.sampler == SamplerKind::DDPM || (opt.sampler == SamplerKind::DDIMSong && opt.eta > 0);
+}
+
+void check_bracket_sampler(const SampleOptions& opt, bool M_given, bool variance_given) {
+  GMMDIFF_EXPECTS(std::isfinite(opt.eta) && opt.eta >= 0 && opt.eta <= 1, "--eta = ", opt.eta, " (allowed: 0 to 1)");
+  GMMDIFF_EXPECTS(opt.eta == 0 || opt.sampler == SamplerKind::DDIMSong, "--eta applies to ddim-song only");
+  if (!bracket_is_stochastic(opt) && M_given)
+    throw Error("--M applies to the stochastic samplers only (ddim has the exact density: no continuations)");
+  if (opt.sampler != SamplerKind::DDPM && variance_given)
+    throw Error("--variance applies to ddpm only (ddim has no noise); ddim-song's noise is set by --eta");
+}
+
 Bracket bracket(const Mixture& target, const Schedule& s, const SampleOptions& opt, const BoundsOptions& bo_in,
-                const BracketOptions& br) {
+                const BracketOptions& br, dist::Comm& comm) {
   Bracket b;
   b.stop = opt.stop;
-  b.ddpm = opt.sampler == SamplerKind::DDPM;
-  // Every check before any work or output.
-  if (b.ddpm) check_path_options(target, s, opt, bo_in);
-  else check_flow_options(target, s, opt, bo_in);
+  // ddpm and ddim-song with eta > 0 are stochastic (the path bound); ddim and ddim-song with
+  // eta = 0 are deterministic (the exact density).
+  b.ddpm = bracket_is_stochastic(opt);
   SampleOptions lower = lower_options(opt, br);
-  check_sample_options(target, s, lower);
-  TvPlan plan(target, lower_tv_options(opt, br), lower.n);
-  if (br.checked) br.checked();
-  b.reducible_reason = reducible_reason(target, opt);
+  std::unique_ptr<TvPlan> plan;
+  std::unique_ptr<BoundsKernels> kr;
+  // Every check before any work or output; a refusal on any rank is every rank's (collective).
+  dist::collective(comm, [&] {
+    check_bracket_sampler(opt, false, false);
+    if (b.ddpm) check_path_options(target, s, opt, bo_in);
+    else check_flow_options(target, s, opt, bo_in);
+    check_sample_options(target, s, lower);
+    plan = std::make_unique<TvPlan>(target, lower_tv_options(opt, br), lower.n);  // statistics, bins, bootstrap
+    if (br.checked) br.checked();
+    b.reducible_reason = reducible_reason(target, opt);
+    kr = make_bounds_kernels(br.backend, br.threads);
+  });
   b.n_lower = lower.n;
 
-  // 1. The upper bound (ddpm) or the exact value (ddim): first, since it can refuse the sampler
-  // (a ddim step map that folds).
-  auto kr = make_bounds_kernels(br.backend, br.threads);
+  // 1. The upper bound (a stochastic sampler) or the exact value (a deterministic one): first,
+  // since it can refuse the sampler (a ddim step map that folds). The outer draws or particles are split over the ranks.
   b.bounds_backend = kr->name();
   b.bounds_device = kr->device_name();
   BoundsOptions bo = bo_in;
   const std::string phase = b.ddpm ? "upper bound" : "exact density";
   bo.progress = nullptr;
-  if (br.progress) bo.progress = [&](uint64_t done, uint64_t total) { br.progress(phase, done, total); };
-  if (b.ddpm) b.upper = path_bound(target, s, opt, bo, *kr);
-  else b.exact = exact_density(target, s, opt, bo, *kr);
+  if (br.progress && comm.root())  // rank 0's share stands for the whole
+    bo.progress = [&](uint64_t done, uint64_t total) { br.progress(phase, done, total); };
+  if (b.ddpm) b.upper = path_bound(target, s, opt, bo, *kr, comm);
+  else b.exact = exact_density(target, s, opt, bo, *kr, comm);
   kr.reset();  // its chunk's memory (device memory for cuda) goes before the sample's is planned
 
-  // 2. The lower bound: a fresh sample binned where it lies, as `gmmdiff tv` does (the same call
-  // as `gmmdiff bracket` in one process).
-  auto be = make_backend(br.backend, br.threads);
-  lower.chunk = dist::rank_chunk_rows(*be, run_shape(target, lower.precision, lower.seed), lower.chunk);
+  // 2. The lower bound: a fresh sample binned where it lies, as `gmmdiff tv` does, its particles
+  // split over the ranks.
+  std::unique_ptr<Backend> be;
+  dist::collective(comm, [&] {
+    be = make_backend(br.backend, br.threads);
+    lower.chunk = dist::rank_chunk_rows(*be, run_shape(target, lower.precision, lower.seed), lower.chunk);
+  });
   if (br.progress) lower.progress = [&](uint64_t done, uint64_t total) { br.progress("lower bound", done, total); };
-  b.lower = tv_of_run(target, s, lower, plan, *be, dist::serial(), &b.lower_run);
+  b.lower = tv_of_run(target, s, lower, *plan, *be, comm, &b.lower_run);
 
-  // 3. The exact reference of a reducible model.
-  if (b.reducible_reason.empty() && br.reference) b.reference = exact_reference(target, s, opt);
-
-  // 4. lower <= exact <= upper, each figure at its confidence bound.
-  const double L = b.lower.max().ci_lo;
-  auto add = [&](const std::string& what, double x, double y) {
-    b.checks.push_back({what + ": " + fmt5(x) + " <= " + fmt5(y), x <= y});
-  };
-  const auto& pb = b.upper;
-  const auto& ex = b.exact;
-  const auto& ref = b.reference;
-  if (pb) add("lower CI low end <= upper bound", L, pb->tv_upper());
-  if (ex) add("lower CI low end <= exact CI high end", L, ex->tv.hi95());
-  if (ref) add("lower CI low end <= reference", L, ref->tv);
-  if (ref && pb) add("reference <= upper bound", ref->tv, pb->tv_upper());
-  if (ref && ex) {
-    add("exact CI low end <= reference", ex->tv.lo95(), ref->tv);
-    add("reference <= exact CI high end", ref->tv, ex->tv.hi95());
-  }
-  for (const BracketCheck& c : b.checks) b.consistent = b.consistent && c.ok;
+  // 3. eps_Jacobi, the exact reference of a reducible model and 4. the checks: rank 0 alone.
+  dist::on_root(comm, [&] {
+    b.eps_jacobi = measure_eps_jacobi(target, s, opt);
+    if (b.reducible_reason.empty() && br.reference) b.reference = exact_reference(target, s, opt);
+    // lower <= exact <= upper, each figure at its confidence bound.
+    const double L = b.lower.max().ci_lo;
+    const StatResult& best_kl = b.lower.max_kl();
+    auto add = [&](const std::string& what, double x, double y) {
+      b.checks.push_back({what + ": " + fmt5(x) + " <= " + fmt5(y), x <= y});
+    };
+    const auto& pb = b.upper;
+    const auto& ex = b.exact;
+    const auto& ref = b.reference;
+    if (pb) add("lower CI low end <= upper bound", L, pb->tv_upper());
+    if (ex) add("lower CI low end <= exact CI high end", L, ex->tv.hi95());
+    if (ref) add("lower CI low end <= reference", L, ref->tv);
+    if (ref && pb) add("reference <= upper bound", ref->tv, pb->tv_upper());
+    if (ref && ex) {
+      add("exact CI low end <= reference", ex->tv.lo95(), ref->tv);
+      add("reference <= exact CI high end", ref->tv, ex->tv.hi95());
+    }
+    // KL(Y_s || X_0) from below (the binned plug-in KL) against its exact figures.
+    if (ex) add("KL lower CI low end <= KL exact CI high end", best_kl.kl_ci_lo, ex->kl.hi95());
+    if (ref) add("KL lower CI low end <= KL reference", best_kl.kl_ci_lo, ref->kl_yx);
+    for (const BracketCheck& c : b.checks) b.consistent = b.consistent && c.ok;
+  });
   return b;
 }
 
-std::string bracket_json(const Bracket& b) {
+Bracket bracket(const Mixture& target, const Schedule& s, const SampleOptions& opt, const BoundsOptions& bo,
+                const BracketOptions& br) {
+  return bracket(target, s, opt, bo, br, dist::serial());
+}
+
+nlohmann::json bracket_json_object(const Bracket& b) {
   const auto& pb = b.upper;
   const auto& ex = b.exact;
   const auto& ref = b.reference;
@@ -114,6 +150,11 @@ std::string bracket_json(const Bracket& b) {
   j["tv_lower_stat"] = best.name;
   j["tv_lower_floor"] = best.floor;
   j["tv_lower_resolved"] = best.resolved;
+  j["tv_lower_joint_lo"] = best.ci_lo_joint;
+  const StatResult& best_kl = b.lower.max_kl();
+  j["kl_lower"] = best_kl.kl_mm;
+  j["kl_lower_ci95"] = {best_kl.kl_ci_lo, best_kl.kl_ci_hi};
+  j["kl_lower_stat"] = best_kl.name;
   j["tv_upper"] = pb ? num(pb->tv_upper()) : nlohmann::json();
   j["tv_upper_mean"] = pb ? num(pb->tv_upper_mean()) : nlohmann::json();
   j["tv_upper_se"] = pb ? num(pb->tv.se) : nlohmann::json();
@@ -141,6 +182,10 @@ std::string bracket_json(const Bracket& b) {
   j["checks"] = cj;
   j["meaning"] = {
       {"tv_lower", "lower bound on TV(X_0, " + ys + "): the best bias-corrected projected TV, CI95 in tv_lower_ci95"},
+      {"tv_lower_joint_lo", "the low end of tv_lower's CI jointly over all the statistics (Bonferroni): it accounts "
+                            "for taking the largest"},
+      {"kl_lower", "lower bound on KL(" + ys + " || X_0): the largest Miller-Madow-corrected plug-in KL of a binned "
+                   "statistic, CI95 in kl_lower_ci95"},
       {"tv_upper", "upper bound on TV(X_0, " + ys + "), one-sided 95%: U_TV(M) + 1.645 se" +
                        std::string(b.stop == 1 ? " + tv_x0_x1" : "")},
       {"tv_upper_quarter_M", "the same with M/4 continuations (diagnostic)"},
@@ -151,13 +196,18 @@ std::string bracket_json(const Bracket& b) {
       {"kl_reference", "KL(" + ys + " || X_0) of a reducible model by quadrature"},
       {"kl_reference_forward", "KL(" + xs + " || " + ys + ") of a reducible model by quadrature"}};
   j["eps_score"] = b.lower_run.eps_score;
+  j["eps_jacobi"] = b.eps_jacobi.defined ? nlohmann::json(b.eps_jacobi.value) : nlohmann::json();
+  j["eps_jacobi_se"] = b.eps_jacobi.defined ? nlohmann::json(b.eps_jacobi.se) : nlohmann::json();
+  j["eps_jacobi_defined"] = b.eps_jacobi.defined;
   j["seconds"] = {{"lower", b.lower_run.seconds},
                   {"upper", pb ? num(pb->seconds) : nlohmann::json()},
                   {"exact", ex ? num(ex->seconds) : nlohmann::json()},
                   {"reference", ref ? num(ref->seconds) : nlohmann::json()}};
   j["rate"] = pb ? num(pb->rate()) : (ex ? num(ex->rate()) : nlohmann::json());
   j["rate_unit"] = pb ? "outer draws x M x steps x d per second" : "particles x steps x d per second";
-  return j.dump(2);
+  return j;
 }
+
+std::string bracket_json(const Bracket& b) { return bracket_json_object(b).dump(2); }
 
 }  // namespace gmmdiff

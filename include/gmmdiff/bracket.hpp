@@ -1,8 +1,10 @@
 // gmmdiff: TV(X_0, Y_s) of one configuration from both sides (docs/tv.md, "Upper bounds and exact
 // densities"), in one process, as `gmmdiff bracket` computes it and the Python package's
-// gmmdiff.bracket returns it: the best projected lower bound from a fresh sample (as `gmmdiff tv`), the importance-weighted
-// upper bound (ddpm) or the exact value (ddim), the exact reference when the model is reducible,
-// and whether lower <= exact <= upper holds at the figures' confidence bounds.
+// gmmdiff.bracket returns it: the best projected lower bound from a fresh sample (as `gmmdiff tv`),
+// the importance-weighted upper bound (the stochastic samplers: ddpm, ddim-song with eta > 0) or the
+// exact value (the deterministic ones: ddim, ddim-song with eta = 0), the exact reference when the
+// model is reducible, eps_Jacobi of the score error, and whether lower <= exact <= upper holds at
+// the figures' confidence bounds.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -12,6 +14,7 @@
 
 #include "gmmdiff/bounds.hpp"
 #include "gmmdiff/model.hpp"
+#include "gmmdiff/quantities.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
 #include "gmmdiff/tv.hpp"
@@ -41,21 +44,34 @@ struct BracketCheck {
 
 struct Bracket {
   int stop = 1;
-  bool ddpm = true;
+  bool ddpm = true;                    ///< a stochastic sampler (the path bound), else the exact density
   TvReport lower;                      ///< the lower bound's statistics (lower.max() is the figure)
   RunSummary lower_run;                ///< the lower bound's sample
   uint64_t n_lower = 0;
-  std::optional<PathBound> upper;      ///< ddpm
-  std::optional<ExactDensity> exact;   ///< ddim
+  std::optional<PathBound> upper;      ///< ddpm, ddim-song with eta > 0
+  std::optional<ExactDensity> exact;   ///< ddim, ddim-song with eta = 0
   std::optional<Reference> reference;  ///< reducible models, unless BracketOptions::reference is false
   std::string reducible_reason;        ///< "" when reducible
   std::string bounds_backend, bounds_device;  ///< where the upper bound or exact density ran
-  std::vector<BracketCheck> checks;
+  std::vector<BracketCheck> checks;  ///< lower <= exact <= upper at the confidence bounds, TV and KL
   bool consistent = true;              ///< every check holds
+  /// eps_Jacobi of opt's score error (measure_eps_jacobi with its default size; rank 0 only).
+  EpsJacobi eps_jacobi;
 };
 
+/// Whether bracket takes the path bound (true: ddpm, ddim-song with eta > 0) or the exact density
+/// (false: ddim, ddim-song with eta = 0) for opt's sampler.
+bool bracket_is_stochastic(const SampleOptions& opt);
+
+/// The checks of bracket's sampler options that a caller's own options decide, with
+/// `gmmdiff bracket`'s messages, in its order: eta in [0, 1] and only for ddim-song; M given
+/// (M_given) only for a stochastic sampler; a variance given (variance_given) only for ddpm.
+/// Throws gmmdiff::Error. bracket calls it too (with neither given).
+void check_bracket_sampler(const SampleOptions& opt, bool M_given, bool variance_given);
+
 /// Throws gmmdiff::Error for anything it would refuse before any work (then calls br.checked).
-/// opt: sampler, variance, stop, seed, score error and the lower bound's precision (opt.n is not
+/// opt: sampler, variance, eta, stop, seed, score error (kind, eps, profile and its factors, bias
+/// direction) and the lower bound's precision (opt.n is not
 /// used: br.n_lower); bo: the upper bound's or exact density's n, M and chunk (bo.progress is not
 /// used: br.progress).
 Bracket bracket(const Mixture& target, const Schedule& s, const SampleOptions& opt, const BoundsOptions& bo,

@@ -144,7 +144,7 @@ void init_bracket(py::module_& m) {
         py::arg("variance") = py::none(), py::arg("stop") = 1, py::arg("seed") = 0, py::arg("score_error") = "none",
         py::arg("eps") = 0.0, py::arg("n") = 0, py::arg("M") = py::none(), py::arg("n_lower") = kDefaultBracketLowerN,
         py::arg("precision") = "fp32", py::arg("backend") = "auto", py::arg("threads") = 0, py::arg("chunk") = 0,
-        py::arg("stats") = "means,random:8,radial", py::arg("bins") = 0, py::arg("bootstrap") = 200,
+        py::arg("stats") = "means,meansperp,random:8,radial,logp", py::arg("bins") = 0, py::arg("bootstrap") = 200,
         py::arg("reference") = true, py::arg("schedule") = "lcw", py::arg("c0") = 2.0, py::arg("c1") = 10.0,
         py::arg("schedule_file") = py::none(), py::arg("schedule_kind") = "auto", py::arg("info") = py::none(),
         py::arg("progress") = py::none(), kBracketDoc);

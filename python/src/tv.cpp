@@ -27,9 +27,16 @@ py::dict stat_dict(const StatResult& s) {
   ci.append(s.ci_lo);
   ci.append(s.ci_hi);
   d["ci95"] = ci;
+  d["ci95_joint_lo"] = s.ci_lo_joint;
   d["resolved"] = s.resolved;
   d["exact_target"] = s.exact_target;
   d["reference_n"] = s.reference_n;
+  d["kl"] = s.kl;
+  d["kl_mm"] = s.kl_mm;
+  py::list kci;
+  kci.append(s.kl_ci_lo);
+  kci.append(s.kl_ci_hi);
+  d["kl_ci95"] = kci;
   return d;
 }
 
@@ -84,6 +91,17 @@ py::dict report_dict(const TvReport& r, const Mixture& target, const std::string
   j["stats"] = stats;
   j["best"] = r.best;
   j["max"] = stat_dict(r.max());
+  j["best_kl"] = r.best_kl;
+  j["max_kl"] = stat_dict(r.max_kl());
+  py::dict sel;
+  sel["statistics"] = r.stats.size();
+  sel["joint_lo"] = r.max().ci_lo_joint;
+  sel["meaning"] = "max is the largest of the statistics; its ci95 does not account for the choice, "
+                   "joint_lo (Bonferroni over all of them) does";
+  j["selection"] = sel;
+  j["against"] = py::none();  // `gmmdiff tv --against`'s keys: one sample here
+  j["against_n"] = r.against_n;
+  j["against_nonfinite"] = r.against_nonfinite;
   j["notes"] = py::cast(r.notes);
   return j;
 }
@@ -184,7 +202,7 @@ py::dict tv(py::object sample, py::object mixture, const std::string& stats, int
 }  // namespace
 
 void init_tv(py::module_& m) {
-  m.def("tv", &tv, py::arg("sample"), py::arg("mixture"), py::kw_only(), py::arg("stats") = "means,random:8,radial",
+  m.def("tv", &tv, py::arg("sample"), py::arg("mixture"), py::kw_only(), py::arg("stats") = "means,meansperp,random:8,radial,logp",
         py::arg("bins") = 0, py::arg("bootstrap") = 200, py::arg("seed") = 0, py::arg("reference_n") = 0,
         py::arg("backend") = "auto", py::arg("threads") = 0, py::arg("chunk") = 0, R"doc(
 Total variation of a sample against the mixture through 1-D and 2-D statistics (docs/tv.md), as

@@ -138,7 +138,7 @@ def test_help_shows_signatures():
     doc = gmmdiff.sample.__doc__
     assert doc.startswith("sample(mixture: object, *, n: int = 1000, T: int = 1000, sampler: str = 'ddpm'")
     assert "keep_on_device: bool = False" in doc and "bit for bit" in doc
-    assert "stats: str = 'means,random:8,radial'" in gmmdiff.tv.__doc__
+    assert "stats: str = 'means,meansperp,random:8,radial,logp'" in gmmdiff.tv.__doc__
 
 
 # ---- installing and importing
