@@ -12,7 +12,8 @@ namespace gmmdiff::python {
 namespace {
 
 py::dict bracket(py::object mixture, int64_t T, const std::string& sampler, py::object variance, int stop,
-                 uint64_t seed, const std::string& score_error, double eps, int64_t n, py::object M, int64_t n_lower,
+                 uint64_t seed, const std::string& score_error, double eps, double eta, const std::string& error_profile,
+                 py::object error_factors, py::object bias_direction, int64_t n, py::object M, int64_t n_lower,
                  const std::string& precision, const std::string& backend, int threads, int64_t chunk,
                  const std::string& stats, int bins, int bootstrap, bool reference, const std::string& schedule,
                  double c0, double c1, py::object schedule_file, const std::string& schedule_kind, py::object info,
@@ -30,11 +31,11 @@ py::dict bracket(py::object mixture, int64_t T, const std::string& sampler, py::
   opt.precision = parse_precision(precision);
   opt.score_error.kind = parse_score_error(score_error);
   opt.score_error.eps = eps;
+  const std::string bias_text = score_error_from_args(opt.score_error, error_profile, error_factors, bias_direction);
+  opt.eta = eta;
   opt.stop = stop;
   opt.seed = seed;
-  const bool ddpm = opt.sampler == SamplerKind::DDPM;
-  if (!ddpm && !M.is_none()) throw Error("--M applies to ddpm only (ddim has the exact density: no continuations)");
-  if (!ddpm && !variance.is_none()) throw Error("--variance applies to ddpm only (ddim has no noise)");
+  check_bracket_sampler(opt, !M.is_none(), !variance.is_none());
   BoundsOptions bo;
   bo.n = as_count(n, "--n", "need >= 0; 0: the default");
   if (!M.is_none()) {
@@ -83,7 +84,10 @@ py::dict bracket(py::object mixture, int64_t T, const std::string& sampler, py::
   p["c0"] = c0;
   p["c1"] = c1;
   p["sampler"] = sampler;
-  p["variance"] = ddpm ? py::object(py::str(variance_name)) : py::object(py::none());
+  p["variance"] = opt.sampler == SamplerKind::DDPM ? py::object(py::str(variance_name)) : py::object(py::none());
+  p["eta"] = opt.sampler == SamplerKind::DDIMSong ? py::object(py::float_(opt.eta)) : py::object(py::none());
+  p["error_profile"] = std::string(to_string(opt.score_error.profile));
+  p["bias_direction"] = bias_text;
   p["stop"] = opt.stop;
   p["seed"] = opt.seed;
   p["score_error"] = score_error;
@@ -103,6 +107,7 @@ py::dict bracket(py::object mixture, int64_t T, const std::string& sampler, py::
   run["lower"] = b.lower_run.one_line();
   run["seconds"] = j["seconds"];
   run["eps_score"] = b.lower_run.eps_score;
+  run["eps_jacobi"] = j["eps_jacobi"];
   fill_info(info, run);
   return j;
 }
@@ -113,26 +118,35 @@ bounds and exact densities"): the same figures, bit for bit, for the same parame
 
   tv_lower (CI95 tv_lower_ci95)  a lower bound: the best bias-corrected projected TV of a fresh
                                  sample of n_lower particles (as gmmdiff.tv with `stats`);
-  tv_upper                       ddpm: a one-sided 95% upper bound, U_TV(M) + 1.645 se (+ the
-                                 TV(X_0, X_1) term for stop 1), from n outer draws of M
-                                 continuations; kl_upper likewise for KL(X_s || Y_s);
-  tv_exact (CI95 tv_exact_ci95)  ddim: TV through the exact output density of n particles;
+  tv_upper                       ddpm, ddim-song with eta > 0: a one-sided 95% upper bound,
+                                 U_TV(M) + 1.645 se (+ the TV(X_0, X_1) term for stop 1), from n
+                                 outer draws of M continuations; kl_upper likewise for
+                                 KL(X_s || Y_s);
+  tv_exact (CI95 tv_exact_ci95)  ddim, ddim-song with eta = 0: TV through the exact output density
+                                 of n particles;
   tv_reference                   reducible models (means on a line through the origin, one shared
                                  isotropic sd): TV by quadrature, without sampling noise;
-  consistent, checks             lower <= exact <= upper at the figures' confidence bounds.
+  consistent, checks             lower <= exact <= upper at the figures' confidence bounds;
+  eps_score, eps_jacobi          the score error's size, realised (eps_jacobi_se its standard
+                                 error; None with eps_jacobi_defined False for gaussian).
 None stands for a figure that does not apply. "meaning" says what each figure is;
 "parameters" the options used.
 
 mixture: a gmmdiff.Mixture, or the path of a model JSON file. The keyword arguments are the CLI's
 options with their defaults: T, schedule, c0, c1, schedule_file, schedule_kind, sampler (ddpm:
-upper bound by paths; ddim: exact density), variance (ddpm only; None: beta), stop, seed,
-score_error, eps, n (outer draws, ddpm, 0: 4096; particles, ddim, 0: 65536), M (continuations per
-outer draw, ddpm only; None: 32), n_lower, precision (of the lower bound's sample; the bounds are
-fp64), backend (of the bounds and of the lower bound's sample: cpu, cuda, auto; the CUDA bounds
-give the CPU's figures to rounding, not bit for bit), threads (0: all), chunk
-(of the bounds; never changes a figure), stats, bins, bootstrap (of the lower bound, as
-gmmdiff.tv), reference (False: skip the exact reference, as --no-reference).
-info: a dict that receives the lower bound's run summary line, seconds per part and eps_score.
+upper bound by paths; ddim: exact density; ddim-song: exact density for eta 0, upper bound by paths
+for eta > 0), eta (ddim-song's noise fraction in [0, 1]), variance (ddpm only; None: beta), stop,
+seed, score_error, eps, error_profile (uniform, front-loaded, back-loaded, file), error_factors
+(the T factors f(1..T) of eps: the path of a text file as the CLI's --error-factors, or a sequence
+of numbers; implies error_profile 'file'), bias_direction (random, means, 'v1,...,vd' or a sequence
+of d numbers), n (outer draws, stochastic samplers, 0: 4096; particles, deterministic ones, 0:
+65536), M (continuations per outer draw, stochastic samplers only; None: 32), n_lower, precision
+(of the lower bound's sample; the bounds are fp64), backend (of the bounds and of the lower
+bound's sample: cpu, cuda, auto; the CUDA bounds give the CPU's figures to rounding, not bit for
+bit), threads (0: all), chunk (of the bounds; never changes a figure), stats, bins, bootstrap (of
+the lower bound, as gmmdiff.tv), reference (False: skip the exact reference, as --no-reference).
+info: a dict that receives the lower bound's run summary line, seconds per part, eps_score and
+eps_jacobi.
 progress: a callable progress(done, total), per part (first the upper bound or exact density,
 then the lower bound's sample). The GIL is released while it works; Ctrl-C raises
 KeyboardInterrupt within about one step of a chunk. Errors: ValueError with the CLI's message.)doc";
@@ -142,7 +156,9 @@ KeyboardInterrupt within about one step of a chunk. Errors: ValueError with the 
 void init_bracket(py::module_& m) {
   m.def("bracket", &bracket, py::arg("mixture"), py::kw_only(), py::arg("T") = 1000, py::arg("sampler") = "ddpm",
         py::arg("variance") = py::none(), py::arg("stop") = 1, py::arg("seed") = 0, py::arg("score_error") = "none",
-        py::arg("eps") = 0.0, py::arg("n") = 0, py::arg("M") = py::none(), py::arg("n_lower") = kDefaultBracketLowerN,
+        py::arg("eps") = 0.0, py::arg("eta") = 0.0, py::arg("error_profile") = "uniform",
+        py::arg("error_factors") = py::none(), py::arg("bias_direction") = "random", py::arg("n") = 0,
+        py::arg("M") = py::none(), py::arg("n_lower") = kDefaultBracketLowerN,
         py::arg("precision") = "fp32", py::arg("backend") = "auto", py::arg("threads") = 0, py::arg("chunk") = 0,
         py::arg("stats") = "means,meansperp,random:8,radial,logp", py::arg("bins") = 0, py::arg("bootstrap") = 200,
         py::arg("reference") = true, py::arg("schedule") = "lcw", py::arg("c0") = 2.0, py::arg("c1") = 10.0,

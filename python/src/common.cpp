@@ -1,6 +1,7 @@
 // gmmdiff Python module: exceptions, interrupts, arrays and conversions (common.hpp).
 #include "common.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -166,6 +167,60 @@ Schedule schedule_from_args(int64_t T, const std::string& schedule, double c0, d
   sp.file_kind = schedule_kind;
   py::gil_scoped_release nogil;
   return make_schedule(sp);
+}
+
+namespace {
+
+/// A 1-D sequence of numbers (not a str), or a TypeError naming what it should have been.
+std::vector<double> number_sequence(py::handle obj, const std::string& what, const std::string& allowed) {
+  if (py::isinstance<py::str>(obj) || py::isinstance<py::bytes>(obj) ||
+      !(py::isinstance<py::sequence>(obj) || py::isinstance<py::array>(obj)))
+    throw py::type_error(what + " must be " + allowed + ", not " + type_name(obj));
+  std::vector<py::ssize_t> shape;
+  std::vector<double> v = to_doubles(obj, what, &shape);
+  GMMDIFF_EXPECTS(shape.size() == 1, what, " must be a 1-D sequence of numbers (got ", shape.size(), " dimensions)");
+  return v;
+}
+
+}  // namespace
+
+std::string score_error_from_args(ScoreError& err, const std::string& error_profile, py::handle error_factors,
+                                  py::handle bias_direction) {
+  err.profile = parse_error_profile(error_profile);
+  if (!error_factors.is_none()) {
+    GMMDIFF_EXPECTS(error_profile == "uniform" || error_profile == "file",
+                    "--error-factors goes with --error-profile file, not ", error_profile);
+    err.profile = ErrorProfile::File;
+    if (py::isinstance<py::str>(error_factors) || py::hasattr(error_factors, "__fspath__")) {
+      const std::string path = as_path(error_factors, "error_factors");
+      py::gil_scoped_release nogil;
+      err.factors = load_error_factors(path);
+    } else {
+      err.factors = number_sequence(error_factors, "error_factors",
+                                    "the path of a factors file, a sequence of T numbers or None");
+    }
+  }
+  GMMDIFF_EXPECTS(err.profile != ErrorProfile::File || !error_factors.is_none(),
+                  "--error-profile file needs --error-factors FILE");
+  if (py::isinstance<py::str>(bias_direction)) {
+    const std::string text = bias_direction.cast<std::string>();
+    err.direction_vector = parse_bias_direction(text, err.direction);
+    return text;
+  }
+  err.direction_vector =
+      number_sequence(bias_direction, "bias_direction", "'random', 'means', 'v1,...,vd' or a sequence of d numbers");
+  err.direction = BiasDirection::Vector;
+  GMMDIFF_EXPECTS(!err.direction_vector.empty(),
+                  "--bias-direction: empty (allowed: random, means, or d comma-separated numbers)");
+  std::string text;
+  for (double x : err.direction_vector) {
+    const std::string tok = py::repr(py::float_(x)).cast<std::string>();
+    GMMDIFF_EXPECTS(std::isfinite(x), "--bias-direction: '", tok,
+                    "' is not a finite number (allowed: random, means, or d comma-separated numbers)");
+    if (!text.empty()) text += ",";
+    text += tok;
+  }
+  return text;
 }
 
 uint64_t as_count(int64_t v, const char* what, const char* why) {

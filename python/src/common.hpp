@@ -20,6 +20,7 @@
 
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/model.hpp"
+#include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
 
 namespace gmmdiff::python {
@@ -85,6 +86,17 @@ std::string as_path(py::handle obj, const std::string& what, bool allow_none = f
 /// --T --schedule --c0 --c1 --schedule-file --schedule-kind, built and checked (without the GIL).
 Schedule schedule_from_args(int64_t T, const std::string& schedule, double c0, double c1, py::handle schedule_file,
                             const std::string& schedule_kind);
+
+/// The score error's time profile and bias direction from the keyword arguments error_profile,
+/// error_factors and bias_direction, as the CLI's --error-profile, --error-factors and
+/// --bias-direction (SamplerArgs::build: the same checks, messages and order) into err.
+/// error_factors: None, the path of a text file of factors (read as the CLI reads it), or a 1-D
+/// sequence of T numbers f(1..T); either implies error_profile 'file'. bias_direction: 'random',
+/// 'means', 'v1,...,vd', or a 1-D sequence of d numbers. Returns the bias direction as the CLI's
+/// text (the JSON parameters' bias_direction): the str given, or the numbers joined by commas
+/// (Python's repr of each, so that it reads back exactly). Wrong types are TypeErrors.
+std::string score_error_from_args(ScoreError& err, const std::string& error_profile, py::handle error_factors,
+                                  py::handle bias_direction);
 
 /// n >= 0 as a count, else Error("<what> = <value> (<why>)") as the CLI words it.
 uint64_t as_count(int64_t v, const char* what, const char* why);

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -19,6 +20,7 @@
 
 #include "common.hpp"
 #include "gmmdiff/error.hpp"
+#include "gmmdiff/quantities.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/schedule.hpp"
 
@@ -46,15 +48,17 @@ struct RunRequest {
   std::size_t row_bytes() const { return static_cast<std::size_t>(target->d) * bytes_of(opt.precision); }
 };
 
-RunRequest make_request(py::handle mixture, int64_t n, int64_t T, const std::string& sampler,
+RunRequest make_request(py::handle mixture, int64_t n, int64_t T, const std::string& sampler, double eta,
                         const std::string& variance, int stop, uint64_t seed, const std::string& precision,
-                        int64_t chunk, const std::string& score_error, double eps, int64_t eps_samples,
+                        int64_t chunk, const std::string& score_error, double eps, const std::string& error_profile,
+                        py::handle error_factors, py::handle bias_direction, int64_t eps_samples,
                         const std::string& backend, int threads, const std::string& schedule, double c0, double c1,
                         py::handle schedule_file, const std::string& schedule_kind, const std::vector<int>& snapshot) {
   RunRequest r;
   SampleOptions& o = r.opt;
   o.n = as_count(n, "--n", "need at least one particle");
   o.sampler = parse_sampler(sampler);
+  o.eta = eta;
   o.variance = parse_variance(variance);
   o.stop = stop;
   o.seed = seed;
@@ -62,6 +66,7 @@ RunRequest make_request(py::handle mixture, int64_t n, int64_t T, const std::str
   o.chunk = as_count(chunk, "--chunk", "need >= 0; 0: automatic");
   o.score_error.kind = parse_score_error(score_error);
   o.score_error.eps = eps;
+  (void)score_error_from_args(o.score_error, error_profile, error_factors, bias_direction);
   GMMDIFF_EXPECTS(eps_samples >= 1 && eps_samples <= INT_MAX, "--eps-samples = ", eps_samples, " (need >= 1)");
   o.eps_samples = static_cast<int>(eps_samples);
   o.snapshot_steps = snapshot;
@@ -102,6 +107,16 @@ std::size_t chunk_rows_for(const RunRequest& r, const Backend& be, std::size_t c
   return choose_chunk_rows(be, shape, r.opt.n, max_rows == 0 ? 0 : std::min(rows, max_rows));
 }
 
+/// eps_Jacobi of the run's score error beside eps_score, as `gmmdiff sample` prints it
+/// (measure_eps_jacobi: exact for none and bias, measured for scale, weights and means, undefined
+/// for gaussian). Only when the caller asked for the summary (info): it is extra work.
+void add_eps_jacobi(const RunRequest& r, RunSummary& s) {
+  py::gil_scoped_release nogil;
+  const EpsJacobi ej = measure_eps_jacobi(*r.target, r.sched, r.opt);
+  s.eps_jacobi = ej.value;
+  s.eps_jacobi_defined = ej.defined;
+}
+
 py::dict summary_dict(const RunSummary& s) {
   py::dict d;
   d["n"] = s.n;
@@ -115,6 +130,9 @@ py::dict summary_dict(const RunSummary& s) {
   d["elt_steps_per_s"] = s.elt_steps_per_s;
   d["steps"] = s.steps;
   d["eps_score"] = s.eps_score;
+  d["eps_jacobi"] = s.eps_jacobi_defined && !std::isnan(s.eps_jacobi) ? py::object(py::float_(s.eps_jacobi))
+                                                                     : py::object(py::none());
+  d["eps_jacobi_defined"] = s.eps_jacobi_defined;
   d["eps_seconds"] = s.eps_seconds;
   d["backend"] = s.backend;
   d["device"] = s.device;
@@ -226,14 +244,16 @@ class ResultSink : public ChunkSink {
   std::size_t row_bytes_;
 };
 
-py::object sample(py::object mixture, int64_t n, int64_t T, const std::string& sampler, const std::string& variance,
-                  int stop, uint64_t seed, const std::string& precision, int64_t chunk, const std::string& score_error,
-                  double eps, int64_t eps_samples, const std::string& backend, int threads,
-                  const std::string& schedule, double c0, double c1, py::object schedule_file,
+py::object sample(py::object mixture, int64_t n, int64_t T, const std::string& sampler, double eta,
+                  const std::string& variance, int stop, uint64_t seed, const std::string& precision, int64_t chunk,
+                  const std::string& score_error, double eps, const std::string& error_profile,
+                  py::object error_factors, py::object bias_direction, int64_t eps_samples, const std::string& backend,
+                  int threads, const std::string& schedule, double c0, double c1, py::object schedule_file,
                   const std::string& schedule_kind, const std::vector<int>& snapshot, py::object info,
                   py::object progress, bool keep_on_device) {
-  RunRequest r = make_request(mixture, n, T, sampler, variance, stop, seed, precision, chunk, score_error, eps,
-                              eps_samples, backend, threads, schedule, c0, c1, schedule_file, schedule_kind, snapshot);
+  RunRequest r = make_request(mixture, n, T, sampler, eta, variance, stop, seed, precision, chunk, score_error, eps,
+                              error_profile, error_factors, bias_direction, eps_samples, backend, threads, schedule, c0,
+                              c1, schedule_file, schedule_kind, snapshot);
   if (!info.is_none() && !py::isinstance<py::dict>(info)) fill_info(info, py::dict());  // the TypeError, before work
   Interrupter interrupter(progress);
   std::unique_ptr<Backend> be = backend_for(r);
@@ -273,6 +293,7 @@ py::object sample(py::object mixture, int64_t n, int64_t T, const std::string& s
     const uint64_t units = r.opt.n * static_cast<uint64_t>(std::max(sum.steps, 1));
     interrupter.check(units, units, true);  // progress sees the end
   }
+  if (!info.is_none()) add_eps_jacobi(r, sum);
   fill_info(info, summary_dict(sum));
 
   const int64_t rows = static_cast<int64_t>(r.opt.n), cols = r.target->d;
@@ -332,6 +353,7 @@ class ChunkStream {
         stop(true);
         finished_ = true;
         if (error_) std::rethrow_exception(error_);
+        if (!info_.is_none()) add_eps_jacobi(req_, summary_);
         fill_info(info_, summary_dict(summary_));
         throw py::stop_iteration();
       }
@@ -430,14 +452,16 @@ class ChunkStream {
 };
 
 std::unique_ptr<ChunkStream> sample_chunks(py::object mixture, int64_t n, int64_t T, const std::string& sampler,
-                                           const std::string& variance, int stop, uint64_t seed,
+                                           double eta, const std::string& variance, int stop, uint64_t seed,
                                            const std::string& precision, int64_t chunk, const std::string& score_error,
-                                           double eps, int64_t eps_samples, const std::string& backend, int threads,
-                                           const std::string& schedule, double c0, double c1,
+                                           double eps, const std::string& error_profile, py::object error_factors,
+                                           py::object bias_direction, int64_t eps_samples, const std::string& backend,
+                                           int threads, const std::string& schedule, double c0, double c1,
                                            py::object schedule_file, const std::string& schedule_kind,
                                            py::object info) {
-  RunRequest r = make_request(mixture, n, T, sampler, variance, stop, seed, precision, chunk, score_error, eps,
-                              eps_samples, backend, threads, schedule, c0, c1, schedule_file, schedule_kind, {});
+  RunRequest r = make_request(mixture, n, T, sampler, eta, variance, stop, seed, precision, chunk, score_error, eps,
+                              error_profile, error_factors, bias_direction, eps_samples, backend, threads, schedule, c0,
+                              c1, schedule_file, schedule_kind, {});
   if (!info.is_none() && !py::isinstance<py::dict>(info)) fill_info(info, py::dict());
   std::unique_ptr<Backend> be = backend_for(r);
   const auto stream_rows = static_cast<std::size_t>(std::max(1.0, kStreamChunkBytes / double(r.row_bytes())));
@@ -451,16 +475,24 @@ Samples the mixture with DDPM or DDIM driven by its exact score (THEORY.md, Samp
 
 mixture: a gmmdiff.Mixture, or the path of a model JSON file. The keyword arguments are the CLI's
 options with their defaults: n, T, schedule (lcw, li-yan, linear, cosine, file), c0, c1,
-schedule_file, schedule_kind, sampler (ddpm, ddim), variance (beta, posterior, inside), stop (1:
-Y_1, 0: Y_0), seed, precision (fp32, fp64), chunk (rows per chunk, 0: automatic; never changes a
-value), score_error (none, bias, scale, weights, means, gaussian), eps, eps_samples, backend (cpu,
-cuda, auto), threads (0: all), snapshot (steps t whose Y_t is also returned).
+schedule_file, schedule_kind, sampler (ddpm; ddim: the theory's Euler step; ddim-song: Song et al.
+2021 as libraries compute it), eta (ddim-song's noise fraction in [0, 1]: 0 deterministic, 1
+ddpm's posterior law), variance (beta, posterior, inside), stop (1: Y_1, 0: Y_0), seed, precision
+(fp32, fp64), chunk (rows per chunk, 0: automatic; never changes a value), score_error (none,
+bias, scale, weights, means, gaussian), eps, error_profile (where over t the error sits: uniform,
+front-loaded, back-loaded, file), error_factors (the T factors f(1..T) of eps: the path of a text
+file as the CLI's --error-factors, or a sequence of numbers; implies error_profile 'file'),
+bias_direction (the bias error's direction: random, means, 'v1,...,vd' or a sequence of d
+numbers), eps_samples, backend (cpu, cuda, auto), threads (0: all), snapshot (steps t whose Y_t is
+also returned).
 
 Returns an (n, d) float32 (fp64: float64) ndarray that owns its memory. With snapshot, a tuple
 (y, {t: Y_t}). With keep_on_device=True, a gmmdiff.Array in the backend's memory instead (GPU
 memory for cuda, exported without a copy through DLPack: torch.from_dlpack(y)).
 info: a dict that receives the run summary (n, d, K, T, sampler, precision, seconds,
-elt_steps_per_s, eps_score, backend, device, path, chunk_rows, chunks, summary: the CLI's line).
+elt_steps_per_s, eps_score, eps_jacobi (None where undefined: gaussian), eps_jacobi_defined,
+backend, device, path, chunk_rows, chunks, summary: the CLI's line); eps_Jacobi is measured only
+when info is given.
 progress: a callable progress(done, total) in particle-steps, called about every 0.1 s and at the end.
 The GIL is released while sampling; Ctrl-C raises KeyboardInterrupt within about a step and
 frees everything. Errors: ValueError (bad input, the CLI's message), gmmdiff.ResourceError (a
@@ -530,9 +562,11 @@ numpy() returns the values in host memory (a view for host memory, a copy from t
       });
 
   m.def("sample", &sample, py::arg("mixture"), py::kw_only(), py::arg("n") = 1000, py::arg("T") = 1000,
-        py::arg("sampler") = "ddpm", py::arg("variance") = "beta", py::arg("stop") = 1, py::arg("seed") = 0,
-        py::arg("precision") = "fp32", py::arg("chunk") = 0, py::arg("score_error") = "none", py::arg("eps") = 0.0,
-        py::arg("eps_samples") = 1024, py::arg("backend") = "auto", py::arg("threads") = 0,
+        py::arg("sampler") = "ddpm", py::arg("eta") = 0.0, py::arg("variance") = "beta", py::arg("stop") = 1,
+        py::arg("seed") = 0, py::arg("precision") = "fp32", py::arg("chunk") = 0, py::arg("score_error") = "none",
+        py::arg("eps") = 0.0, py::arg("error_profile") = "uniform", py::arg("error_factors") = py::none(),
+        py::arg("bias_direction") = "random", py::arg("eps_samples") = 1024, py::arg("backend") = "auto",
+        py::arg("threads") = 0,
         py::arg("schedule") = "lcw", py::arg("c0") = 2.0, py::arg("c1") = 10.0,
         py::arg("schedule_file") = py::none(), py::arg("schedule_kind") = "auto",
         py::arg("snapshot") = std::vector<int>(), py::arg("info") = py::none(), py::arg("progress") = py::none(),
@@ -550,9 +584,11 @@ numpy() returns the values in host memory (a view for host memory, a copy from t
       .def_property_readonly("rows_out", &ChunkStream::rows_out, "Rows handed out so far.");
 
   m.def("sample_chunks", &sample_chunks, py::arg("mixture"), py::kw_only(), py::arg("n") = 1000, py::arg("T") = 1000,
-        py::arg("sampler") = "ddpm", py::arg("variance") = "beta", py::arg("stop") = 1, py::arg("seed") = 0,
-        py::arg("precision") = "fp32", py::arg("chunk") = 0, py::arg("score_error") = "none", py::arg("eps") = 0.0,
-        py::arg("eps_samples") = 1024, py::arg("backend") = "auto", py::arg("threads") = 0,
+        py::arg("sampler") = "ddpm", py::arg("eta") = 0.0, py::arg("variance") = "beta", py::arg("stop") = 1,
+        py::arg("seed") = 0, py::arg("precision") = "fp32", py::arg("chunk") = 0, py::arg("score_error") = "none",
+        py::arg("eps") = 0.0, py::arg("error_profile") = "uniform", py::arg("error_factors") = py::none(),
+        py::arg("bias_direction") = "random", py::arg("eps_samples") = 1024, py::arg("backend") = "auto",
+        py::arg("threads") = 0,
         py::arg("schedule") = "lcw", py::arg("c0") = 2.0, py::arg("c1") = 10.0,
         py::arg("schedule_file") = py::none(), py::arg("schedule_kind") = "auto", py::arg("info") = py::none(),
         kChunksDoc);
