@@ -60,6 +60,39 @@ SAME_MESSAGE = [
     ("c0", ["sample", *TP, "--c0", -1, "--out", "{out}"], lambda: gmmdiff.sample(two_point(), c0=-1)),
     ("snapshot", ["sample", *TP, "--T", 8, "--snapshot", 99, "--out", "{out}"],
      lambda: gmmdiff.sample(two_point(), T=8, snapshot=[99])),
+    ("eta range", ["sample", *TP, "--sampler", "ddim-song", "--eta", 1.5, "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), sampler="ddim-song", eta=1.5)),
+    ("eta with ddpm", ["sample", *TP, "--eta", 0.5, "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), eta=0.5)),
+    ("error profile", ["sample", *TP, "--error-profile", "middle", "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), error_profile="middle")),
+    ("profile file without factors", ["sample", *TP, "--score-error", "scale", "--eps", 0.1, "--error-profile", "file",
+                                      "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), score_error="scale", eps=0.1, error_profile="file")),
+    ("factors with another profile", ["sample", *TP, "--error-profile", "front-loaded", "--error-factors",
+                                      f"{BAD}/sched_values.txt", "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), error_profile="front-loaded", error_factors=f"{BAD}/sched_values.txt")),
+    ("factors file missing", ["sample", *TP, "--error-factors", f"{BAD}/no_such_factors.txt", "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), error_factors=f"{BAD}/no_such_factors.txt")),
+    ("factors count", ["sample", *TP, "--T", 8, "--score-error", "scale", "--eps", 0.1, "--error-factors",
+                       f"{BAD}/sched_values.txt", "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), T=8, score_error="scale", eps=0.1, error_factors=f"{BAD}/sched_values.txt")),
+    ("factors count as a list", ["sample", *TP, "--T", 8, "--score-error", "scale", "--eps", 0.1, "--error-factors",
+                                 f"{BAD}/sched_values.txt", "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), T=8, score_error="scale", eps=0.1, error_factors=[0.99, 0.9, 0.5, 0.1])),
+    ("bias direction zero", ["sample", *TP, "--score-error", "bias", "--eps", 0.1, "--bias-direction", "0,0",
+                             "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), score_error="bias", eps=0.1, bias_direction="0,0")),
+    ("bias direction zero as a list", ["sample", *TP, "--score-error", "bias", "--eps", 0.1, "--bias-direction",
+                                       "0,0", "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), score_error="bias", eps=0.1, bias_direction=[0, 0])),
+    ("bias direction length", ["sample", *TP, "--score-error", "bias", "--eps", 0.1, "--bias-direction", "1,2,3",
+                               "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), score_error="bias", eps=0.1, bias_direction=[1, 2, 3])),
+    ("bias direction text", ["sample", *TP, "--bias-direction", "1,x", "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), bias_direction="1,x")),
+    ("bias direction nan", ["sample", *TP, "--bias-direction", "1,nan", "--out", "{out}"],
+     lambda: gmmdiff.sample(two_point(), bias_direction=[1.0, float("nan")])),
     ("preset", ["sample", "--preset", "cube", "--out", "{out}"], lambda: gmmdiff.Mixture.preset("cube")),
     ("preset K", ["sample", "--preset", "two-point", "--K", 3, "--out", "{out}"],
      lambda: gmmdiff.Mixture.preset("two-point", K=3)),
@@ -176,6 +209,16 @@ def test_types_are_type_errors(small_mix):
         gmmdiff.sample(small_mix, n=10, T=2, info=[])
     with pytest.raises(TypeError, match="progress must be a callable"):
         gmmdiff.sample(small_mix, n=10, T=2, progress=3)
+    with pytest.raises(TypeError, match="error_factors must be the path of a factors file, a sequence"):
+        gmmdiff.sample(small_mix, n=10, T=2, error_factors=3)
+    with pytest.raises(TypeError, match="bias_direction must be 'random', 'means'"):
+        gmmdiff.sample(small_mix, n=10, T=2, bias_direction=5)
+    with pytest.raises(TypeError, match="bias_direction must be"):
+        gmmdiff.bracket(small_mix, T=2, n=16, n_lower=100, bias_direction=None)
+    with pytest.raises(ValueError, match=r"error_factors must be a 1-D sequence of numbers \(got 2 dimensions\)"):
+        gmmdiff.sample(small_mix, n=10, T=2, error_factors=[[1.0, 1.0]])
+    with pytest.raises(ValueError, match="error_factors must be an array of numbers"):
+        gmmdiff.sample(small_mix, n=10, T=2, error_factors=["a", "b"])
     with pytest.raises(TypeError):
         gmmdiff.sample(small_mix, n="10")
     with pytest.raises(TypeError):

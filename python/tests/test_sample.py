@@ -1,5 +1,6 @@
 """gmmdiff.sample and gmmdiff.sample_chunks against the CLI: the same particles, bit for bit."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -29,7 +30,28 @@ PRESET_CASES = [
      dict(schedule="cosine", score_error="scale", eps=0.1, eps_samples=64)),
     ("weights-error", ["--score-error", "weights", "--eps", 0.5, "--seed", 5],
      dict(score_error="weights", eps=0.5, seed=5)),
+    ("ddim-song-eta", ["--sampler", "ddim-song", "--eta", 0.5, "--seed", 2], dict(sampler="ddim-song", eta=0.5, seed=2)),
+    ("ddim-song-deterministic-fp64", ["--sampler", "ddim-song", "--precision", "fp64"],
+     dict(sampler="ddim-song", precision="fp64")),
+    ("weights-front-loaded", ["--score-error", "weights", "--eps", 0.5, "--error-profile", "front-loaded",
+                              "--seed", 5],
+     dict(score_error="weights", eps=0.5, error_profile="front-loaded", seed=5)),
+    ("ddim-song-scale-back-loaded", ["--sampler", "ddim-song", "--eta", 1, "--score-error", "scale", "--eps", 0.1,
+                                     "--error-profile", "back-loaded", "--eps-samples", 64],
+     dict(sampler="ddim-song", eta=1.0, score_error="scale", eps=0.1, error_profile="back-loaded", eps_samples=64)),
+    ("bias-along-the-means", ["--score-error", "bias", "--eps", 0.3, "--bias-direction", "means"],
+     dict(score_error="bias", eps=0.3, bias_direction="means")),
+    ("bias-along-a-vector", ["--score-error", "bias", "--eps", 0.3, "--bias-direction", "1,0,0,0,0,0,0,2"],
+     dict(score_error="bias", eps=0.3, bias_direction="1,0,0,0,0,0,0,2")),
+    ("gaussian-error", ["--score-error", "gaussian", "--eps", 0.2, "--seed", 9],
+     dict(score_error="gaussian", eps=0.2, seed=9)),
 ]
+
+
+def eps_jacobi_text(line):
+    """The eps_Jacobi part of a run summary line (", eps_Jacobi=0.0123" or ", eps_Jacobi undefined (...)")."""
+    m = re.search(r", eps_Jacobi[^,\n]*", line)
+    return m.group(0) if m else None
 
 
 @pytest.mark.parametrize("name,cli_args,kwargs", PRESET_CASES, ids=[c[0] for c in PRESET_CASES])
@@ -43,6 +65,12 @@ def test_preset_sample_equals_cli(tmp_path, name, cli_args, kwargs):
     assert_same_bits(y, np.load(out), name)
     # The realised eps_score, as the CLI prints it.
     assert f"eps_score={info['eps_score']:.4g}" in r.err, (name, info["eps_score"], r.err)
+    # eps_Jacobi, as the CLI prints it beside eps_score.
+    if info["eps_jacobi_defined"]:
+        assert f", eps_Jacobi={info['eps_jacobi']:.4g}" in r.err, (name, info["eps_jacobi"], r.err)
+    else:
+        assert info["eps_jacobi"] is None and kwargs.get("score_error") == "gaussian", (name, info)
+    assert eps_jacobi_text(info["summary"]) == eps_jacobi_text(r.err) is not None, (name, info["summary"], r.err)
     assert info["n"] == 3000 and info["d"] == 8 and info["K"] == 4 and info["T"] == 40
     assert info["steps"] == 40 - kwargs.get("stop", 1)
 
@@ -198,3 +226,68 @@ def test_schedule_matches_the_cli_defaults():
     np.testing.assert_allclose(np.cumprod(a[1:]), ab[1:], rtol=1e-12)
     np.testing.assert_allclose(om, 1 - ab, atol=1e-15)
     assert ab[100] == pytest.approx(100.0 ** -2, rel=1e-12)  # abar_T = T^-c0, c0 = 2 (THEORY.md)
+
+
+FACTORS_T40 = [0.05 * t for t in range(1, 41)]  # f(t) grows with t: the error sits at the start
+
+
+def test_error_factors_from_a_file_or_a_list_equal_cli(tmp_path, small_mix):
+    ffile = tmp_path / "factors.txt"
+    ffile.write_text("# one factor per step t = 1..40\n" + "\n".join(
+        ", ".join(f"{f:.2f}" for f in FACTORS_T40[i:i + 8]) for i in range(0, 40, 8)) + "\n")
+    out = tmp_path / "y.npy"
+    r = run_cli("sample", "--preset", "random-sphere", "--d", 8, "--K", 4, "--radius", 3, "--model-seed", 1,
+                "--n", 2000, "--T", 40, "--score-error", "means", "--eps", 0.3, "--error-factors", ffile, "--out", out)
+    want = np.load(out)
+    for f in (str(ffile), ffile, [float(f"{x:.2f}") for x in FACTORS_T40], np.array([float(f"{x:.2f}") for x in FACTORS_T40])):
+        info = {}
+        y = gmmdiff.sample(small_mix, n=2000, T=40, score_error="means", eps=0.3, error_factors=f, info=info)
+        assert_same_bits(y, want, f"error_factors as {type(f).__name__}")
+        assert eps_jacobi_text(info["summary"]) == eps_jacobi_text(r.err), (info["summary"], r.err)
+    # error_profile="file" with the factors is the same run; the chunks concatenate to it.
+    y = gmmdiff.sample(small_mix, n=2000, T=40, score_error="means", eps=0.3, error_profile="file",
+                       error_factors=str(ffile))
+    assert_same_bits(y, want, "error_profile='file'")
+    info = {}
+    chunks = np.concatenate(list(gmmdiff.sample_chunks(small_mix, n=2000, T=40, score_error="means", eps=0.3,
+                                                        error_factors=ffile, chunk=512, info=info)))
+    assert_same_bits(chunks, want, "sample_chunks with error_factors")
+    assert eps_jacobi_text(info["summary"]) == eps_jacobi_text(r.err)
+
+
+def test_bias_direction_as_a_list_equals_cli(tmp_path, small_mix):
+    out = tmp_path / "y.npy"
+    run_cli("sample", "--preset", "random-sphere", "--d", 8, "--K", 4, "--radius", 3, "--model-seed", 1,
+            "--n", 1000, "--T", 24, "--score-error", "bias", "--eps", 0.5, "--bias-direction", "1,0,0,0,0,0,0,-2",
+            "--sampler", "ddim-song", "--eta", 0.25, "--out", out)
+    for v in ([1, 0, 0, 0, 0, 0, 0, -2], (1.0, 0, 0, 0, 0, 0, 0, -2.0), np.array([1, 0, 0, 0, 0, 0, 0, -2.0])):
+        y = gmmdiff.sample(small_mix, n=1000, T=24, score_error="bias", eps=0.5, bias_direction=v,
+                           sampler="ddim-song", eta=0.25)
+        assert_same_bits(y, np.load(out), f"bias_direction as {type(v).__name__}")
+
+
+# The CLI's options without a keyword: the model's (a Mixture or a model file is passed), the
+# output file (the return value) and --quiet (nothing is printed).
+CLI_ONLY = {"help", "model", "preset", "d", "K", "radius", "sd", "weights", "model-seed", "normalize-weights", "out",
+            "quiet"}
+
+
+def test_every_cli_option_is_a_keyword_with_its_default():
+    from test_docs import normalise_default, runtime_params
+
+    r = run_cli("sample", "--help")
+    cli = {m.group(1): m.group(2) for m in
+           re.finditer(r"^\s+(?:-\w,)?--([\w-]+)(?: [A-Z]+(?::[^ ]+)?(?:=(\S+))?)?", r.out, re.M)}
+    assert {"eta", "error-profile", "error-factors", "bias-direction"} <= set(cli), r.out
+    for fn in (gmmdiff.sample, gmmdiff.sample_chunks):
+        params = runtime_params(fn)
+        for name, default in cli.items():
+            if name in CLI_ONLY or (name == "snapshot" and fn is gmmdiff.sample_chunks):
+                continue
+            kw = name.replace("-", "_")
+            assert kw in params, f"sample --{name} has no keyword {kw} in {fn.__name__}"
+            if default is None:
+                continue
+            got = normalise_default(params[kw])
+            want = float(default) if isinstance(got, (int, float)) and not isinstance(got, bool) else default
+            assert got == want, f"sample --{name}: CLI default {default!r}, {fn.__name__} {params[kw]!r}"
