@@ -442,6 +442,54 @@ void CudaBackend::download_impl(void* host) const {
   sync_stream(stream_.get());
 }
 
+namespace {
+
+/// Device memory for results kept on the device (allocate_result): cudaMalloc'd on the device
+/// current when it was made, freed by cudaFree (DeviceBuffer) whenever its owner lets it go.
+class DeviceResultMemory final : public ResultMemory {
+ public:
+  DeviceResultMemory(DeviceBuffer<unsigned char>&& buf, std::size_t bytes, int device)
+      : ResultMemory(buf.data(), bytes, MemoryKind::Cuda, device), buf_(std::move(buf)) {}
+  void copy_to_host(void* host, std::size_t offset, std::size_t bytes) const override {
+    GMMDIFF_EXPECTS(offset <= bytes_ && bytes <= bytes_ - offset, "result memory: bytes ", offset, "..",
+                    offset + bytes, " lie outside the ", bytes_, " allocated");
+    if (bytes == 0) return;
+    CUDA_CHECK(cudaSetDevice(device_));
+    CUDA_CHECK(cudaMemcpy(host, static_cast<const unsigned char*>(data_) + offset, bytes, cudaMemcpyDeviceToHost));
+    check_deferred_errors();  // as every synchronisation does (device_memory.hpp)
+  }
+
+ private:
+  DeviceBuffer<unsigned char> buf_;
+};
+
+}  // namespace
+
+std::unique_ptr<ResultMemory> CudaBackend::allocate_result(std::size_t bytes) const {
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  // ResourceError when it does not fit.
+  DeviceBuffer<unsigned char> buf(std::max<std::size_t>(bytes, 1), "a sample kept on the device");
+  return std::make_unique<DeviceResultMemory>(std::move(buf), bytes, device);
+}
+
+void CudaBackend::copy_chunk_to(ResultMemory& dst, std::size_t offset) const {
+  check_begun("copy_chunk_to");
+  const std::size_t n = rows_ * static_cast<std::size_t>(shape_.d) * real_bytes(shape_.precision);
+  GMMDIFF_EXPECTS(offset <= dst.bytes() && n <= dst.bytes() - offset, "cuda backend: a chunk of ", n,
+                  " bytes does not fit at offset ", offset, " of a result of ", dst.bytes(), " bytes");
+  if (dst.kind() == MemoryKind::Host) {
+    download(static_cast<unsigned char*>(dst.data()) + offset);
+    return;
+  }
+  if (n == 0) return;
+  const void* src = shape_.precision == Precision::FP32 ? static_cast<const void*>(ws<float>().d_Y.data())
+                                                        : static_cast<const void*>(ws<double>().d_Y.data());
+  CUDA_CHECK(cudaMemcpyAsync(static_cast<unsigned char*>(dst.data()) + offset, src, n, cudaMemcpyDeviceToDevice,
+                             stream_.get()));
+  sync_stream(stream_.get());
+}
+
 uint64_t CudaBackend::count_nonfinite_rows() const {
   check_begun("count_nonfinite_rows");
   if (rows_ == 0) return 0;

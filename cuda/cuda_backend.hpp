@@ -9,6 +9,7 @@
 // philox.hpp and the lane code of cuda/kernels (fused_lane.hpp, weights_lane.hpp).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,11 @@ class CudaBackend final : public Backend {
   /// Pieces of at most kStageBytes through two pinned buffers, double-buffered (stage_plan.hpp).
   void stream_chunk(std::size_t row_bytes, std::vector<unsigned char>& scratch,
                     const PieceConsumer& consume) const override;
+  /// Device memory on this backend's device (cudaMalloc; ResourceError when it does not fit).
+  std::unique_ptr<ResultMemory> allocate_result(std::size_t bytes) const override;
+  /// Device to device into device memory (on this backend's stream, then synchronised), or a
+  /// download into host memory.
+  void copy_chunk_to(ResultMemory& dst, std::size_t offset) const override;
   uint64_t count_nonfinite_rows() const override;
   void accumulate_histograms(const HistogramSpec& spec, HistogramCounts& counts) override;
 

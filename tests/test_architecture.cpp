@@ -31,7 +31,7 @@ const std::map<std::string, std::string> kPublic = {
     {"model.hpp", "core"},    {"schedule.hpp", "core"},  {"backend.hpp", "core"},     {"detail/hd.hpp", "core"},
     {"detail/philox.hpp", "core"}, {"detail/step_math.hpp", "core"}, {"sampler.hpp", "driver"},
     {"detail/bounds_math.hpp", "core"}, {"bounds_kernels.hpp", "core"},
-    {"tv.hpp", "tv"},         {"bounds.hpp", "bounds"}, {"quantities.hpp", "bounds"}, {"sweep.hpp", "sweep"},    {"report.hpp", "report"},    {"claims.hpp", "claims"},    {"bench.hpp", "bench"},
+    {"tv.hpp", "tv"},         {"bounds.hpp", "bounds"}, {"quantities.hpp", "bounds"}, {"bracket.hpp", "bounds"}, {"sweep.hpp", "sweep"},    {"report.hpp", "report"},    {"claims.hpp", "claims"},    {"bench.hpp", "bench"},
 };
 
 // The layer of an included path, or "" when it is not one of ours (a system or library header).

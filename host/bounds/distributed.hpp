@@ -7,7 +7,10 @@
 // once (dist::collective).
 #pragma once
 #include "dist/comm.hpp"
+#include <nlohmann/json.hpp>
+
 #include "gmmdiff/bounds.hpp"
+#include "gmmdiff/bracket.hpp"
 
 namespace gmmdiff {
 
@@ -15,5 +18,16 @@ PathBound path_bound(const Mixture& target, const Schedule& s, const SampleOptio
                      BoundsKernels& kr, dist::Comm& comm);
 ExactDensity exact_density(const Mixture& target, const Schedule& s, const SampleOptions& opt, const BoundsOptions& bo,
                            BoundsKernels& kr, dist::Comm& comm);
+
+/// gmmdiff/bracket.hpp's bracket over the ranks of a job: `gmmdiff bracket` (host/cli) calls this,
+/// the one-process form (the Python package's) calls it with dist::serial(), so both give the same
+/// figures. The bounds' outer draws or particles and the lower bound's particles are split over the
+/// ranks; the exact reference and the checks are rank 0's alone (the other ranks' Bracket has no
+/// reference and no checks). Collective (a refusal on any rank is every rank's error).
+Bracket bracket(const Mixture& target, const Schedule& s, const SampleOptions& opt, const BoundsOptions& bo,
+                const BracketOptions& br, dist::Comm& comm);
+
+/// bracket_json's object (every figure, without "parameters"), for the CLI to add its parameters.
+nlohmann::json bracket_json_object(const Bracket& b);
 
 }  // namespace gmmdiff

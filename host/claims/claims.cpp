@@ -63,6 +63,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "radius": 2, "sd": 1, "d": [2, 8, 32], "T": [64, 128, 256],
   "sampler": "ddpm", "n": 30000, "seeds": 1,
   "tv": {"stats": "means,random:8,radial", "bins": 0, "bootstrap": 100},
+  "bounds": {"M": 16, "n": 1024},
   "backend": "cpu"
 })JSON"},
       {"gpu", R"JSON({
@@ -72,6 +73,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "radius": 2, "sd": 1, "d": [4, 16, 64, 256], "T": [64, 128, 256, 512, 1024],
   "sampler": "ddpm", "n": 2000000, "seeds": 1,
   "tv": {"stats": "means,random:16,radial", "bins": 0, "bootstrap": 200},
+  "bounds": {"M": 32, "n": 4096},
   "backend": "cuda"
 })JSON"},
       {"tiny", R"JSON({
@@ -144,6 +146,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "radius": 2, "sd": 1, "d": [2, 8, 32], "T": [64, 128, 256, 512],
   "sampler": "ddpm", "n": 20000, "seeds": 1,
   "tv": {"stats": "means,random:8,radial", "bins": 0, "bootstrap": 100},
+  "bounds": {"M": 16, "n": 1024},
   "backend": "cpu"
 })JSON"},
       {"gpu", R"JSON({
@@ -153,6 +156,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "radius": 2, "sd": 1, "d": [4, 16, 64, 256], "T": [64, 128, 256, 512, 1024, 2048],
   "sampler": "ddpm", "n": 2000000, "seeds": 1,
   "tv": {"stats": "means,random:16,radial", "bins": 0, "bootstrap": 200},
+  "bounds": {"M": 32, "n": 4096},
   "backend": "cuda"
 })JSON"},
       {"tiny", R"JSON({
@@ -172,6 +176,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "radius": 2, "sd": 1, "d": [2, 4, 8, 16, 32], "T": 128,
   "sampler": ["ddpm", "ddim"], "n": 30000, "seeds": 1,
   "tv": {"stats": "means,random:8,radial", "bins": 0, "bootstrap": 100},
+  "bounds": {"M": 16, "n": 1024},
   "backend": "cpu"
 })JSON"},
       {"gpu", R"JSON({
@@ -181,6 +186,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "radius": 2, "sd": 1, "d": [4, 8, 16, 32, 64, 128, 256], "T": [128, 512],
   "sampler": ["ddpm", "ddim"], "n": 2000000, "seeds": 1,
   "tv": {"stats": "means,random:16,radial", "bins": 0, "bootstrap": 200},
+  "bounds": {"M": 32, "n": 4096},
   "backend": "cuda"
 })JSON"},
       {"tiny", R"JSON({
@@ -200,6 +206,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "family": ["two-point", {"name": "random-sphere", "K": "d", "full_rank": true}],
   "radius": 2, "sd": 1, "d": 8, "T": 128, "sampler": "ddpm", "n": 20000, "seeds": 1,
   "tv": {"stats": "means,random:8,radial", "bins": 0, "bootstrap": 100},
+  "bounds": {"M": 16, "n": 1024},
   "backend": "cpu",
   "grids": [
     {"score_error": "none"},
@@ -212,6 +219,7 @@ const std::map<std::string, std::map<std::string, std::string>> kSweeps = {
   "family": ["two-point", {"name": "random-sphere", "K": "d", "full_rank": true}],
   "radius": 2, "sd": 1, "d": [8, 64], "T": 256, "sampler": "ddpm", "n": 2000000, "seeds": 1,
   "tv": {"stats": "means,random:16,radial", "bins": 0, "bootstrap": 200},
+  "bounds": {"M": 32, "n": 4096},
   "backend": "cuda",
   "grids": [
     {"score_error": "none"},

@@ -1,8 +1,10 @@
 // gmmdiff bracket: TV(X_0, Y_s) of one configuration from both sides (docs/tv.md, "Upper bounds and
 // exact densities"): the best projected lower bound from a fresh sample (as `gmmdiff tv`), the
-// importance-weighted upper bound (ddpm) or the exact value (ddim), the exact reference when the
-// model is reducible, and whether lower <= exact <= upper holds. --json writes every figure and
-// parameter atomically.
+// importance-weighted upper bound (ddpm, ddim-song with eta > 0) or the exact value (ddim,
+// ddim-song with eta = 0), the exact reference when the model is reducible, eps_Jacobi, and whether
+// lower <= exact <= upper holds. --json writes every figure and parameter atomically. The work is
+// the library's bracket (host/bounds/bracket.cpp, as Python's gmmdiff.bracket); this file has the
+// options and the printing.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -18,7 +20,7 @@
 #include "dist/comm.hpp"
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/bounds.hpp"
-#include "gmmdiff/quantities.hpp"
+#include "gmmdiff/bracket.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "gmmdiff/tv.hpp"
@@ -28,8 +30,6 @@
 namespace gmmdiff::cli {
 namespace {
 
-constexpr uint64_t kDefaultLowerN = 65536;
-
 struct BracketState {
   ModelArgs model;
   ScheduleArgs schedule;
@@ -38,7 +38,7 @@ struct BracketState {
   uint64_t seed = 0;
   double eps = 0, eta = 0;
   std::string error_profile = "uniform", error_factors, bias_direction = "random";
-  uint64_t n = 0, n_lower = kDefaultLowerN, chunk = 0;
+  uint64_t n = 0, n_lower = kDefaultBracketLowerN, chunk = 0;
   int M = kDefaultPathM;
   TvOptions tv;
   bool no_reference = false;
@@ -55,17 +55,8 @@ std::string fmt(double x, const char* f = "%.5f") {
   return b;
 }
 
-nlohmann::json num(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
-
-struct Check {
-  std::string what;
-  bool ok;
-};
-
 void report(const BracketState& st, const SampleOptions& opt, const Mixture& target, const Schedule& sched,
-            const SampleOptions& lower, const TvOptions& to, const std::string& reducible,
-            const std::string& bounds_backend, const std::string& bounds_device, const std::optional<PathBound>& pb,
-            const std::optional<ExactDensity>& ex, const TvReport& rep, const RunSummary& sum);
+            const Bracket& b);
 
 Runner setup(CLI::App& sub) {
   auto st = std::make_shared<BracketState>();
@@ -115,13 +106,8 @@ Runner setup(CLI::App& sub) {
     Mixture target;
     Schedule sched;
     BoundsOptions bo;
-    SampleOptions lower;
-    TvOptions to;
-    std::unique_ptr<TvPlan> plan_ptr;
-    std::string reducible;
-    std::unique_ptr<BoundsKernels> kr;
-    std::unique_ptr<Backend> be;
-    bool ddpm = true;
+    BracketOptions br;
+    std::vector<std::string> inputs;  // the files the run reads
     dist::collective(comm, [&] {
       opt.sampler = parse_sampler(st->sampler);
       opt.variance = parse_variance(st->variance);
@@ -141,110 +127,63 @@ Runner setup(CLI::App& sub) {
       opt.eta = st->eta;
       opt.stop = st->stop;
       opt.seed = st->seed;
-      GMMDIFF_EXPECTS(std::isfinite(opt.eta) && opt.eta >= 0 && opt.eta <= 1, "--eta = ", opt.eta,
-                      " (allowed: 0 to 1)");
-      GMMDIFF_EXPECTS(opt.eta == 0 || opt.sampler == SamplerKind::DDIMSong, "--eta applies to ddim-song only");
-      // ddpm and ddim-song with eta > 0 are stochastic (the path bound); ddim and ddim-song with
-      // eta = 0 are deterministic (the exact density).
-      ddpm = opt.sampler == SamplerKind::DDPM || (opt.sampler == SamplerKind::DDIMSong && opt.eta > 0);
-      if (!ddpm && st->opt_M->count() > 0)
-        throw Error("--M applies to the stochastic samplers only (ddim has the exact density: no continuations)");
-      if (opt.sampler != SamplerKind::DDPM && st->opt_variance->count() > 0)
-        throw Error("--variance applies to ddpm only (ddim has no noise); ddim-song's noise is set by --eta");
-      if (opt.sampler != SamplerKind::DDIMSong && given(st->app, "--eta"))
-        throw Error("--eta does not apply to --sampler " + st->sampler + " (only ddim-song has a noise fraction eta)");
+      check_bracket_sampler(opt, st->opt_M->count() > 0, st->opt_variance->count() > 0);
+      // What bracket's sampler options cannot mean here (the rules of sample: cli/common.cpp).
+      if (opt.sampler != SamplerKind::DDIMSong && given(st->app, "--eta"))  // also --eta 0: check_bracket_sampler's words
+        throw Error("--eta applies to ddim-song only");
       if (opt.score_error.kind == ScoreErrorKind::None && st->opt_eps->count() > 0)
         throw Error("--eps does not apply without a score error (add --score-error bias|scale|weights|means|gaussian)");
       check_score_error_options(st->app, opt.score_error.kind);
-      std::vector<std::string> inputs;  // the files the run reads: --json may replace none
       if (!st->error_factors.empty()) inputs.push_back(st->error_factors);
       target = st->model.build(opt.seed, &inputs);
       sched = st->schedule.build();
       if (st->schedule.p.name == "file") inputs.push_back(st->schedule.p.file);
-      bo.n = st->n;
-      bo.M = st->M;
-      bo.chunk = st->chunk;
-      // Every check before any work or output.
-      if (ddpm) check_path_options(target, sched, opt, bo);
-      else check_flow_options(target, sched, opt, bo);
-      lower = opt;
-      lower.n = st->n_lower;
-      check_sample_options(target, sched, lower);
-      to = st->tv;
-      to.seed = opt.seed;
-      plan_ptr = std::make_unique<TvPlan>(target, to, lower.n);  // checks the statistics, bins and bootstrap
-      for (const std::string& f : stat_files(to.stats)) inputs.push_back(f);
-      if (!st->json.empty()) check_output_file(st->json, "--json", inputs);
-      reducible = reducible_reason(target, opt);
-      kr = make_bounds_kernels(st->backend, st->threads);
+      for (const std::string& f : stat_files(st->tv.stats)) inputs.push_back(f);
     });
-    TvPlan& plan = *plan_ptr;
-
-    // 1. The upper bound (ddpm) or the exact value (ddim): first, since it can refuse the sampler
-    // (a ddim step map that folds).
-    std::optional<PathBound> pb;
-    std::optional<ExactDensity> ex;
-    {
-      Progress progress(ddpm ? "bracket: upper bound" : "bracket: exact density");
-      if (comm.root()) bo.progress = progress.callback();  // rank 0's share stands for the whole
-      if (ddpm) pb = path_bound(target, sched, opt, bo, *kr, comm);
-      else ex = exact_density(target, sched, opt, bo, *kr, comm);
-    }
-    const std::string bounds_backend = kr->name(), bounds_device = kr->device_name();
-    kr.reset();  // its chunk's memory (device memory for cuda) goes before the sample's is planned
-    dist::collective(comm, [&] {
-      be = make_backend(st->backend, st->threads);
-      lower.chunk = dist::rank_chunk_rows(*be, run_shape(target, lower.precision, lower.seed), lower.chunk);
-    });
-
-    // 2. The lower bound: a fresh sample binned where it lies, as `gmmdiff tv` does.
-    RunSummary sum;
-    TvReport rep;
-    {
-      Progress progress("bracket: lower bound");
-      lower.progress = progress.callback();
-      rep = tv_of_run(target, sched, lower, plan, *be, comm, &sum);
-    }
-
-    // 3. The exact reference of a reducible model (rank 0), and the report.
-    dist::on_root(comm, [&] { report(*st, opt, target, sched, lower, to, reducible, bounds_backend, bounds_device, pb, ex, rep, sum); });
+    bo.n = st->n;
+    bo.M = st->M;
+    bo.chunk = st->chunk;
+    br.n_lower = st->n_lower;
+    br.backend = st->backend;
+    br.threads = st->threads;
+    br.tv = st->tv;
+    br.reference = !st->no_reference;
+    // --json may replace none of the files the run reads (model, schedule, factors, direction files).
+    if (!st->json.empty()) br.checked = [&] { check_output_file(st->json, "--json", inputs); };
+    // One progress line per phase of the library's bracket (host/bounds/bracket.cpp).
+    std::optional<Progress> progress;
+    std::string phase;
+    br.progress = [&](const std::string& ph, uint64_t done, uint64_t total) {
+      if (!progress || ph != phase) {
+        progress.reset();
+        phase = ph;
+        progress.emplace("bracket: " + ph);
+      }
+      progress->update(done, total);
+    };
+    const Bracket b = bracket(target, sched, opt, bo, br, comm);
+    progress.reset();
+    dist::on_root(comm, [&] { report(*st, opt, target, sched, b); });
     return 0;
   };
 }
 
-/// Rank 0: the exact reference of a reducible model, the checks lower <= exact <= upper, the table
-/// on stdout and --json.
+/// Rank 0: the table on stdout and --json (the figures' keys from bracket_json_object, the
+/// parameters from the command line).
 void report(const BracketState& st, const SampleOptions& opt, const Mixture& target, const Schedule& sched,
-            const SampleOptions& lower, const TvOptions& to, const std::string& reducible,
-            const std::string& bounds_backend, const std::string& bounds_device, const std::optional<PathBound>& pb,
-            const std::optional<ExactDensity>& ex, const TvReport& rep, const RunSummary& sum) {
+            const Bracket& b) {
+  const TvReport& rep = b.lower;
   const StatResult& best = rep.max();
   const StatResult& best_kl = rep.max_kl();
-  const EpsJacobi ej = measure_eps_jacobi(target, sched, opt);
-
-  // 3. The exact reference of a reducible model.
-  std::optional<Reference> ref;
-  if (reducible.empty() && !st.no_reference) ref = exact_reference(target, sched, opt);
-
-  // 4. lower <= exact <= upper, each figure at its confidence bound.
-  const double L = best.ci_lo;
-  std::vector<Check> checks;
-  auto add = [&](const std::string& what, double a, double b) {
-    checks.push_back({what + ": " + fmt(a) + " <= " + fmt(b), a <= b});
-  };
-  if (pb) add("lower CI low end <= upper bound", L, pb->tv_upper());
-  if (ex) add("lower CI low end <= exact CI high end", L, ex->tv.hi95());
-  if (ref) add("lower CI low end <= reference", L, ref->tv);
-  if (ref && pb) add("reference <= upper bound", ref->tv, pb->tv_upper());
-  if (ref && ex) {
-    add("exact CI low end <= reference", ex->tv.lo95(), ref->tv);
-    add("reference <= exact CI high end", ref->tv, ex->tv.hi95());
-  }
-  // KL(Y_s || X_0) from below (the binned plug-in KL) against its exact figures.
-  if (ex) add("KL lower CI low end <= KL exact CI high end", best_kl.kl_ci_lo, ex->kl.hi95());
-  if (ref) add("KL lower CI low end <= KL reference", best_kl.kl_ci_lo, ref->kl_yx);
-  bool consistent = true;
-  for (const Check& c : checks) consistent = consistent && c.ok;
+  const RunSummary& sum = b.lower_run;
+  const auto& pb = b.upper;
+  const auto& ex = b.exact;
+  const auto& ref = b.reference;
+  const auto& checks = b.checks;
+  const bool consistent = b.consistent;
+  const std::string& reducible = b.reducible_reason;
+  const std::string &bounds_backend = b.bounds_backend, &bounds_device = b.bounds_device;
+  const uint64_t n_lower = b.n_lower;
 
   const std::string ys = "Y_" + std::to_string(opt.stop), xs = "X_" + std::to_string(opt.stop);
   std::ostringstream os;
@@ -256,12 +195,13 @@ void report(const BracketState& st, const SampleOptions& opt, const Mixture& tar
     if (opt.score_error.kind == ScoreErrorKind::Bias) os << " along " << to_string(opt.score_error.direction);
   }
   os << ", seed " << opt.seed << "\n";
-  os << "score error: eps_score " << fmt(sum.eps_score, "%.4g") << " (realised), eps_Jacobi " << ej.text() << "\n";
+  os << "score error: eps_score " << fmt(sum.eps_score, "%.4g") << " (realised), eps_Jacobi " << b.eps_jacobi.text()
+     << "\n";
   os << "TV(X_0, " << ys << "):\n";
   os << "  lower      " << fmt(best.tv_corrected) << "  CI95 [" << fmt(best.ci_lo) << ", " << fmt(best.ci_hi)
      << "]  a lower bound: best of " << rep.stats.size() << " statistics (" << best.name << ", floor "
      << fmt(best.floor) << (best.resolved ? "" : ", NOT resolved from the floor") << "), fresh sample n = "
-     << lower.n << " (" << sum.precision << ", " << sum.backend << ")\n";
+     << n_lower << " (" << sum.precision << ", " << sum.backend << ")\n";
   if (rep.stats.size() > 1)
     os << "  selection  " << fmt(best.ci_lo_joint) << "  the lower CI's low end jointly over all " << rep.stats.size()
        << " statistics (Bonferroni): it accounts for taking the largest\n";
@@ -311,57 +251,7 @@ void report(const BracketState& st, const SampleOptions& opt, const Mixture& tar
   os << "\n";
 
   if (!st.json.empty()) {
-    nlohmann::json j;
-    j["tool"] = "gmmdiff bracket";
-    j["tv_lower"] = best.tv_corrected;
-    j["tv_lower_ci95"] = {best.ci_lo, best.ci_hi};
-    j["tv_lower_stat"] = best.name;
-    j["tv_lower_floor"] = best.floor;
-    j["tv_lower_resolved"] = best.resolved;
-    j["tv_lower_joint_lo"] = best.ci_lo_joint;
-    j["kl_lower"] = best_kl.kl_mm;
-    j["kl_lower_ci95"] = {best_kl.kl_ci_lo, best_kl.kl_ci_hi};
-    j["kl_lower_stat"] = best_kl.name;
-    j["tv_upper"] = pb ? num(pb->tv_upper()) : nlohmann::json();
-    j["tv_upper_mean"] = pb ? num(pb->tv_upper_mean()) : nlohmann::json();
-    j["tv_upper_se"] = pb ? num(pb->tv.se) : nlohmann::json();
-    j["tv_upper_quarter_M"] = pb ? num(pb->tv_upper_quarter()) : nlohmann::json();
-    j["tv_x0_x1"] = pb && opt.stop == 1 ? num(pb->x0x1.bound) : nlohmann::json();
-    j["tv_x0_x1_method"] = pb && opt.stop == 1 ? nlohmann::json(pb->x0x1.method) : nlohmann::json();
-    j["kl_upper"] = pb ? num(pb->kl.upper95()) : nlohmann::json();
-    j["kl_upper_mean"] = pb ? num(pb->kl.mean) : nlohmann::json();
-    j["M"] = pb ? nlohmann::json(pb->M) : nlohmann::json();
-    j["M_quarter"] = pb ? nlohmann::json(pb->M_quarter) : nlohmann::json();
-    j["tv_exact"] = ex ? num(ex->tv.mean) : nlohmann::json();
-    j["tv_exact_ci95"] = ex ? nlohmann::json({ex->tv.lo95(), ex->tv.hi95()}) : nlohmann::json();
-    j["kl_exact"] = ex ? num(ex->kl.mean) : nlohmann::json();
-    j["kl_exact_ci95"] = ex ? nlohmann::json({ex->kl.lo95(), ex->kl.hi95()}) : nlohmann::json();
-    j["tv_reference"] = ref ? num(ref->tv) : nlohmann::json();
-    j["tv_reference_change"] = ref ? num(ref->change) : nlohmann::json();
-    j["tv_reference_converged"] = ref ? nlohmann::json(ref->converged) : nlohmann::json();
-    j["kl_reference"] = ref ? num(ref->kl_yx) : nlohmann::json();
-    j["kl_reference_forward"] = ref ? num(ref->kl_xy) : nlohmann::json();
-    j["reducible"] = reducible.empty();
-    j["reducible_reason"] = reducible;
-    j["consistent"] = consistent;
-    nlohmann::json cj = nlohmann::json::array();
-    for (const Check& c : checks) cj.push_back({{"check", c.what}, {"ok", c.ok}});
-    j["checks"] = cj;
-    j["meaning"] = {
-        {"tv_lower", "lower bound on TV(X_0, " + ys + "): the best bias-corrected projected TV, CI95 in tv_lower_ci95"},
-        {"tv_lower_joint_lo", "the low end of tv_lower's CI jointly over all the statistics (Bonferroni): it accounts "
-                              "for taking the largest"},
-        {"kl_lower", "lower bound on KL(" + ys + " || X_0): the largest Miller-Madow-corrected plug-in KL of a binned "
-                     "statistic, CI95 in kl_lower_ci95"},
-        {"tv_upper", "upper bound on TV(X_0, " + ys + "), one-sided 95%: U_TV(M) + 1.645 se" +
-                         std::string(opt.stop == 1 ? " + tv_x0_x1" : "")},
-        {"tv_upper_quarter_M", "the same with M/4 continuations (diagnostic)"},
-        {"kl_upper", "upper bound on KL(" + xs + " || " + ys + "), one-sided 95%"},
-        {"tv_exact", "TV(X_0, " + ys + ") through the exact output density (ddim), CLT CI95 in tv_exact_ci95"},
-        {"kl_exact", "KL(" + ys + " || X_0) through the exact output density (ddim)"},
-        {"tv_reference", "TV(X_0, " + ys + ") of a reducible model by quadrature (noise-free)"},
-        {"kl_reference", "KL(" + ys + " || X_0) of a reducible model by quadrature"},
-        {"kl_reference_forward", "KL(" + xs + " || " + ys + ") of a reducible model by quadrature"}};
+    nlohmann::json j = bracket_json_object(b);
     j["parameters"] = {{"model", st.model.model_file},
                        {"preset", st.model.preset},
                        {"d", target.d},
@@ -383,25 +273,15 @@ void report(const BracketState& st, const SampleOptions& opt, const Mixture& tar
                        {"score_error", st.score_error},
                        {"eps", opt.score_error.eps},
                        {"n", pb ? pb->n : ex->n},
-                       {"n_lower", lower.n},
+                       {"n_lower", n_lower},
                        {"precision_lower", st.precision},
                        {"backend_lower", sum.backend},
                        {"bounds_backend", bounds_backend},
                        {"bounds_device", bounds_device},
                        {"threads", st.threads},
-                       {"stats", to.stats},
-                       {"bins", to.bins},
-                       {"bootstrap", to.bootstrap}};
-    j["eps_score"] = sum.eps_score;
-    j["eps_jacobi"] = ej.defined ? nlohmann::json(ej.value) : nlohmann::json();
-    j["eps_jacobi_se"] = ej.defined ? nlohmann::json(ej.se) : nlohmann::json();
-    j["eps_jacobi_defined"] = ej.defined;
-    j["seconds"] = {{"lower", sum.seconds},
-                    {"upper", pb ? num(pb->seconds) : nlohmann::json()},
-                    {"exact", ex ? num(ex->seconds) : nlohmann::json()},
-                    {"reference", ref ? num(ref->seconds) : nlohmann::json()}};
-    j["rate"] = pb ? num(pb->rate()) : (ex ? num(ex->rate()) : nlohmann::json());
-    j["rate_unit"] = pb ? "outer draws x M x steps x d per second" : "particles x steps x d per second";
+                       {"stats", st.tv.stats},
+                       {"bins", st.tv.bins},
+                       {"bootstrap", st.tv.bootstrap}};
     write_file_atomic(st.json, j.dump(2) + "\n");
   }
   std::cout << os.str() << std::flush;

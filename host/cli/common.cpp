@@ -134,8 +134,9 @@ SampleOptions SamplerArgs::build(std::vector<std::string>* files_read) const {
   GMMDIFF_EXPECTS(s.sampler == SamplerKind::DDPM || !given(app_, "--variance"), "--variance does not apply to --sampler ",
                   to_string(s.sampler),
                   s.sampler == SamplerKind::DDIM ? " (ddim adds no noise)" : " (its noise is set by --eta)");
-  GMMDIFF_EXPECTS(s.sampler == SamplerKind::DDIMSong || !given(app_, "--eta"), "--eta does not apply to --sampler ",
-                  to_string(s.sampler), " (only ddim-song has a noise fraction eta)");
+  // Also --eta 0, which check_sample_options lets pass: the same message (and Python's) for any eta.
+  GMMDIFF_EXPECTS(s.sampler == SamplerKind::DDIMSong || !given(app_, "--eta"), "--eta = ", s.eta,
+                  " applies to the sampler ddim-song only (", to_string(s.sampler), " has no eta)");
   return s;
 }
 

@@ -120,6 +120,11 @@ ChunkSource npy_source(NpyReader& sample, int d, std::vector<double>& buf) {
 
 }  // namespace
 
+TvReport tv_of_rows(const Mixture& target, uint64_t rows, const TvOptions& opt, Backend& be,
+                    const TvChunkSource& next, std::size_t chunk_rows, const std::string& label) {
+  return tv_of_chunks(target, rows, opt, be, chunk_rows, next, label, dist::serial());
+}
+
 TvReport tv_of_sample(const Mixture& target, const double* y, uint64_t rows, const TvOptions& opt, Backend& be,
                       std::size_t chunk_rows) {
   const std::size_t d = static_cast<std::size_t>(target.d);
@@ -127,14 +132,16 @@ TvReport tv_of_sample(const Mixture& target, const double* y, uint64_t rows, con
                       "", dist::serial());
 }
 
-void check_tv_sample(const NpyReader& sample, int target_d) {
-  const std::vector<uint64_t>& shape = sample.shape();
-  GMMDIFF_EXPECTS(shape.size() == 1 || shape.size() == 2, sample.path(), ": a sample must be an (n, d) array, got ",
+void check_tv_sample(const std::vector<uint64_t>& shape, int target_d, const std::string& label) {
+  GMMDIFF_EXPECTS(shape.size() == 1 || shape.size() == 2, label, ": a sample must be an (n, d) array, got ",
                   shape.size(), " dimensions");
-  GMMDIFF_EXPECTS(sample.rows() > 0, sample.path(), ": empty sample (0 rows)");
-  GMMDIFF_EXPECTS(sample.cols() == static_cast<uint64_t>(target_d), sample.path(), ": the sample has d = ",
-                  sample.cols(), " columns but the model has d = ", target_d);
+  GMMDIFF_EXPECTS(shape[0] > 0, label, ": empty sample (0 rows)");
+  const uint64_t cols = shape.size() == 2 ? shape[1] : 1;
+  GMMDIFF_EXPECTS(cols == static_cast<uint64_t>(target_d), label, ": the sample has d = ", cols,
+                  " columns but the model has d = ", target_d);
 }
+
+void check_tv_sample(const NpyReader& sample, int target_d) { check_tv_sample(sample.shape(), target_d, sample.path()); }
 
 TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& opt, Backend& be,
                    std::size_t chunk_rows) {

@@ -93,6 +93,38 @@ struct HistogramCounts {
   static HistogramCounts zeros(const HistogramSpec& spec);
 };
 
+/// The memory a backend computes in: the host (cpu) or a CUDA device (cuda).
+enum class MemoryKind { Host, Cuda };
+
+/// Memory allocated by a backend for results that stay where it computes (Backend::allocate_result):
+/// host memory for cpu, device memory for cuda. It owns its allocation, frees it in its destructor
+/// (which never throws), and outlives the backend that made it. Callers export it without a copy
+/// (the Python module's DLPack arrays) or copy it to the host.
+class ResultMemory {
+ public:
+  virtual ~ResultMemory() = default;
+  ResultMemory(const ResultMemory&) = delete;
+  ResultMemory& operator=(const ResultMemory&) = delete;
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+  MemoryKind kind() const { return kind_; }
+  int device() const { return device_; }  ///< the CUDA device ordinal (0 for host memory)
+  /// Copies `bytes` bytes from byte `offset` of this memory into host memory (blocking).
+  /// Throws gmmdiff::Error when the range lies outside the allocation.
+  virtual void copy_to_host(void* host, std::size_t offset, std::size_t bytes) const = 0;
+
+ protected:
+  ResultMemory(void* data, std::size_t bytes, MemoryKind kind, int device)
+      : data_(data), bytes_(bytes), kind_(kind), device_(device) {}
+  void* data_;
+  std::size_t bytes_;
+  MemoryKind kind_;
+  int device_;
+};
+
+/// Host memory of `bytes` bytes (64-byte aligned; ResourceError when it cannot be allocated).
+std::unique_ptr<ResultMemory> allocate_host_result(std::size_t bytes);
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -137,6 +169,16 @@ class Backend {
   using PieceConsumer = std::function<void(const void* values, std::size_t row0, std::size_t rows)>;
   virtual void stream_chunk(std::size_t row_bytes, std::vector<unsigned char>& scratch,
                             const PieceConsumer& consume) const;
+  /// Memory of `bytes` bytes where this backend computes, for results that stay there
+  /// (default: host memory; cuda: device memory). ResourceError when it does not fit.
+  virtual std::unique_ptr<ResultMemory> allocate_result(std::size_t bytes) const {
+    return allocate_host_result(bytes);
+  }
+  /// Copies the chunk (rows x d, run precision, row-major) into dst from byte `offset` on,
+  /// without leaving dst's memory kind: device to device on cuda, download() into host memory.
+  /// The caller checks that the chunk fits (offset + rows x d x bytes of the precision <= dst.bytes()).
+  /// Default: download() into host memory (an Error for device memory).
+  virtual void copy_chunk_to(ResultMemory& dst, std::size_t offset) const;
   /// Rows of the current chunk that hold a NaN or Inf.
   virtual uint64_t count_nonfinite_rows() const = 0;
   /// Bins the statistics of spec over the current chunk into counts (accumulating).

@@ -166,8 +166,24 @@ std::size_t tv_chunk_rows(const Backend& be, const RunShape& shape, uint64_t row
 TvReport tv_of_sample(const Mixture& target, const double* y, uint64_t rows, const TvOptions& opt,
                       Backend& be, std::size_t chunk_rows = 0);
 
-/// Checks that a .npy sample is an (n, d) array (or (n,) for d = 1) with n > 0 and d = target_d
-/// columns; throws gmmdiff::Error naming the file (the messages of `gmmdiff tv`).
+/// Hands over rows first .. first + rows - 1 of a sample (rows x d doubles, row-major); the
+/// pointer stays valid until the next call. Called in order, each chunk once. It may throw (e.g.
+/// to cancel): the exception leaves tv_of_rows.
+using TvChunkSource = std::function<const double*(uint64_t first, std::size_t rows)>;
+
+/// TV of a sample of `rows` rows that `next` hands over chunk by chunk (tv_of_sample and
+/// tv_of_npy are this with an array and a file): the plan for n = rows, its reference sample,
+/// then every chunk of tv_chunk_rows(..., chunk_rows) rows uploaded and binned in order. The
+/// report depends only on the rows' values, never on how they are cut into chunks.
+/// `label` (e.g. "y.npy: ") starts the messages about the sample's values.
+TvReport tv_of_rows(const Mixture& target, uint64_t rows, const TvOptions& opt, Backend& be,
+                    const TvChunkSource& next, std::size_t chunk_rows = 0, const std::string& label = "");
+
+/// Checks that a sample of this shape is an (n, d) array (or (n,) for d = 1) with n > 0 and
+/// d = target_d columns; throws gmmdiff::Error whose message starts with `label` (a file name, or
+/// "sample" for an array): the messages of `gmmdiff tv`.
+void check_tv_sample(const std::vector<uint64_t>& shape, int target_d, const std::string& label);
+/// The same for a .npy sample, naming the file.
 void check_tv_sample(const NpyReader& sample, int target_d);
 
 /// TV of a .npy sample (float32 or float64, (n, d); a reader at its first row), streamed: each

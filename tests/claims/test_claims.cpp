@@ -39,6 +39,8 @@ TEST(Claims, EveryClaimHasItsSweepAtEverySizeAndTheyParse) {
       for (const RunParams& p : spec.runs) EXPECT_EQ(p.backend, want_backend) << b.name << " " << size;
       if (b.name == "key-lemma" || b.name == "smoothness") {
         for (const RunParams& p : spec.runs) EXPECT_TRUE(p.quantities) << b.name;
+      } else {  // the TV and KL claims, and the default: an upper side at every size, or nothing is confirmed
+        for (const RunParams& p : spec.runs) EXPECT_TRUE(p.bounds.on) << b.name << " " << size;
       }
     }
   }

@@ -113,12 +113,17 @@ TEST(MpiCli, TvReportsTheOneProcessFigures) {
 
 TEST(MpiCli, BracketGivesTheOneProcessFigures) {
   const std::string dir = fresh_dir("mpi_bracket");
-  // ddpm: outer draws in blocks of 64 (M = 8) over the ranks; ddim: particles in blocks of 256.
+  // ddpm (and ddim-song, eta > 0): outer draws in blocks of 64 (M = 8) over the ranks; ddim:
+  // particles in blocks of 256.
   const std::vector<std::string> configs = {
       "bracket --preset random-sphere --d 4 --K 3 --T 16 --seed 2 --n 700 --M 8 --n-lower 3001 --bootstrap 40 "
       "--backend cpu --json ",
       "bracket --preset random-sphere --d 4 --K 3 --T 16 --seed 2 --sampler ddim --n 2900 --n-lower 3001 "
-      "--bootstrap 40 --backend cpu --json "};
+      "--bootstrap 40 --backend cpu --json ",
+      // ddim-song with eta > 0 takes the path bound; a profiled score error's eps_Jacobi is rank 0's.
+      "bracket --preset random-sphere --d 4 --K 3 --schedule cosine --T 32 --seed 2 --sampler ddim-song --eta 0.5 "
+      "--score-error weights "
+      "--eps 0.3 --error-profile back-loaded --n 700 --M 8 --n-lower 3001 --bootstrap 40 --backend cpu --json "};
   for (std::size_t c = 0; c < configs.size(); ++c) {
     SCOPED_TRACE(configs[c]);
     const std::string one_json = dir + "/one" + std::to_string(c) + ".json";
