@@ -16,9 +16,9 @@ namespace {
 
 // T starts at 64: with the default lcw constants (c1 = 10) the recursion reaches abar = 1 early
 // when c1 log T / T >= 1, i.e. T < 40, and those T take fewer effective steps (docs/cli.md).
-// CPU: a few minutes on 2 cores (measured: docs/sweeps.md); the cost is n d T (40 + K/2) ns for
-// the sample and about as much again for the bounds: every row carries the bracket (ddpm path
-// bound, 256 outer draws x 8 continuations), whose upper side is what can confirm a claim.
+// CPU: under a minute on 2 cores alone (measured: docs/sweeps.md); the sample costs n d T (40 +
+// K/2) ns and the bounds about half as much again: every row carries the bracket (ddpm path bound,
+// 256 outer draws x 8 continuations), whose upper side is what can confirm a claim.
 const char* const kDefaultCpu = R"JSON({
   "name": "dimension-free-cpu",
   "description": "Is DDPM dimension-free on mixtures? Theorem 1 of arXiv 2504.05300, sized for 2 CPU cores.",
