@@ -28,7 +28,9 @@ def os_threads():
 
 
 class Sigint:
-    """Sends SIGINT to this process `after` seconds from start() and records when."""
+    """Sends SIGINT to this process `after` seconds from start() and records when. Made through the
+    `sigint` fixture, which cancels it if the test ends first: a signal left pending would
+    interrupt the next test instead."""
 
     def __init__(self, after):
         self.sent = None
@@ -49,15 +51,28 @@ class Sigint:
 
 
 @pytest.fixture
+def sigint():
+    timers = []
+
+    def make(after):
+        timers.append(Sigint(after))
+        return timers[-1].start()
+
+    yield make
+    for t in timers:
+        t.timer.cancel()
+
+
+@pytest.fixture
 def big_mix():
     mix = gmmdiff.Mixture.preset("random-sphere", d=64, K=16, radius=3, seed=1)
     gmmdiff.sample(mix, n=512, T=4)  # starts OpenMP's threads before anything is counted
     return mix
 
 
-def test_sample_interrupt(big_mix):
+def test_sample_interrupt(big_mix, sigint):
     rss0, threads0 = rss_bytes(), os_threads()
-    s = Sigint(1.0).start()
+    s = sigint(1.0)
     with pytest.raises(KeyboardInterrupt):
         gmmdiff.sample(big_mix, n=2_000_000, T=1000)  # minutes of work; 512 MB of result
     latency = s.latency()
@@ -68,10 +83,10 @@ def test_sample_interrupt(big_mix):
     assert gmmdiff.sample(big_mix, n=256, T=4).shape == (256, 64)
 
 
-def test_sample_chunks_interrupt(big_mix):
+def test_sample_chunks_interrupt(big_mix, sigint):
     rss0, threads0 = rss_bytes(), os_threads()
     it = gmmdiff.sample_chunks(big_mix, n=10**7, T=1000)
-    s = Sigint(1.0).start()
+    s = sigint(1.0)
     with pytest.raises(KeyboardInterrupt):
         for _ in it:  # the first chunk alone takes far longer than a second
             pass
@@ -84,21 +99,28 @@ def test_sample_chunks_interrupt(big_mix):
     assert rss_bytes() - rss0 < MAX_RSS_GROWTH
 
 
-def test_sweep_interrupt_then_resume(tmp_path):
+def test_sweep_interrupt_then_resume(tmp_path, sigint):
+    # The second run (T = 3000) takes seconds on 2 cores; the signal is sent 0.05 s after its first
+    # progress call, so it lands while the run works, however fast the machine.
     spec = {
         "name": "interrupt",
-        "family": "random-sphere", "d": 8, "K": 4, "radius": 3, "T": [8, 1000],
+        "family": "random-sphere", "d": 8, "K": 4, "radius": 3, "T": [8, 3000],
         "n": 40000, "backend": "cpu", "tv": {"stats": "means,radial", "bootstrap": 20},
     }
     out = tmp_path / "run"
+    rows_done = []
     sig = []
 
     def on_row(row, i, total):
-        if not sig:  # the first run is done: interrupt the second, long one
-            sig.append(Sigint(0.5).start())
+        rows_done.append(i)
+
+    def progress(done, total):
+        if rows_done and not sig:  # the first run is done: interrupt the second
+            sig.append(sigint(0.05))
 
     with pytest.raises(KeyboardInterrupt):
-        gmmdiff.sweep(spec, out=out, on_row=on_row, report=False)
+        gmmdiff.sweep(spec, out=out, on_row=on_row, progress=progress, report=False)
+    assert sig, "the second run never called progress"
     latency = sig[0].latency()
     assert latency < MAX_LATENCY_S, f"KeyboardInterrupt {latency:.2f} s after SIGINT"
     rows = gmmdiff.load_results(out)
@@ -113,11 +135,13 @@ def test_sweep_interrupt_then_resume(tmp_path):
     assert [strip(r) for r in resumed] == [strip(r) for r in fresh]
 
 
-def test_tv_interrupt_between_chunks():
+def test_tv_interrupt_between_chunks(sigint):
     mix = gmmdiff.Mixture.preset("random-sphere", d=16, K=8, radius=3, seed=1)
-    # Fortran order: converted a chunk at a time; 2e6 rows in chunks of 4096 take a few seconds.
-    y = np.asfortranarray(np.random.default_rng(0).normal(size=(2_000_000, 16)).astype(np.float32))
-    s = Sigint(0.5).start()
+    # 2e9 rows of one float32 row broadcast (row stride 0: 64 bytes of memory), converted a chunk
+    # at a time: minutes of work on any machine (2e6 rows take 0.1 s on 2 cores).
+    row = np.random.default_rng(0).normal(size=16).astype(np.float32)
+    y = np.broadcast_to(row, (2_000_000_000, 16))
+    s = sigint(0.5)
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         gmmdiff.tv(y, mix, stats="radial", bootstrap=20, chunk=4096)
@@ -126,11 +150,11 @@ def test_tv_interrupt_between_chunks():
     assert latency < MAX_LATENCY_S, f"KeyboardInterrupt {latency:.2f} s after SIGINT"
 
 
-def test_bracket_interrupt():
+def test_bracket_interrupt(sigint):
     mix = gmmdiff.Mixture.preset("random-sphere", d=16, K=8, radius=3, seed=1)
     gmmdiff.bracket(mix, T=4, n=64, M=2, n_lower=512)  # starts the threads before they are counted
     threads0 = os_threads()
-    s = Sigint(0.5).start()
+    s = sigint(0.5)
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         gmmdiff.bracket(mix, T=1000, n=65536, M=32)  # the path bound alone: minutes of work
