@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cpu/cpu_normals.hpp"  // GMMDIFF_CPU_CLONES
 #include "gmmdiff/detail/bounds_math.hpp"
 #include "gmmdiff/detail/step_math.hpp"
 #include "gmmdiff/error.hpp"
@@ -14,6 +15,7 @@ namespace {
 
 constexpr int kMaxDenseDeterminantD = 4096;  // d x d Cholesky fallback (diagonal, B not positive)
 constexpr int kMaxDenseEigenD = 1024;        // d x d eigenproblem (diagonal op norm)
+constexpr int kMaxDenseLanczosD = 512;       // d x d matrix per thread for Lanczos (2 MiB)
 
 // Cholesky log-determinant of a dense symmetric n x n matrix (overwritten); false if not PD.
 bool dense_logdet(std::vector<double>& A, int n, double& logdet) {
@@ -208,23 +210,98 @@ int sturm_count_below(const std::vector<double>& al, const std::vector<double>& 
   return count;
 }
 
-/// Eigenvalue number `which` (0: smallest) of the tridiagonal matrix, by bisection to full accuracy.
-double tridiagonal_eigenvalue(const std::vector<double>& al, const std::vector<double>& be, int m, int which) {
-  double lo = al[0], hi = al[0];
-  for (int i = 0; i < m; ++i) {  // Gershgorin
-    const double r = (i > 0 ? std::abs(be[i - 1]) : 0.0) + (i + 1 < m ? std::abs(be[i]) : 0.0);
-    lo = std::min(lo, al[i] - r);
-    hi = std::max(hi, al[i] + r);
-  }
-  const double span = std::max(hi - lo, 1e-300);
-  lo -= 1e-12 * span;
-  hi += 1e-12 * span;
+/// Eigenvalue number `which` (0: smallest) of the tridiagonal matrix in [lo, hi], by bisection to
+/// full accuracy.
+double tridiagonal_eigenvalue(const std::vector<double>& al, const std::vector<double>& be, int m, int which,
+                              double lo, double hi) {
   for (int it = 0; it < 200 && hi - lo > 4e-16 * std::max(std::abs(lo), std::abs(hi)) && hi - lo > 1e-300; ++it) {
     const double mid = 0.5 * (lo + hi);
     if (sturm_count_below(al, be, m, mid) > which) hi = mid;
     else lo = mid;
   }
   return 0.5 * (lo + hi);
+}
+
+/// The largest (top) or smallest eigenvalue of the symmetric tridiagonal matrix, by Laguerre's
+/// iteration on det(T - x I) from outside Gershgorin's interval. For a polynomial whose roots are
+/// all real it moves monotonically towards the nearest root and converges cubically: about 5
+/// passes of the pivot recurrence where bisection to full accuracy takes about 55. It stays
+/// outside the spectrum, where every LDL^T pivot is negative; a pivot that is not (rounding at the
+/// root) or no convergence hands over to bisection between the last points known to be above and
+/// below the eigenvalue.
+double tridiagonal_extreme(const std::vector<double>& al, const std::vector<double>& be, int m, bool top) {
+  const double sg = top ? 1.0 : -1.0;  // the smallest eigenvalue of T is minus the largest of -T
+  double glo = al[0], ghi = al[0];
+  for (int i = 0; i < m; ++i) {  // Gershgorin
+    const double r = (i > 0 ? std::abs(be[i - 1]) : 0.0) + (i + 1 < m ? std::abs(be[i]) : 0.0);
+    glo = std::min(glo, al[i] - r);
+    ghi = std::max(ghi, al[i] + r);
+  }
+  const double span = std::max(ghi - glo, 1e-300);
+  glo -= 1e-12 * span;
+  ghi += 1e-12 * span;
+  if (m == 1) return al[0];
+  const double scale = std::max(std::abs(glo), std::abs(ghi));
+  if (scale == 0) return 0.0;
+  if (!std::isfinite(scale)) return tridiagonal_eigenvalue(al, be, m, top ? m - 1 : 0, glo, ghi);
+  // The iteration runs on w T, w a power of 2 (exact) that brings the spectrum to [-1, 1]: its
+  // sums of 1 / (x - lambda)^2 then stay far from overflow at any scale of T.
+  const double w = std::ldexp(1.0, -std::ilogb(scale));
+  const double spanw = span * w;
+  // In the coordinates of sg w T, whose largest eigenvalue is wanted: x starts above the spectrum.
+  double x = (top ? ghi : -glo) * w;
+  double outside = x;                     // the last x where every pivot of sg w T - x I was negative
+  double below = (top ? glo : -ghi) * w;  // a point known to be at or below the wanted eigenvalue
+  const double n = m;
+  bool fallback = true;
+  for (int it = 0; it < 60; ++it) {
+    // Pivots q_i of sg T - x I and their derivatives in x; r = 1 / q_{i-1} (one division a row).
+    double r = 0, dq = 0, ddq = 0, G = 0, H = 0;
+    bool inside = false;
+    for (int i = 0; i < m; ++i) {
+      double qi = sg * w * al[i] - x, dqi = -1, ddqi = 0;
+      if (i > 0) {
+        const double c = (w * be[i - 1]) * (w * be[i - 1]);
+        qi -= c * r;
+        dqi += c * dq * r * r;
+        ddqi = c * r * r * (ddq - 2 * dq * dq * r);
+      }
+      if (!(qi < 0)) {
+        inside = true;
+        break;
+      }
+      r = 1.0 / qi;
+      dq = dqi;
+      ddq = ddqi;
+      const double g = dq * r;
+      G += g;  // d/dx log|det| = sum_j 1 / (x - lambda_j)
+      H += g * g - ddq * r;  // minus its derivative: sum_j 1 / (x - lambda_j)^2
+    }
+    if (inside) {  // some pivot >= 0: x is at or below the largest eigenvalue of sg w T
+      below = x;
+      // The step landed on the eigenvalue (to rounding) or just past it: one Sturm count says
+      // whether it lies in [x, x + delta], close enough (Ritz values need far less: the residual
+      // test uses tol x the scale).
+      const double hi = (x + 1e-13 * std::max(std::abs(x), spanw)) / w;
+      if (top ? sturm_count_below(al, be, m, hi) == m : sturm_count_below(al, be, m, -hi) == 0)
+        fallback = false;
+      break;
+    }
+    if (!std::isfinite(G) || !std::isfinite(H)) break;
+    outside = x;
+    const double disc = std::max(0.0, (n - 1) * (n * H - G * G));
+    const double step = n / (G + std::sqrt(disc));
+    if (!(step >= 0) || !std::isfinite(step)) break;
+    x -= step;
+    if (step <= 4e-16 * std::abs(x) || step <= 1e-17 * spanw) {
+      fallback = false;
+      break;
+    }
+  }
+  if (fallback)  // bisection between the last points known to be above and below it
+    return top ? tridiagonal_eigenvalue(al, be, m, m - 1, below / w, outside / w)
+               : tridiagonal_eigenvalue(al, be, m, 0, -outside / w, -below / w);
+  return sg * x / w;
 }
 
 /// |last component| of the unit eigenvector of the tridiagonal matrix for eigenvalue theta, by the
@@ -286,8 +363,8 @@ ExtremeEigen lanczos_extremes(const std::function<void(const double*, double*)>&
     for (int i = 0; i < n; ++i) b += w[i] * w[i];
     b = std::sqrt(b);
     const int m = j + 1;
-    r.lo = tridiagonal_eigenvalue(al, be, m, 0);
-    r.hi = tridiagonal_eigenvalue(al, be, m, m - 1);
+    r.lo = tridiagonal_extreme(al, be, m, /*top=*/false);
+    r.hi = tridiagonal_extreme(al, be, m, /*top=*/true);
     r.iterations = m;
     scale = std::max({scale, std::abs(r.lo), std::abs(r.hi), std::abs(a)});
     if (m == n || b <= 1e-13 * std::max(scale, 1e-300)) break;  // exact: all of R^n, or an invariant subspace
@@ -302,13 +379,74 @@ ExtremeEigen lanczos_extremes(const std::function<void(const double*, double*)>&
   return r;
 }
 
+namespace {
+
+/// A += sign J, J dense (row-major d x d): sum_k u_k u_k^T - D, a row of A at a time.
+GMMDIFF_CPU_CLONES void add_dense_jacobian(const JacobianAt& j, double sign, double* A) {
+  const int d = j.d;
+  for (int k = 0; k < j.K; ++k) {
+    const double* u = j.U.data() + std::size_t(k) * d;
+    for (int a = 0; a < d; ++a) {
+      const double c = sign * u[a];
+      double* row = A + std::size_t(a) * d;
+#pragma omp simd
+      for (int b = 0; b < d; ++b) row[b] += c * u[b];
+    }
+  }
+  for (int a = 0; a < d; ++a) A[std::size_t(a) * d + a] -= sign * (j.diagonal ? j.dvec[a] : j.a);
+}
+
+/// Whether Lanczos on a dense d x d matrix beats it on the factored form, for an operator of
+/// `rows` rank-one terms (K per Jacobian): forming it costs rows d^2 and a product d^2 where
+/// the factored product costs 2 rows d, over up to d iterations; so dense when rows > d (and d^2
+/// doubles are small enough to hold per thread).
+bool dense_is_cheaper(int d, int rows) { return rows > d && d <= kMaxDenseLanczosD; }
+
+/// y = A x for the symmetric d x d A, as axpys of A's rows (A = A^T: no horizontal sums).
+GMMDIFF_CPU_CLONES void dense_symmetric_product(const double* A, int d, const double* x, double* y) {
+  std::fill(y, y + d, 0.0);
+  for (int a = 0; a < d; ++a) {
+    const double c = x[a];
+    const double* row = A + std::size_t(a) * d;
+#pragma omp simd
+    for (int b = 0; b < d; ++b) y[b] += c * row[b];
+  }
+}
+
+/// The extremes of the dense symmetric A by lanczos_extremes.
+ExtremeEigen dense_extremes(const std::vector<double>& A, int d, double tol) {
+  return lanczos_extremes([&](const double* x, double* y) { dense_symmetric_product(A.data(), d, x, y); }, d, tol);
+}
+
+/// Per-thread scratch for the dense route (reused: eps_Jacobi calls it for every draw).
+std::vector<double>& dense_scratch(int d) {
+  thread_local std::vector<double> A;
+  A.assign(std::size_t(d) * d, 0.0);
+  return A;
+}
+
+}  // namespace
+
 double op_norm_lanczos(const JacobianAt& j, double tol) {
+  if (dense_is_cheaper(j.d, j.K)) {
+    std::vector<double>& A = dense_scratch(j.d);
+    add_dense_jacobian(j, 1.0, A.data());
+    const ExtremeEigen e = dense_extremes(A, j.d, tol);
+    return std::max(std::abs(e.lo), std::abs(e.hi));
+  }
   const ExtremeEigen e = lanczos_extremes([&](const double* x, double* y) { apply_jacobian(j, x, y); }, j.d, tol);
   return std::max(std::abs(e.lo), std::abs(e.hi));
 }
 
 double op_norm_difference(const JacobianAt& ja, const JacobianAt& jb, double tol) {
   GMMDIFF_EXPECTS(ja.d == jb.d, "op_norm_difference: d = ", ja.d, " and ", jb.d);
+  if (dense_is_cheaper(ja.d, ja.K + jb.K)) {
+    std::vector<double>& A = dense_scratch(ja.d);
+    add_dense_jacobian(ja, 1.0, A.data());
+    add_dense_jacobian(jb, -1.0, A.data());
+    const ExtremeEigen e = dense_extremes(A, ja.d, tol);
+    return std::max(std::abs(e.lo), std::abs(e.hi));
+  }
   std::vector<double> tmp(ja.d);
   const ExtremeEigen e = lanczos_extremes(
       [&](const double* x, double* y) {
@@ -321,14 +459,8 @@ double op_norm_difference(const JacobianAt& ja, const JacobianAt& jb, double tol
 }
 
 std::vector<double> dense_jacobian(const JacobianAt& j) {
-  const int d = j.d, K = j.K;
-  std::vector<double> J(std::size_t(d) * d, 0.0);
-  for (int k = 0; k < K; ++k) {
-    const double* u = j.U.data() + std::size_t(k) * d;
-    for (int a = 0; a < d; ++a)
-      for (int b = 0; b < d; ++b) J[std::size_t(a) * d + b] += u[a] * u[b];
-  }
-  for (int a = 0; a < d; ++a) J[std::size_t(a) * d + a] -= j.diagonal ? j.dvec[a] : j.a;
+  std::vector<double> J(std::size_t(j.d) * j.d, 0.0);
+  add_dense_jacobian(j, 1.0, J.data());
   return J;
 }
 

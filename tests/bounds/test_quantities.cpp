@@ -192,6 +192,72 @@ TEST(Quantities, BadStepsAndSizes) {
   EXPECT_EQ(default_inspect_steps(200, 1, 5), (std::vector<int>{200, 151, 101, 52, 2}));
 }
 
+// lanczos_extremes on spectra that stress its small tridiagonal eigenproblem (Laguerre's iteration
+// with a bisection fallback): equal, clustered and repeated extremes, an extreme at 0, magnitudes
+// near the ends of double's range and a dynamic range of 1e16, each in a random orthonormal basis.
+TEST(Quantities, LanczosExtremesOnHardSpectra) {
+  constexpr double kTol = 1e-12;      // the Lanczos residual tolerance asked for
+  constexpr double kRelErr = 1e-9;    // against the known extremes, relative to the largest |eigenvalue|
+  constexpr int kN = 24;
+  std::mt19937_64 g(77);
+  std::normal_distribution<double> N01;
+  // A random orthonormal basis (Gram-Schmidt twice on Gaussian vectors).
+  std::vector<double> Q(std::size_t(kN) * kN);
+  for (double& q : Q) q = N01(g);
+  for (int i = 0; i < kN; ++i)
+    for (int pass = 0; pass < 2; ++pass) {
+      double* qi = Q.data() + std::size_t(i) * kN;
+      for (int j = 0; j < i; ++j) {
+        const double* qj = Q.data() + std::size_t(j) * kN;
+        double c = 0;
+        for (int a = 0; a < kN; ++a) c += qi[a] * qj[a];
+        for (int a = 0; a < kN; ++a) qi[a] -= c * qj[a];
+      }
+      double n2 = 0;
+      for (int a = 0; a < kN; ++a) n2 += qi[a] * qi[a];
+      for (int a = 0; a < kN; ++a) qi[a] /= std::sqrt(n2);
+    }
+  struct Spectrum {
+    const char* name;
+    std::vector<double> ev;
+  };
+  std::vector<Spectrum> cases;
+  auto fill = [&](const char* name, auto f) {
+    Spectrum s{name, std::vector<double>(kN)};
+    for (int i = 0; i < kN; ++i) s.ev[i] = f(i);
+    cases.push_back(s);
+  };
+  fill("distinct", [](int i) { return -1.0 + 3.0 * std::fmod(0.618034 * (i + 1), 1.0); });
+  fill("all equal", [](int) { return 3.0; });
+  fill("top cluster", [](int i) { return i < 3 ? 1.0 + 1e-10 * i : -1.0 + 0.04 * i; });
+  fill("repeated +-2", [](int i) { return i < 5 ? 2.0 : i < 10 ? -2.0 : 0.1 * (i - 15); });
+  fill("top at 0", [](int i) { return -0.1 * i; });
+  fill("bottom at 0", [](int i) { return 0.1 * i; });
+  fill("tiny", [](int i) { return 1e-150 * (1 + i); });
+  fill("huge", [](int i) { return -1e150 * (1 + 0.5 * i); });
+  fill("range 1e16", [](int i) { return std::pow(10.0, -8.0 + 16.0 * i / (kN - 1)); });
+  for (const Spectrum& c : cases) {
+    // A = Q^T diag(ev) Q, applied as a product.
+    auto matvec = [&](const double* x, double* y) {
+      std::vector<double> z(kN);
+      for (int i = 0; i < kN; ++i) {
+        double t = 0;
+        for (int a = 0; a < kN; ++a) t += Q[std::size_t(i) * kN + a] * x[a];
+        z[i] = c.ev[i] * t;
+      }
+      for (int a = 0; a < kN; ++a) {
+        y[a] = 0;
+        for (int i = 0; i < kN; ++i) y[a] += Q[std::size_t(i) * kN + a] * z[i];
+      }
+    };
+    const double lo = *std::min_element(c.ev.begin(), c.ev.end()), hi = *std::max_element(c.ev.begin(), c.ev.end());
+    const double scale = std::max(std::abs(lo), std::abs(hi));
+    const bounds::ExtremeEigen e = bounds::lanczos_extremes(matvec, kN, kTol);
+    EXPECT_NEAR(e.lo, lo, kRelErr * scale) << c.name << ": smallest, " << e.iterations << " iterations";
+    EXPECT_NEAR(e.hi, hi, kRelErr * scale) << c.name << ": largest, " << e.iterations << " iterations";
+  }
+}
+
 TEST(EpsJacobi, ExactUndefinedAndMeasured) {
   const Mixture m = random_mixture(false, 5, 4, 21);
   const Schedule s = schedule("lcw", 48);
