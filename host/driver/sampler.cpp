@@ -13,6 +13,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "cpu/cpu_normals.hpp"  // GMMDIFF_CPU_CLONES
 #include "gmmdiff/detail/philox.hpp"
 #include "gmmdiff/detail/step_math.hpp"
 #include "gmmdiff/error.hpp"
@@ -239,6 +240,35 @@ StepCoeffs step_coeffs(const Mixture& m, const Schedule& s, int t, const SampleO
 
 namespace {
 
+// MarginalScore's two O(K d) loops, cloned for the widest vector unit. Neither holds an a * b + c
+// that a compiler could fuse (each sum's term ends in a division), so every clone gives the bits of
+// the scalar loops, operation for operation: the realised eps_score is pinned
+// (tests/driver/test_stream_pins.cpp).
+
+/// q[k] = sum_j (x_j - smu_kj)^2 / V_kj, each sum in order j = 0, 1, ...; component k across the
+/// vector lanes (smuT, vT: [d, K], j-major).
+GMMDIFF_CPU_CLONES void quadratic_forms(const double* x, const double* smuT, const double* vT, int K, int d,
+                                        double* q) {
+  std::fill(q, q + K, 0.0);
+  for (int j = 0; j < d; ++j) {
+    const double xj = x[j];
+    const double* sm = smuT + std::size_t(j) * K;
+    const double* v = vT + std::size_t(j) * K;
+#pragma omp simd
+    for (int k = 0; k < K; ++k) {
+      const double r = xj - sm[k];
+      q[k] += r * r / v[k];
+    }
+  }
+}
+
+/// out[j] += w (smu_j - x_j) / V_j over one component's row, coordinate j across the lanes.
+GMMDIFF_CPU_CLONES void add_component_score(double w, const double* smu, const double* v, const double* x, int d,
+                                            double* out) {
+#pragma omp simd
+  for (int j = 0; j < d; ++j) out[j] += w * (smu[j] - x[j]) / v[j];
+}
+
 /// The exact score of a mixture's forward marginal at one abar (THEORY.md, Exact score), with what
 /// does not depend on x computed once: V_kj, sqrt(abar) mu_kj, sum_j log V_kj and log pi_k. The same
 /// operations in the same order as exact_score (core/model.cpp), so the same bits; it only stops
@@ -249,6 +279,8 @@ class MarginalScore {
     const double sa = std::sqrt(abar), oma = 1.0 - abar;
     v_.resize(std::size_t(K_) * d_);
     smu_.resize(v_.size());
+    vT_.resize(v_.size());
+    smuT_.resize(v_.size());
     logdet_.resize(K_);
     logw_.resize(K_);
     for (int k = 0; k < K_; ++k) {
@@ -256,8 +288,8 @@ class MarginalScore {
       double logdet = 0;
       for (int j = 0; j < d_; ++j) {
         const double v = abar * m.var(k, j) + oma;
-        v_[std::size_t(k) * d_ + j] = v;
-        smu_[std::size_t(k) * d_ + j] = sa * mu[j];
+        v_[std::size_t(k) * d_ + j] = vT_[std::size_t(j) * K_ + k] = v;
+        smu_[std::size_t(k) * d_ + j] = smuT_[std::size_t(j) * K_ + k] = sa * mu[j];
         logdet += std::log(v);
       }
       logdet_[k] = logdet;
@@ -267,16 +299,8 @@ class MarginalScore {
   /// out[d] = the score at x; l[K] is scratch.
   void operator()(const double* x, double* out, double* l) const {
     constexpr double kLog2Pi = 1.8378770664093454836;  // as component_logits
-    for (int k = 0; k < K_; ++k) {
-      const double* v = v_.data() + std::size_t(k) * d_;
-      const double* smu = smu_.data() + std::size_t(k) * d_;
-      double q = 0;
-      for (int j = 0; j < d_; ++j) {
-        const double r = x[j] - smu[j];
-        q += r * r / v[j];
-      }
-      l[k] = logw_[k] - 0.5 * (q + logdet_[k] + m_.d * kLog2Pi);
-    }
+    quadratic_forms(x, smuT_.data(), vT_.data(), K_, d_, l);
+    for (int k = 0; k < K_; ++k) l[k] = logw_[k] - 0.5 * (l[k] + logdet_[k] + m_.d * kLog2Pi);
     double mx = l[0];  // logsumexp: the first largest, then the sum in order
     for (int k = 1; k < K_; ++k)
       if (mx < l[k]) mx = l[k];
@@ -284,18 +308,15 @@ class MarginalScore {
     for (int k = 0; k < K_; ++k) s += std::exp(l[k] - mx);
     const double lse = mx + std::log(s);
     std::fill(out, out + d_, 0.0);
-    for (int k = 0; k < K_; ++k) {
-      const double w = std::exp(l[k] - lse);
-      const double* v = v_.data() + std::size_t(k) * d_;
-      const double* smu = smu_.data() + std::size_t(k) * d_;
-      for (int j = 0; j < d_; ++j) out[j] += w * (smu[j] - x[j]) / v[j];
-    }
+    for (int k = 0; k < K_; ++k)
+      add_component_score(std::exp(l[k] - lse), smu_.data() + std::size_t(k) * d_, v_.data() + std::size_t(k) * d_, x,
+                          d_, out);
   }
 
  private:
   const Mixture& m_;
   int K_, d_;
-  std::vector<double> v_, smu_, logdet_, logw_;
+  std::vector<double> v_, smu_, vT_, smuT_, logdet_, logw_;  // vT_, smuT_: [d, K]
 };
 
 }  // namespace
