@@ -320,12 +320,14 @@ GMMDIFF_INLINE void rows_tile(const FusedPlan<Real>& p, Real* Yb, int i0, const 
 /// they spend a 16-lane vector on d < 16 coordinates; here every lane is a particle.
 /// Y: the group's first row (stride d); nr <= kRowLanes rows (the other lanes compute on zeros and
 /// are not stored); z, xi: their rows' noise (stride 0: the zero row).
-template <typename Real>
+/// kD: d known at compile time (0: p.d at run time); the loops over coordinates, the transposes
+/// among them, then have fixed trip counts. The arithmetic is the same either way.
+template <typename Real, int kD = 0>
 GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, int nr, const Real* __restrict__ z,
                                std::size_t z_stride, const Real* __restrict__ xi, std::size_t xi_stride,
                                Real* __restrict__ work) {
   constexpr int L = kRowLanes;
-  const int d = p.d, K = p.K, Kp = p.Kp, dp = p.dp;
+  const int d = kD > 0 ? kD : p.d, K = p.K, Kp = p.Kp, dp = p.dp;
   Real* __restrict__ yt = work;                             // [d][L] the coordinates, transposed
   Real* __restrict__ et = work + std::size_t(d) * L;        // [K][L] logits, then exp, then weights
   Real* __restrict__ part = et + std::size_t(Kp) * L;       // [16][L] the softmax's partial sums
@@ -414,14 +416,25 @@ GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, i
     for (int j = 0; j < d; ++j) Y[std::size_t(l) * d + j] = yt[j * L + l];
 }
 
-template <typename Real>
-GMMDIFF_INLINE void block_rows_parallel(const FusedPlan<Real>& p, Real* Yb, int nb, const Scratch<Real>& s) {
+template <typename Real, int kD>
+GMMDIFF_INLINE void block_rows_parallel_d(const FusedPlan<Real>& p, Real* Yb, int nb, const Scratch<Real>& s) {
   const std::size_t dz = static_cast<std::size_t>(p.dz);
   for (int i0 = 0; i0 < nb; i0 += kRowLanes) {
     const Real* z = p.noise ? s.z + i0 * dz : p.zeros;
     const Real* xi = p.score_noise ? s.xi + i0 * dz : p.zeros;
-    rows_group<Real>(p, Yb + std::size_t(i0) * p.d, std::min(kRowLanes, nb - i0), z, p.noise ? dz : 0, xi,
-                     p.score_noise ? dz : 0, s.work);
+    rows_group<Real, kD>(p, Yb + std::size_t(i0) * p.d, std::min(kRowLanes, nb - i0), z, p.noise ? dz : 0, xi,
+                         p.score_noise ? dz : 0, s.work);
+  }
+}
+
+template <typename Real>
+GMMDIFF_INLINE void block_rows_parallel(const FusedPlan<Real>& p, Real* Yb, int nb, const Scratch<Real>& s) {
+  switch (p.d) {  // the small d the default sweep runs, at compile time
+    case 1: return block_rows_parallel_d<Real, 1>(p, Yb, nb, s);
+    case 2: return block_rows_parallel_d<Real, 2>(p, Yb, nb, s);
+    case 4: return block_rows_parallel_d<Real, 4>(p, Yb, nb, s);
+    case 8: return block_rows_parallel_d<Real, 8>(p, Yb, nb, s);
+    default: return block_rows_parallel_d<Real, 0>(p, Yb, nb, s);
   }
 }
 
