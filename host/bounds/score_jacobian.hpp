@@ -82,12 +82,15 @@ struct ExtremeEigen {
 };
 ExtremeEigen lanczos_extremes(const std::function<void(const double*, double*)>& matvec, int n, double tol = 1e-11);
 
-/// ||J||_op by lanczos_extremes on J's product (O(K d) per iteration, no d x d or K x K
-/// eigenproblem): the fast route of measurements over many points. op_norm is the exact one.
+/// ||J||_op by lanczos_extremes: on J's factored product (O(K d) per iteration) for K <= d, else
+/// on J formed as a dense d x d matrix once (d <= 512; O(K d^2), then O(d^2) per iteration), no
+/// eigenproblem of size d or K: the fast route of measurements over many points. op_norm is the
+/// exact one.
 double op_norm_lanczos(const JacobianAt& j, double tol = 1e-11);
 
-/// ||J_a - J_b||_op of two factored Jacobians at the same point (eps_Jacobi of a perturbed score).
-/// tol as lanczos_extremes': the result is within tol x the spectrum's scale of the exact norm.
+/// ||J_a - J_b||_op of two factored Jacobians at the same point (eps_Jacobi of a perturbed score),
+/// dense as op_norm_lanczos once K_a + K_b > d. tol as lanczos_extremes': the result is within tol
+/// x the spectrum's scale of the exact norm.
 double op_norm_difference(const JacobianAt& ja, const JacobianAt& jb, double tol = 1e-11);
 
 /// J as a dense d x d matrix (row-major; tests and small d).
