@@ -20,36 +20,6 @@ namespace {
 
 /// Rows per block of the host binning (each block's counts depend only on its rows).
 constexpr std::size_t kHostBlock = 256;
-/// Edges from the exact law of the orthogonal radius while K is at most this (as radial's).
-constexpr int kPerpExactEdgesMaxK = 64;
-
-/// Per-component isotropic variances when every component is isotropic (Isotropic, or Diagonal
-/// with all coordinates of a component equal); empty otherwise.
-std::vector<double> isotropic_vars(const Mixture& m) {
-  std::vector<double> v(m.K);
-  for (int k = 0; k < m.K; ++k) {
-    v[k] = m.var(k, 0);
-    if (m.cov == Covariance::Diagonal)
-      for (int j = 1; j < m.d; ++j)
-        if (m.var(k, j) != v[k]) return {};
-  }
-  return v;
-}
-
-double perp_cdf_exact(const Mixture& m, const PerpLaw& L, double x) {
-  if (!(x > 0)) return 0.0;
-  double F = 0;
-  for (int k = 0; k < m.K; ++k) F += m.weights[k] * special::ncx2_cdf(x / L.s2[k], L.dof, L.lambda[k]);
-  return F;
-}
-
-double perp_cdf_approx(const Mixture& m, const PerpLaw& L, double x) {
-  if (!(x > 0)) return 0.0;
-  double F = 0;
-  for (int k = 0; k < m.K; ++k) F += m.weights[k] * special::gamma_p(L.shape[k], x / L.scale[k]);
-  return F;
-}
-
 /// The values of one finite row: the pair (a, b) and log p.
 template <typename Real>
 void row_values(const HostSpec& s, const HostWork& w, const Real* y, std::vector<double>& yd, double& a, double& b,
@@ -140,54 +110,35 @@ template uint64_t host_accumulate<double>(const HostSpec&, const HostWork&, cons
                                           HistogramCounts&, std::size_t, std::size_t);
 
 PerpLaw perp_law(const Mixture& m, const std::vector<double>& u, const std::vector<double>& center) {
-  PerpLaw L;
-  const std::vector<double> iso = isotropic_vars(m);
-  L.exact = !iso.empty();
-  L.dof = m.d - 1;
-  L.s2.resize(m.K);
-  L.lambda.resize(m.K);
-  L.shape.resize(m.K);
-  L.scale.resize(m.K);
-  L.mean.resize(m.K);
-  L.sd.resize(m.K);
-#pragma omp parallel for schedule(static)
-  for (int k = 0; k < m.K; ++k) {
+  return squared_distance_law(m, m.d - 1, [&](int k, double unit) {
     // delta = P_u (mu_k - c); the covariance of P_u X is P_u C_k P_u, whose trace and the trace of
-    // its square are tr C - u'Cu and tr C^2 - 2 u'C^2 u + (u'Cu)^2 (C diagonal).
+    // its square are tr C - u'Cu and tr C^2 - 2 u'C^2 u + (u'Cu)^2 (C diagonal). The terms of the
+    // variance are in units of `unit` (squared_distance_law), the mean and delta2 unscaled.
     const double* mu = m.mean(k);
+    const double root = std::sqrt(unit);
     double along = 0;
     for (int j = 0; j < m.d; ++j) along += u[j] * (mu[j] - center[j]);
-    double delta2 = 0, trC = 0, trC2 = 0, uCu = 0, uC2u = 0, dCd = 0;
+    double delta2 = 0, trC = 0, trC2 = 0, uCu = 0, uC2u = 0, dCd = 0, uCu_s = 0, big = 0;
     for (int j = 0; j < m.d; ++j) {
       const double dl = (mu[j] - center[j]) - along * u[j];
       const double v = m.var(k, j);
+      const double vu = v / unit, dlu = dl / root;
       delta2 += dl * dl;
       trC += v;
-      trC2 += v * v;
       uCu += u[j] * u[j] * v;
-      uC2u += u[j] * u[j] * v * v;
-      dCd += dl * dl * v;
+      trC2 += vu * vu;
+      uCu_s += u[j] * u[j] * vu;
+      uC2u += u[j] * u[j] * vu * vu;
+      dCd += dlu * dlu * vu;
+      big = std::max({big, v, dl * dl});
     }
-    const double mean = std::max(0.0, trC - uCu) + delta2;
-    const double var = 2 * std::max(0.0, trC2 - 2 * uC2u + uCu * uCu) + 4 * dCd;
-    L.mean[k] = mean;
-    L.sd[k] = std::sqrt(var);
-    L.shape[k] = var > 0 ? mean * mean / var : 1.0;
-    L.scale[k] = mean > 0 && var > 0 ? var / mean : 1.0;
-    if (L.exact) {
-      L.s2[k] = iso[k];
-      L.lambda[k] = delta2 / iso[k];
-    }
-  }
-  return L;
-}
-
-std::vector<double> perp_edges(const Mixture& m, const PerpLaw& L, int B) {
-  double hi = 0;
-  for (int k = 0; k < m.K; ++k) hi = std::max(hi, L.mean[k] + 10 * L.sd[k]);
-  if (L.exact && m.K <= kPerpExactEdgesMaxK)
-    return equal_mass_edges([&](double x) { return perp_cdf_exact(m, L, x); }, B, 0.0, hi);
-  return equal_mass_edges([&](double x) { return perp_cdf_approx(m, L, x); }, B, 0.0, hi);
+    SquaredDistanceMoments M;
+    M.mean = std::max(0.0, trC - uCu) + delta2;
+    M.var = 2 * std::max(0.0, trC2 - 2 * uC2u + uCu_s * uCu_s) + 4 * dCd;
+    M.delta2 = delta2;
+    M.big = big;
+    return M;
+  });
 }
 
 std::vector<double> perp_pair_masses(const Mixture& m, const std::vector<double>& u, const std::vector<double>& edges_line,
@@ -204,7 +155,7 @@ std::vector<double> perp_pair_masses(const Mixture& m, const std::vector<double>
     double prev = 0;
     for (int j = 0; j < Bb; ++j) {
       const double e = edges_perp[j + 1];
-      const double F = std::isinf(e) ? 1.0 : special::ncx2_cdf(e / L.s2[k], L.dof, L.lambda[k]);
+      const double F = std::isinf(e) ? 1.0 : squared_distance_component_cdf(L, k, e);
       Q[static_cast<std::size_t>(k) * Bb + j] = std::max(0.0, F - prev);
       prev = F;
     }

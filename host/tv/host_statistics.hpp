@@ -18,6 +18,7 @@
 
 #include "gmmdiff/backend.hpp"
 #include "gmmdiff/model.hpp"
+#include "tv/target_law.hpp"
 
 namespace gmmdiff::tv_detail {
 
@@ -53,19 +54,11 @@ template <typename Real>
 uint64_t host_accumulate(const HostSpec& spec, const HostWork& work, const Real* rows, std::size_t n,
                          HistogramCounts& counts, std::size_t off1, std::size_t off2);
 
-/// The law of |P_u (X_0 - c)|^2: per component s2_k chi'^2(d - 1, lambda_k) when every component
-/// is isotropic (exact), and a moment-matched gamma per component (always, for the edges).
-struct PerpLaw {
-  bool exact = false;
-  double dof = 0;                         ///< d - 1
-  std::vector<double> s2, lambda;         ///< exact: the scale and non-centrality per component
-  std::vector<double> shape, scale;       ///< the gamma approximation
-  std::vector<double> mean, sd;           ///< its moments
-};
+/// The law of |P_u (X_0 - c)|^2 (tv/target_law.hpp, SquaredDistanceLaw with dof = d - 1): per
+/// component s2_k chi'^2(d - 1, lambda_k) when every component is isotropic (exact), and a
+/// moment-matched gamma per component (always, for the edges: squared_distance_edges).
+using PerpLaw = SquaredDistanceLaw;
 PerpLaw perp_law(const Mixture& m, const std::vector<double>& u, const std::vector<double>& center);
-/// B equal-mass bins of the law (exact while K <= 64, else under the gamma approximation; the
-/// masses are exact either way).
-std::vector<double> perp_edges(const Mixture& m, const PerpLaw& L, int B);
 /// Exact masses of the pair's cells, [Ba * Bb], the perp bin fastest (L.exact must hold).
 std::vector<double> perp_pair_masses(const Mixture& m, const std::vector<double>& u, const std::vector<double>& edges_line,
                                      const PerpLaw& L, const std::vector<double>& edges_perp);

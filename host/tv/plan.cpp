@@ -318,7 +318,8 @@ HistogramSpec make_spec(const Mixture& target, const Selection& sel, int bins1, 
   }
   if (spec.radial) {
     laws.radial = radial_law(target, spec.center);
-    spec.edges[mdirs] = radial_edges(target, laws.radial, bins1);
+    spec.edges[mdirs] = squared_distance_edges(target, laws.radial, bins1, sel.radial == 1 ? "radial:0" : "radial",
+                                               "|X - c|^2");
   }
   return spec;
 }
@@ -335,7 +336,7 @@ HostSpec make_host_spec(const Mixture& target, const Selection& sel, int bins2, 
     h.center = radial_center(target, false);
     h.edges_line = projection_edges(target, projected_law(target, h.u.data()), bins2);
     perp = perp_law(target, h.u, h.center);
-    h.edges_perp = perp_edges(target, perp, bins2);
+    h.edges_perp = squared_distance_edges(target, perp, bins2, "meansperp", "|P_u (X - c)|^2");
   }
   if (sel.logp) {
     h.logp = true;
@@ -356,7 +357,7 @@ void set_target_masses(const Mixture& target, const ValueLaws& laws, HistogramSp
     if (s.a < 0) {  // the radial statistic
       s.a = mdirs;
       s.exact = laws.radial.exact;
-      if (s.exact) s.target_mass = radial_masses(target, laws.radial, spec.edges[mdirs]);
+      if (s.exact) s.target_mass = squared_distance_masses(target, laws.radial, spec.edges[mdirs]);
     } else if (s.dims == 1) {
       s.target_mass = projection_masses(target, laws.projections[s.a], spec.edges[s.a]);
     } else {

@@ -245,12 +245,14 @@ Principal principal_directions(const Mixture& mix, int r_max) {
     if (converged || it + 1 >= max_iter || c <= 0) break;
     prev = lambda;
     // Z = M^T W  [d, c], then V = orth(Z). Blocks of coordinates, each one BLAS call over all k.
+    // Z is scaled by wscale too: Z = M^T M V of means near 1e154 held values whose squares
+    // overflow, and orthonormalize_columns dropped every column (the means "spanned no direction").
     std::vector<double> Z(static_cast<std::size_t>(d) * c, 0.0);
     const int jblocks = (d + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static)
     for (int bi = 0; bi < jblocks; ++bi) {
       const int j0 = bi * kBlock, jb = std::min(d, j0 + kBlock) - j0;
-      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, jb, c, K, 1.0, M + j0, d, W.data(), c, 0.0,
+      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, jb, c, K, wscale, M + j0, d, W.data(), c, 0.0,
                   Z.data() + static_cast<std::size_t>(j0) * c, c);
     }
     V.swap(Z);

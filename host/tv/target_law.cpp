@@ -22,10 +22,12 @@ using special::ncx2_cdf;
 using special::normal_cdf;
 using special::normal_interval;
 
-/// Radial edges come from the exact non-central chi-square mixture when K is at most this;
-/// beyond, from its moment-matched gamma (Patnaik) approximation. Masses are exact either way.
-constexpr int kRadialExactEdgesMaxK = 64;
-/// A variance or squared distance beyond this: the moments of |X - c|^2 are taken in scaled units.
+/// Squared-distance edges (radial, meansperp's radius) come from the exact non-central chi-square
+/// mixture when K is at most this; beyond, from its moment-matched gamma (Patnaik) approximation.
+/// Masses are exact either way.
+constexpr int kSquaredDistanceExactEdgesMaxK = 64;
+/// A variance or squared distance beyond this (or below its inverse): the moments of a squared
+/// distance are taken in scaled units.
 constexpr double kUnscaledMoment = 1e150;
 /// Relative tolerance of a "zero" covariance between two projections (independence check).
 constexpr double kIndependenceTol = 1e-12;
@@ -62,22 +64,22 @@ std::vector<double> component_masses(const Law1D& L, const std::vector<double>& 
   return P;
 }
 
-double radial_cdf_exact(const Mixture& m, const RadialLaw& R, double x) {
-  double F = 0;
-  for (int k = 0; k < m.K; ++k) F += m.weights[k] * ncx2_cdf(x / R.s2[k], m.d, R.lambda[k]);
-  return F;
-}
-
 /// Gamma shapes above which the approximate edges use the Wilson-Hilferty form: gamma_p's series
 /// takes O(sqrt(shape)) terms, and a shape of R^2 / 4 sd^2 reaches 1e17 at radius 1e9.
 constexpr double kWilsonHilfertyMinShape = 1e5;
 
-double radial_cdf_approx(const Mixture& m, const RadialLaw& R, double x) {
+double squared_distance_cdf_exact(const Mixture& m, const SquaredDistanceLaw& L, double x) {
+  double F = 0;
+  for (int k = 0; k < m.K; ++k) F += m.weights[k] * ncx2_cdf(x / L.s2[k], L.dof, L.lambda[k]);
+  return F;
+}
+
+double squared_distance_cdf_approx(const Mixture& m, const SquaredDistanceLaw& L, double x) {
   double F = 0;
   for (int k = 0; k < m.K; ++k)
-    F += m.weights[k] * (R.shape[k] > kWilsonHilfertyMinShape
-                             ? special::gamma_p_wilson_hilferty(R.shape[k], x / R.scale[k])
-                             : special::gamma_p(R.shape[k], x / R.scale[k]));
+    F += m.weights[k] * (L.shape[k] > kWilsonHilfertyMinShape
+                             ? special::gamma_p_wilson_hilferty(L.shape[k], x / L.scale[k])
+                             : special::gamma_p(L.shape[k], x / L.scale[k]));
   return F;
 }
 
@@ -192,6 +194,85 @@ std::vector<double> pair_masses(const Mixture& m, const Law1D& La, const std::ve
   return mass;
 }
 
+// ---- squared distances ----------------------------------------------------------------------
+
+SquaredDistanceLaw squared_distance_law(const Mixture& m, double dof,
+                                        const std::function<SquaredDistanceMoments(int, double)>& moments) {
+  SquaredDistanceLaw L;
+  const std::vector<double> iso = isotropic_variances(m);
+  L.exact = !iso.empty();
+  L.dof = dof;
+  L.s2.resize(m.K);
+  L.lambda.resize(m.K);
+  L.shape.resize(m.K);
+  L.scale.resize(m.K);
+  L.mean.resize(m.K);
+  L.sd.resize(m.K);
+#pragma omp parallel for schedule(static)
+  for (int k = 0; k < m.K; ++k) {
+    const SquaredDistanceMoments M = moments(k, 1.0);
+    const double mean = M.mean, var = M.var;
+    L.mean[k] = mean;
+    if (M.big <= kUnscaledMoment && M.big >= 1 / kUnscaledMoment) {
+      L.sd[k] = std::sqrt(var);
+      L.shape[k] = var > 0 ? mean * mean / var : 1.0;
+      L.scale[k] = mean > 0 && var > 0 ? var / mean : 1.0;
+    } else {
+      // Variances or squared distances so large that their squares (the variance of the squared
+      // distance) overflow, or so small that they underflow: the same moments in units of `big`.
+      const double vs = moments(k, M.big).var;
+      L.sd[k] = M.big * std::sqrt(vs);
+      L.shape[k] = vs > 0 ? (mean / L.sd[k]) * (mean / L.sd[k]) : 1.0;
+      L.scale[k] = mean > 0 && vs > 0 ? L.sd[k] * (L.sd[k] / mean) : 1.0;
+    }
+    if (L.exact) {
+      L.s2[k] = iso[k];
+      L.lambda[k] = M.delta2 / iso[k];
+    }
+  }
+  return L;
+}
+
+std::vector<double> squared_distance_edges(const Mixture& m, const SquaredDistanceLaw& L, int B, const char* stat,
+                                           const char* value) {
+  double hi = 0, lo = std::numeric_limits<double>::infinity();
+  for (int k = 0; k < m.K; ++k) {
+    GMMDIFF_EXPECTS(std::isfinite(L.mean[k]) && std::isfinite(L.sd[k]), "--stat ", stat, ": ", value,
+                    " of component ", k, " overflows a double (the model's scale is too large for the ", stat,
+                    " statistic)");
+    GMMDIFF_EXPECTS(!L.exact || std::isfinite(L.lambda[k]), "--stat ", stat, ": ", value, " of component ", k,
+                    ": its non-centrality (squared distance of its mean / variance ", L.s2[k],
+                    ") overflows a double (the sd is too small for the ", stat, " statistic at this distance)");
+    hi = std::max(hi, L.mean[k] + 10 * L.sd[k]);
+    lo = std::min(lo, L.mean[k] - 10 * L.sd[k]);
+  }
+  // The search starts at 0, unless the mass lies in a small part of [0, hi] (a radius far larger
+  // than the sd: at radius 1e9 it is 1e18 +- 1e11): a grid from 0 would then hold all of it
+  // between two points. Where the grid from 0 resolves the mass, 0 stays (the edges of existing
+  // sweeps do not move).
+  const double start = (lo > 0 && hi - lo < 0.25 * hi) ? lo : 0.0;
+  if (L.exact && m.K <= kSquaredDistanceExactEdgesMaxK)
+    return equal_mass_edges([&](double x) { return squared_distance_cdf_exact(m, L, x); }, B, start, hi);
+  return equal_mass_edges([&](double x) { return squared_distance_cdf_approx(m, L, x); }, B, start, hi);
+}
+
+double squared_distance_component_cdf(const SquaredDistanceLaw& L, int k, double x) {
+  return ncx2_cdf(x / L.s2[k], L.dof, L.lambda[k]);
+}
+
+std::vector<double> squared_distance_masses(const Mixture& m, const SquaredDistanceLaw& L,
+                                            const std::vector<double>& edges) {
+  const int B = static_cast<int>(edges.size()) - 1;
+  std::vector<double> C(B + 1);
+  C[0] = 0;
+  C[B] = 1;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int i = 1; i < B; ++i) C[i] = squared_distance_cdf_exact(m, L, edges[i]);
+  std::vector<double> p(B);
+  for (int b = 0; b < B; ++b) p[b] = std::max(0.0, C[b + 1] - C[b]);
+  return p;
+}
+
 // ---- the radial statistic -------------------------------------------------------------------
 
 std::vector<double> radial_center(const Mixture& m, bool origin) {
@@ -203,81 +284,22 @@ std::vector<double> radial_center(const Mixture& m, bool origin) {
 }
 
 RadialLaw radial_law(const Mixture& m, const std::vector<double>& center) {
-  RadialLaw R;
-  const std::vector<double> iso = isotropic_variances(m);
-  R.exact = !iso.empty();
-  R.s2.resize(m.K);
-  R.lambda.resize(m.K);
-  R.shape.resize(m.K);
-  R.scale.resize(m.K);
-  R.mean.resize(m.K);
-  R.sd.resize(m.K);
-#pragma omp parallel for schedule(static)
-  for (int k = 0; k < m.K; ++k) {
+  // E|X - c|^2 = sum_j v_j + dl_j^2, Var = sum_j 2 v_j^2 + 4 v_j dl_j^2, dl = mu_k - c.
+  return squared_distance_law(m, m.d, [&](int k, double unit) {
     const double* mu = m.mean(k);
-    double mean = 0, var = 0, delta2 = 0, big = 0;
+    const double root = std::sqrt(unit);
+    SquaredDistanceMoments M;
     for (int j = 0; j < m.d; ++j) {
       const double dl = mu[j] - center[j];
       const double v = m.var(k, j);
-      delta2 += dl * dl;
-      mean += v + dl * dl;
-      var += 2 * v * v + 4 * v * dl * dl;
-      big = std::max({big, v, dl * dl});
+      const double vu = v / unit, dlu = dl / root;
+      M.delta2 += dl * dl;
+      M.mean += v + dl * dl;
+      M.var += 2 * vu * vu + 4 * vu * dlu * dlu;
+      M.big = std::max({M.big, v, dl * dl});
     }
-    R.mean[k] = mean;
-    if (big <= kUnscaledMoment) {
-      R.sd[k] = std::sqrt(var);
-      R.shape[k] = mean * mean / var;
-      R.scale[k] = var / mean;
-    } else {
-      // Variances or squared distances so large that their squares (the variance of |X - c|^2)
-      // overflow: the same moments in units of `big`.
-      double vs = 0;
-      for (int j = 0; j < m.d; ++j) {
-        const double dl = mu[j] - center[j];
-        const double v = m.var(k, j) / big;
-        vs += 2 * v * v + 4 * v * (dl / std::sqrt(big)) * (dl / std::sqrt(big));
-      }
-      R.sd[k] = big * std::sqrt(vs);
-      R.shape[k] = (mean / R.sd[k]) * (mean / R.sd[k]);
-      R.scale[k] = R.sd[k] * (R.sd[k] / mean);
-    }
-    if (R.exact) {
-      R.s2[k] = iso[k];
-      R.lambda[k] = delta2 / iso[k];
-    }
-  }
-  return R;
-}
-
-std::vector<double> radial_edges(const Mixture& m, const RadialLaw& R, int B) {
-  double hi = 0, lo = std::numeric_limits<double>::infinity();
-  for (int k = 0; k < m.K; ++k) {
-    GMMDIFF_EXPECTS(std::isfinite(R.mean[k]) && std::isfinite(R.sd[k]), "--stat radial: |X - c|^2 of component ", k,
-                    " overflows a double (the model's scale is too large for the radial statistic)");
-    hi = std::max(hi, R.mean[k] + 10 * R.sd[k]);
-    lo = std::min(lo, R.mean[k] - 10 * R.sd[k]);
-  }
-  // The search starts at 0, unless the mass lies in a small part of [0, hi] (a radius far larger
-  // than the sd: at radius 1e9 it is 1e18 +- 1e11): a grid from 0 would then hold all of it
-  // between two points. Where the grid from 0 resolves the mass, 0 stays (the edges of existing
-  // sweeps do not move).
-  const double start = (lo > 0 && hi - lo < 0.25 * hi) ? lo : 0.0;
-  if (R.exact && m.K <= kRadialExactEdgesMaxK)
-    return equal_mass_edges([&](double x) { return radial_cdf_exact(m, R, x); }, B, start, hi);
-  return equal_mass_edges([&](double x) { return radial_cdf_approx(m, R, x); }, B, start, hi);
-}
-
-std::vector<double> radial_masses(const Mixture& m, const RadialLaw& R, const std::vector<double>& edges) {
-  const int B = static_cast<int>(edges.size()) - 1;
-  std::vector<double> C(B + 1);
-  C[0] = 0;
-  C[B] = 1;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int i = 1; i < B; ++i) C[i] = radial_cdf_exact(m, R, edges[i]);
-  std::vector<double> p(B);
-  for (int b = 0; b < B; ++b) p[b] = std::max(0.0, C[b + 1] - C[b]);
-  return p;
+    return M;
+  });
 }
 
 }  // namespace gmmdiff::tv_detail

@@ -162,3 +162,37 @@ TEST(TvStats, FileDirectionsOfAnyScaleAreTheSame) {
 
 }  // namespace
 }  // namespace gmmdiff
+
+namespace gmmdiff {
+namespace {
+
+// Means near the largest a model holds (8e153: E|X|^2 fits a double): the principal directions
+// scaled W = M V by 1 / max|mu| but not Z = M^T W, whose squared norm overflowed, so every column
+// was dropped and the means "spanned no direction" (means and meansperp were skipped). The
+// directions of the means x s are those of the means, for s from 1 to 8e153.
+TEST(TvStats, PrincipalDirectionsOfMeansOfAnyScaleAreTheSame) {
+  const std::vector<double> base = {1.0, -0.875, 0.0, 1.0, 0.875, 0.25};  // K = 2, d = 3
+  const auto directions = [&](double s) {
+    Mixture m;
+    m.K = 2;
+    m.d = 3;
+    for (double x : base) m.means.push_back(x * s);
+    m.sd = {1.0};
+    m.weights = {0.5, 0.5};
+    validate(m);
+    return tv_detail::principal_directions(m, 2);
+  };
+  const tv_detail::Principal p1 = directions(1.0);
+  ASSERT_EQ(p1.rank, 2);
+  for (double s : {1e120, 1e150, 8e153}) {
+    SCOPED_TRACE(testing::Message() << "means x " << s);
+    const tv_detail::Principal ps = directions(s);
+    ASSERT_EQ(ps.rank, 2);
+    ASSERT_EQ(ps.dirs.size(), p1.dirs.size());
+    for (std::size_t i = 0; i < p1.dirs.size(); ++i) EXPECT_NEAR(ps.dirs[i], p1.dirs[i], kOrthoTol) << "value " << i;
+    EXPECT_NEAR(ps.singular[0] / s, p1.singular[0], kOrthoTol * p1.singular[0]);
+  }
+}
+
+}  // namespace
+}  // namespace gmmdiff

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gmmdiff/error.hpp"
 #include "gmmdiff/model.hpp"
 #include "gmmdiff/tv.hpp"
 #include "core/special_functions.hpp"
@@ -217,6 +218,154 @@ TEST(TvTargetLaw, RadialPlanOfManyComponentsAtALargeRadiusIsFast) {
     total += p;
   }
   EXPECT_NEAR(total, 1.0, 1e-12);
+}
+
+}  // namespace
+}  // namespace gmmdiff
+
+namespace gmmdiff {
+namespace {
+
+constexpr double kPerpMassTol = 1e-10;        // perp bin masses against the 3-D closed form (as radial's)
+constexpr double kScaleInvarianceTol = 1e-9;  // masses of a model and of the same model x 1e150
+
+/// Two isotropic components in d = 4 whose means (R, +-h, 0, 0) lie off their top principal
+/// direction e_1: meansperp's radius |P_u (X - c)|^2 has, per component, the law of |N(h e_1, s^2 I_3)|^2.
+Mixture off_line_pair(double R, double h, double s) {
+  return isotropic(4, {{R, h, 0, 0}, {R, -h, 0, 0}}, {s, s}, {0.5, 0.5});
+}
+
+/// The radius axis' marginal masses of the meansperp pair (summed over the line bins).
+std::vector<double> perp_marginal(const tv_detail::Plan& plan) {
+  const std::size_t Bb = plan.host.edges_perp.size() - 1;
+  const std::vector<double>& p = plan.stats[0].target_mass;
+  std::vector<double> q(Bb, 0.0);
+  for (std::size_t i = 0; i < p.size(); ++i) q[i % Bb] += p[i];
+  return q;
+}
+
+// meansperp's radius at radius 1e9 (h = 1e9, sd 0.5: 1e18 +- 1e9): its edge search started at 0,
+// where a grid of 2B + 1 points over [0, 1e18] holds all the mass between two points. The search
+// now starts at the mass (one implementation with radial's, SquaredDistanceLaw): the bins hold
+// equal masses, and the masses are the 3-D closed form's (independent of ncx2_cdf).
+TEST(TvTargetLaw, MeansPerpRadiusAtRadius1e9ResolvesTheMass) {
+  for (double h : {1e3, 1e6, 1e9}) {
+    const double R = 2 * h, s = 0.5;
+    SCOPED_TRACE(testing::Message() << "means (" << R << ", +-" << h << ", 0, 0), sd " << s);
+    const Mixture m = off_line_pair(R, h, s);
+    TvOptions o;
+    o.stats = "meansperp";
+    const tv_detail::Plan plan = build_plan(m, o, 1000000);  // 10 bins per axis
+    ASSERT_EQ(plan.stats.size(), 1u);
+    ASSERT_TRUE(plan.stats[0].exact);
+    const std::vector<double>& e = plan.host.edges_perp;
+    const std::vector<double> q = perp_marginal(plan);
+    const double B = static_cast<double>(q.size());
+    LD prev = 0;
+    double total = 0;
+    for (std::size_t b = 0; b < q.size(); ++b) {
+      const LD next = std::isinf(e[b + 1]) ? 1.0L : radial3_cdf(e[b + 1], h, s);
+      EXPECT_NEAR(q[b], static_cast<double>(next - prev), kPerpMassTol) << "bin " << b << " [" << e[b] << ", " << e[b + 1] << "]";
+      EXPECT_NEAR(q[b] * B, 1.0, kEqualMassRelTol) << "bin " << b << " [" << e[b] << ", " << e[b + 1] << "]";
+      total += q[b];
+      prev = next;
+    }
+    EXPECT_NEAR(total, 1.0, 1e-12);
+  }
+}
+
+// The same with K > 64 components at radius 1e9 (edges from the moment-matched gamma, shape ~ 1e17):
+// meansperp's approximate CDF used the incomplete gamma's series at any shape, O(sqrt(shape)) terms
+// per call (it did not end); it now shares radial's Wilson-Hilferty form. Quick, near equal-mass.
+TEST(TvTargetLaw, MeansPerpPlanOfManyComponentsAtALargeRadiusIsFast) {
+  constexpr double kApproxEqualMassTol = 0.2;  // approximate edges, exact masses (as radial's test)
+  PresetParams pp;
+  pp.name = "random-sphere";
+  pp.d = 200;
+  pp.K = 100;
+  pp.radius = 1e9;
+  const Mixture m = make_preset(pp);
+  TvOptions o;
+  o.stats = "meansperp";
+  o.bins = 64;  // 8 per axis
+  const auto t0 = std::chrono::steady_clock::now();
+  const tv_detail::Plan plan = build_plan(m, o, 100000);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(seconds, 20.0) << "the plan took " << seconds << " s";
+  ASSERT_EQ(plan.stats.size(), 1u);
+  const std::vector<double> q = perp_marginal(plan);
+  double total = 0;
+  for (std::size_t b = 0; b < q.size(); ++b) {
+    EXPECT_NEAR(q[b] * static_cast<double>(q.size()), 1.0, kApproxEqualMassTol) << "bin " << b;
+    total += q[b];
+  }
+  EXPECT_NEAR(total, 1.0, 1e-12);
+}
+
+// Variances so large that their squares overflow (sd 1e150): meansperp's moments are taken in
+// units of the largest variance, as radial's (the variance of the radius was inf, its edges NaN or
+// meaningless). The model x 1e150 has the same bin masses as the model itself, radial and
+// meansperp alike, with edges 1e300 times as large.
+TEST(TvTargetLaw, SquaredDistanceLawsOfHugeVariancesAreScaleInvariant) {
+  constexpr double kScale = 1e150;
+  const Mixture m1 = off_line_pair(2, 1, 0.7);
+  const Mixture mb = off_line_pair(2 * kScale, kScale, 0.7 * kScale);
+  TvOptions o;
+  o.stats = "meansperp,radial";
+  const tv_detail::Plan p1 = build_plan(m1, o, 100000), pb = build_plan(mb, o, 100000);
+  ASSERT_EQ(p1.stats.size(), 2u);
+  ASSERT_EQ(pb.stats.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE(p1.stats[i].name);
+    const std::vector<double>&a = p1.stats[i].target_mass, &b = pb.stats[i].target_mass;
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t c = 0; c < a.size(); ++c) EXPECT_NEAR(a[c], b[c], kScaleInvarianceTol) << "cell " << c;
+  }
+  const std::vector<double>&e1 = p1.host.edges_perp, &eb = pb.host.edges_perp;
+  ASSERT_EQ(e1.size(), eb.size());
+  for (std::size_t i = 1; i + 1 < e1.size(); ++i)
+    EXPECT_NEAR(eb[i] / (kScale * kScale), e1[i], kScaleInvarianceTol * e1[i]) << "edge " << i;
+  const std::vector<double> q = perp_marginal(pb);
+  for (std::size_t b = 0; b < q.size(); ++b)
+    EXPECT_NEAR(q[b] * static_cast<double>(q.size()), 1.0, kEqualMassRelTol) << "bin " << b;
+}
+
+/// The message of the Error that building a plan of `stats` throws ("" if none).
+std::string plan_error(const Mixture& m, const std::string& stats) {
+  TvOptions o;
+  o.stats = stats;
+  try {
+    (void)build_plan(m, o, 10000);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A squared distance that overflows a double although the model is valid (E|X|^2 of each component
+// fits; |mu_k - c|^2 is 3.9 times as large here): one line naming the statistic, radial and
+// meansperp alike (meansperp had no check: inf moments, NaN edges).
+TEST(TvTargetLaw, SquaredDistancesThatOverflowAreOneError) {
+  const Mixture m = isotropic(3, {{8e153, -7e153, 0}, {8e153, 7e153, 0}}, {1.0, 1.0}, {0.99, 0.01});
+  const struct {
+    const char* stats;
+    const char* want;
+  } cases[] = {
+      {"meansperp", "--stat meansperp: |P_u (X - c)|^2 of component 1 overflows a double"},
+      {"radial", "--stat radial: |X - c|^2 of component 1 overflows a double"},
+      {"means,meansperp,random:8,radial,logp", "|X - c|^2 of component 1 overflows a double"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = plan_error(m, c.stats);
+    EXPECT_NE(e.find(c.want), std::string::npos) << "--stat " << c.stats << ": " << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << "--stat " << c.stats << ": " << e;
+  }
+  // A tiny sd at an ordinary distance: the non-centrality |mu - c|^2 / s^2 overflows.
+  const Mixture tiny = isotropic(3, {{1e5, 1e4, 0}, {1e5, -1e4, 0}}, {1e-152, 1e-152}, {0.5, 0.5});
+  for (const char* stats : {"meansperp", "radial"}) {
+    const std::string e = plan_error(tiny, stats);
+    EXPECT_NE(e.find("non-centrality"), std::string::npos) << "--stat " << stats << ": " << e;
+  }
 }
 
 }  // namespace
