@@ -1,11 +1,12 @@
 // gmmdiff tv: the TV of a sample (.npy) against the target, through statistics (docs/tv.md).
-// Prints a table (one row per statistic, then the largest); --json writes the report atomically.
+// Prints a table (one row per statistic, then the largest); --json writes the report atomically
+// (its keys and values: tv_json, as Python's gmmdiff.tv returns them).
 // The sample is streamed from the file in chunks (tv_of_npy): memory does not grow with n.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "io/atomic_file.hpp"
@@ -36,17 +37,6 @@ std::string fmt(double x, int prec = 5) {
   char b[64];
   std::snprintf(b, sizeof b, "%.*f", prec, x);
   return b;
-}
-
-nlohmann::json stat_json(const StatResult& s) {
-  return {{"name", s.name},         {"dims", s.dims},       {"bins", s.bins},
-          {"tv", s.tv},             {"tv_corrected", s.tv_corrected},
-          {"floor", s.floor},       {"ci95", {s.ci_lo, s.ci_hi}},
-          {"ci95_joint_lo", s.ci_lo_joint},
-          {"resolved", s.resolved}, {"exact_target", s.exact_target},
-          {"reference_n", s.reference_n},
-          {"kl", s.kl},             {"kl_mm", s.kl_mm},
-          {"kl_ci95", {s.kl_ci_lo, s.kl_ci_hi}}};
 }
 
 void print_table(std::ostream& os, const TvReport& r, bool against) {
@@ -172,37 +162,10 @@ void report(const TvState& st, const Mixture& target, const TvReport& r, const s
   for (const auto& note : r.notes) os << "note: " << note << "\n";
   print_table(os, r, against);
 
-  if (!st.json.empty()) {
-    nlohmann::json j;
-    j["sample"] = st.sample;
-    j["n"] = r.n;
-    j["nonfinite"] = r.nonfinite;
-    j["finite"] = r.n - r.nonfinite;
-    j["d"] = target.d;
-    j["K"] = target.K;
-    j["backend"] = backend;
-    j["options"] = {{"stats", st.opt.stats},
-                    {"bins", st.opt.bins},
-                    {"bootstrap", st.opt.bootstrap},
-                    {"seed", st.opt.seed},
-                    {"reference_n", st.opt.reference_n}};
-    nlohmann::json stats = nlohmann::json::array();
-    for (const auto& s : r.stats) stats.push_back(stat_json(s));
-    j["stats"] = stats;
-    j["best"] = r.best;
-    j["max"] = stat_json(r.max());
-    j["best_kl"] = r.best_kl;
-    j["max_kl"] = stat_json(r.max_kl());
-    j["selection"] = {{"statistics", r.stats.size()},
-                      {"joint_lo", r.max().ci_lo_joint},
-                      {"meaning", "max is the largest of the statistics; its ci95 does not account for the choice, "
-                                  "joint_lo (Bonferroni over all of them) does"}};
-    j["against"] = st.against.empty() ? nlohmann::json() : nlohmann::json(st.against);
-    j["against_n"] = r.against_n;
-    j["against_nonfinite"] = r.against_nonfinite;
-    j["notes"] = r.notes;
-    write_file_atomic(st.json, j.dump(2) + "\n");
-  }
+  if (!st.json.empty())
+    write_file_atomic(st.json, tv_json(r, target, st.opt, backend, st.sample,
+                                       against ? std::optional<std::string>(st.against) : std::nullopt) +
+                                   "\n");
   std::cout << os.str() << std::flush;
 }
 

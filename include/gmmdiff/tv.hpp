@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -204,5 +205,13 @@ TvReport tv_of_npy(const Mixture& target, NpyReader& sample, const TvOptions& op
 /// excluded and counted (against_nonfinite). Checks both with check_tv_sample first.
 TvReport tv_of_npy_against(const Mixture& target, NpyReader& sample, NpyReader& against, const TvOptions& opt,
                            Backend& be, std::size_t chunk_rows = 0);
+
+/// The report as the JSON text `gmmdiff tv --json` writes (without the final newline), the one
+/// writer of its keys: Python's gmmdiff.tv returns this text parsed, so both have the same keys and
+/// values by construction (docs/tv.md lists them). `sample` and `against` are what the caller read
+/// (a file's name; std::nullopt writes null: an in-memory array, or no second sample); `backend`
+/// the backend's name; opt the options the report was made with (under "options").
+std::string tv_json(const TvReport& r, const Mixture& target, const TvOptions& opt, const std::string& backend,
+                    const std::optional<std::string>& sample, const std::optional<std::string>& against);
 
 }  // namespace gmmdiff

@@ -1,10 +1,12 @@
 // gmmdiff Python module: tv(), the TV of a sample against the target through statistics
-// (gmmdiff/tv.hpp; docs/tv.md), as `gmmdiff tv --json`: the same figures, key for key.
+// (gmmdiff/tv.hpp; docs/tv.md), as `gmmdiff tv --json`: the same figures, key for key (the dict
+// is tv_json's text, the CLI's --json, parsed).
 // The sample is an array of any dtype the CLI reads (float32, float64, int32, int64), any memory
 // order and strides, or the path of a .npy file. It reaches the library chunk by chunk
 // (tv_of_rows): a float64 C-contiguous array without a copy, anything else converted one chunk
 // at a time, so memory never holds a second copy of the sample.
 #include <cstring>
+#include <optional>
 
 #include "common.hpp"
 #include "gmmdiff/error.hpp"
@@ -14,31 +16,6 @@
 namespace gmmdiff::python {
 
 namespace {
-
-py::dict stat_dict(const StatResult& s) {
-  py::dict d;
-  d["name"] = s.name;
-  d["dims"] = s.dims;
-  d["bins"] = s.bins;
-  d["tv"] = s.tv;
-  d["tv_corrected"] = s.tv_corrected;
-  d["floor"] = s.floor;
-  py::list ci;
-  ci.append(s.ci_lo);
-  ci.append(s.ci_hi);
-  d["ci95"] = ci;
-  d["ci95_joint_lo"] = s.ci_lo_joint;
-  d["resolved"] = s.resolved;
-  d["exact_target"] = s.exact_target;
-  d["reference_n"] = s.reference_n;
-  d["kl"] = s.kl;
-  d["kl_mm"] = s.kl_mm;
-  py::list kci;
-  kci.append(s.kl_ci_lo);
-  kci.append(s.kl_ci_hi);
-  d["kl_ci95"] = kci;
-  return d;
-}
 
 /// Copies rows [first, first + rows) of a 1-D or 2-D array of T with byte strides into dst (doubles).
 template <typename T>
@@ -69,43 +46,6 @@ Kind kind_of(const py::array& a) {
               "' (allowed: float32, float64, int32, int64, native byte order)");
 }
 
-py::dict report_dict(const TvReport& r, const Mixture& target, const std::string& backend, const TvOptions& o,
-                     py::object sample_label) {
-  py::dict j;
-  j["sample"] = sample_label;
-  j["n"] = r.n;
-  j["nonfinite"] = r.nonfinite;
-  j["finite"] = r.n - r.nonfinite;
-  j["d"] = target.d;
-  j["K"] = target.K;
-  j["backend"] = backend;
-  py::dict opts;
-  opts["stats"] = o.stats;
-  opts["bins"] = o.bins;
-  opts["bootstrap"] = o.bootstrap;
-  opts["seed"] = o.seed;
-  opts["reference_n"] = o.reference_n;
-  j["options"] = opts;
-  py::list stats;
-  for (const auto& s : r.stats) stats.append(stat_dict(s));
-  j["stats"] = stats;
-  j["best"] = r.best;
-  j["max"] = stat_dict(r.max());
-  j["best_kl"] = r.best_kl;
-  j["max_kl"] = stat_dict(r.max_kl());
-  py::dict sel;
-  sel["statistics"] = r.stats.size();
-  sel["joint_lo"] = r.max().ci_lo_joint;
-  sel["meaning"] = "max is the largest of the statistics; its ci95 does not account for the choice, "
-                   "joint_lo (Bonferroni over all of them) does";
-  j["selection"] = sel;
-  j["against"] = py::none();  // `gmmdiff tv --against`'s keys: one sample here
-  j["against_n"] = r.against_n;
-  j["against_nonfinite"] = r.against_nonfinite;
-  j["notes"] = py::cast(r.notes);
-  return j;
-}
-
 py::dict tv(py::object sample, py::object mixture, const std::string& stats, int bins, int bootstrap, uint64_t seed,
             int64_t reference_n, const std::string& backend, int threads, int64_t chunk) {
   TvOptions o;
@@ -120,12 +60,12 @@ py::dict tv(py::object sample, py::object mixture, const std::string& stats, int
   Interrupter interrupter;
   TvReport r;
   std::string be_name, label;
-  py::object sample_label = py::none();
+  std::optional<std::string> sample_label;  // the file's name; null for an array, as `against` is
 
   if (py::isinstance<py::str>(sample) || py::hasattr(sample, "__fspath__")) {
     // A .npy file, streamed as `gmmdiff tv` streams it.
     const std::string path = as_path(sample, "sample");
-    sample_label = py::str(path);
+    sample_label = path;
     label = path;
     py::gil_scoped_release nogil;
     NpyReader reader(path);
@@ -196,7 +136,8 @@ py::dict tv(py::object sample, py::object mixture, const std::string& stats, int
                                         " rows hold NaN or Inf (excluded; TV refers to the finite rows)");
     if (PyErr_WarnEx(PyExc_RuntimeWarning, msg.c_str(), 1) != 0) throw py::error_already_set();
   }
-  return report_dict(r, *target, be_name, o, sample_label);
+  // The CLI's --json text, parsed: the same keys and values by construction.
+  return json_loads(tv_json(r, *target, o, be_name, sample_label, std::nullopt)).cast<py::dict>();
 }
 
 }  // namespace
@@ -206,16 +147,18 @@ void init_tv(py::module_& m) {
         py::arg("bins") = 0, py::arg("bootstrap") = 200, py::arg("seed") = 0, py::arg("reference_n") = 0,
         py::arg("backend") = "auto", py::arg("threads") = 0, py::arg("chunk") = 0, R"doc(
 Total variation of a sample against the mixture through 1-D and 2-D statistics (docs/tv.md), as
-`gmmdiff tv --json`: a dict with the same keys and values (sample, n, nonfinite, finite, d, K,
-backend, options, stats, best, max, notes). Each statistic's tv is a LOWER BOUND on TV(X_0, Y)
-(a statistic cannot increase TV), with its noise floor, 95% CI, bias-corrected value and whether
-it is resolved from the floor; max is the statistic with the largest tv_corrected.
+`gmmdiff tv --json`: a dict with the same keys and values (both are tv_json's text): sample
+(the file's name, None for an array), n, nonfinite, finite, d, K, backend, options, stats, best,
+max, best_kl, max_kl, selection, against (None), against_n, against_nonfinite, notes. Each
+statistic's tv is a LOWER BOUND on TV(X_0, Y) (a statistic cannot increase TV), with its noise
+floor, 95% CI, bias-corrected value and whether it is resolved from the floor; max is the
+statistic with the largest tv_corrected, max_kl the one with the largest kl_mm.
 
 sample: an (n, d) (or (n,) for d = 1) array of float32, float64, int32 or int64, in any memory
 order and strides (only a float64 C-contiguous array is read in place; others are converted a
 chunk at a time), or the path of a .npy file (streamed). Rows with NaN or Inf are excluded with a
-RuntimeWarning, as the CLI warns. stats: means[:r], means2d, random:M, axes[:m], file:PATH.npy,
-radial[:0]; bins (0: from n), bootstrap, seed, reference_n, backend, threads, chunk: the CLI's
+RuntimeWarning, as the CLI warns. stats: means[:r], means2d, meansperp, random:M, axes[:m],
+file:PATH.npy, radial[:0], logp; bins (0: from n), bootstrap, seed, reference_n, backend, threads, chunk: the CLI's
 --bins, --bootstrap, --seed, --reference-n, --backend, --threads, --chunk.)doc");
 }
 

@@ -119,3 +119,35 @@ def test_mixture_from_a_model_file(tmp_path, small_mix, y):
     model = tmp_path / "m.json"
     small_mix.to_json(model)
     assert gmmdiff.tv(y, str(model), bootstrap=50) == gmmdiff.tv(y, small_mix, bootstrap=50)
+
+
+def key_tree(v):
+    """The keys of v at every depth (lists element by element), without the values."""
+    if isinstance(v, dict):
+        return {k: key_tree(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [key_tree(x) for x in v]
+    return None
+
+
+def test_keys_equal_cli_json_keys(tmp_path, small_mix, y):
+    # Both come from tv_json: the same keys at every depth, for one sample and (the keys Python
+    # fills with None/0) for `gmmdiff tv --against`.
+    f = tmp_path / "y.npy"
+    np.save(f, y)
+    want, _ = cli_tv(tmp_path, f, "--stat", STATS, "--bootstrap", 20)
+    for sample in (y, f):
+        got = gmmdiff.tv(sample, small_mix, stats=STATS, bootstrap=20)
+        assert key_tree(got) == key_tree(want)
+        assert list(got) == list(want)  # the same order too (the JSON's)
+    assert set(want) == {"sample", "n", "nonfinite", "finite", "d", "K", "backend", "options", "stats", "best", "max",
+                         "best_kl", "max_kl", "selection", "against", "against_n", "against_nonfinite", "notes"}
+    assert set(want["max"]) == {"name", "dims", "bins", "tv", "tv_corrected", "floor", "ci95", "ci95_joint_lo",
+                                "resolved", "exact_target", "reference_n", "kl", "kl_mm", "kl_ci95"}
+    g = tmp_path / "y2.npy"
+    np.save(g, y[::2])
+    two, _ = cli_tv(tmp_path, f, "--stat", STATS, "--bootstrap", 20, "--against", g)
+    assert two["against"] == str(g) and two["against_n"] == y.shape[0] // 2
+    got = gmmdiff.tv(y, small_mix, stats=STATS, bootstrap=20)
+    assert key_tree(got) == key_tree(two)
+    assert got["against"] is None and got["against_n"] == 0 and got["against_nonfinite"] == 0
