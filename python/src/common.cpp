@@ -154,16 +154,17 @@ std::string as_path(py::handle obj, const std::string& what, bool allow_none) {
 }
 
 Schedule schedule_from_args(int64_t T, const std::string& schedule, double c0, double c1, py::handle schedule_file,
-                            const std::string& schedule_kind) {
+                            const std::string& schedule_kind, const std::string& name_arg,
+                            const std::string& file_arg) {
   ScheduleParams sp;
   sp.name = schedule;
   GMMDIFF_EXPECTS(T >= 1 && T <= kMaxSteps, "--T = ", T, " (need 1 <= T <= ", kMaxSteps, ")");
   sp.T = static_cast<int>(T);
   sp.c0 = c0;
   sp.c1 = c1;
-  sp.file = as_path(schedule_file, "schedule_file", true);
-  GMMDIFF_EXPECTS(sp.file.empty() || schedule == "file", "schedule_file is given but schedule is '", schedule,
-                  "' (use schedule='file')");
+  sp.file = as_path(schedule_file, file_arg, true);
+  GMMDIFF_EXPECTS(sp.file.empty() || schedule == "file", file_arg, " is given but ", name_arg, " is '", schedule,
+                  "' (use ", name_arg, "='file')");
   sp.file_kind = schedule_kind;
   py::gil_scoped_release nogil;
   return make_schedule(sp);

@@ -84,8 +84,11 @@ std::string as_path(py::handle obj, const std::string& what, bool allow_none = f
 
 /// The schedule keyword arguments (T, schedule, c0, c1, schedule_file, schedule_kind) as the CLI's
 /// --T --schedule --c0 --c1 --schedule-file --schedule-kind, built and checked (without the GIL).
+/// name_arg and file_arg: the caller's names of the schedule and file arguments, for its messages
+/// (gmmdiff.schedule's are name and file).
 Schedule schedule_from_args(int64_t T, const std::string& schedule, double c0, double c1, py::handle schedule_file,
-                            const std::string& schedule_kind);
+                            const std::string& schedule_kind, const std::string& name_arg = "schedule",
+                            const std::string& file_arg = "schedule_file");
 
 /// The score error's time profile and bias direction from the keyword arguments error_profile,
 /// error_factors and bias_direction, as the CLI's --error-profile, --error-factors and

@@ -598,21 +598,7 @@ numpy() returns the values in host memory (a view for host memory, a copy from t
   m.def(
       "schedule",
       [](const std::string& name, int64_t T, double c0, double c1, py::object file, const std::string& kind) {
-        ScheduleParams p;
-        p.name = name;
-        GMMDIFF_EXPECTS(T >= 1 && T <= kMaxSteps, "--T = ", T, " (need 1 <= T <= ", kMaxSteps, ")");
-        p.T = static_cast<int>(T);
-        p.c0 = c0;
-        p.c1 = c1;
-        p.file = as_path(file, "file", true);
-        GMMDIFF_EXPECTS(p.file.empty() || name == "file", "file is given but the schedule is '", name,
-                        "' (use name='file')");
-        p.file_kind = kind;
-        Schedule s;
-        {
-          py::gil_scoped_release nogil;
-          s = make_schedule(p);
-        }
+        const Schedule s = schedule_from_args(T, name, c0, c1, file, kind, "name", "file");
         py::dict d;
         d["name"] = s.name;
         d["T"] = s.T;

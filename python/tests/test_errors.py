@@ -236,6 +236,13 @@ def test_negative_counts_are_value_errors(small_mix):
         gmmdiff.tv(np.zeros((10, 8)), small_mix, reference_n=-1)
     with pytest.raises(ValueError, match="schedule_file is given but schedule is 'lcw'"):
         gmmdiff.sample(small_mix, schedule_file="x.json")
+    # gmmdiff.schedule checks as sample does (the same code), naming its own arguments.
+    with pytest.raises(ValueError, match=r"^file is given but name is 'lcw' \(use name='file'\)$"):
+        gmmdiff.schedule("lcw", file="x.json")
+    with pytest.raises(TypeError, match="^file must be a path"):
+        gmmdiff.schedule("file", file=3)
+    with pytest.raises(ValueError, match=r"^--T = 0 \(need 1 <= T <= "):
+        gmmdiff.schedule("lcw", T=0)
 
 
 def test_resource_errors(tmp_path, small_mix):
