@@ -80,9 +80,10 @@ def draw_points(ax, xs, pts, color, label):
         ax.plot(ux, uy, "v", mfc="none", color=color, ms=6, label=None if rx else label + " (unresolved)")
 
 
-def draw_band(ax, xs, pts, color):
+def draw_band(ax, xs, pts, color, tag):
     """Rows with bounds: TV lies between the lower bound's CI low end and the upper side (the band);
-    exact values where known. Returns the values drawn (for the y range)."""
+    exact values where known. Their legend entries name the series (`tag`, e.g. "d=8 K=8"), since a
+    panel holds one band per series. Returns the values drawn (for the y range)."""
     drawn = []
     band = [(x, max(p["ci_lo"], 0), p["upper"]) for x, p in zip(xs, pts)
             if p.get("bounded") and ok(p.get("upper")) and ok(p.get("ci_lo"))]
@@ -92,18 +93,18 @@ def draw_band(ax, xs, pts, color):
         lo = [b[1] if b[1] > 0 else b[2] * 1e-3 for b in band]  # an unresolved lower end: the band opens downwards
         hi = [b[2] for b in band]
         ax.fill_between(bx, lo, hi, color=color, alpha=0.15, lw=0)
-        ax.plot(bx, hi, ls="--", color=color, lw=1, label="upper bound")
+        ax.plot(bx, hi, ls="--", color=color, lw=1, label="%s: upper bound" % tag)
         drawn += hi
     ex = [(x, p["exact"], p["exact_ci"]) for x, p in zip(xs, pts) if ok(p.get("exact"))]
     if ex:
         lo = [max(e[1] - e[2][0], 0) for e in ex]
         hi = [max(e[2][1] - e[1], 0) for e in ex]
         ax.errorbar([e[0] for e in ex], [e[1] for e in ex], yerr=[lo, hi], fmt="D", mfc="none", color=color, ms=5,
-                    capsize=2, label="exact (ddim)")
+                    capsize=2, label="%s: exact (ddim)" % tag)
         drawn += [e[1] for e in ex]
     ref = [(x, p["reference"]) for x, p in zip(xs, pts) if ok(p.get("reference")) and p["reference"] > 0]
     if ref:
-        ax.plot([r[0] for r in ref], [r[1] for r in ref], "x", color=color, ms=7, label="exact reference")
+        ax.plot([r[0] for r in ref], [r[1] for r in ref], "x", color=color, ms=7, label="%s: exact reference" % tag)
         drawn += [r[1] for r in ref]
     return drawn
 
@@ -193,7 +194,7 @@ def plot_tv_vs_T(rep, out_dir):
             Ts = [p["T"] for p in pts]
             tag = "d=%d K=%d" % (g["params"]["d"], g["params"]["K"]) if len(members) > 1 else g["id"]
             draw_points(ax, Ts, pts, color, "%s: slope %s" % (tag, fmt_fit(g["slope"])))
-            allv += draw_band(ax, Ts, pts, color)
+            allv += draw_band(ax, Ts, pts, color, tag)
             f = g["slope"]
             res = [p["T"] for p in pts if p["resolved"] and p["tv"] > 0]
             if ok(f.get("a")) and ok(f.get("b")) and len(res) >= 2:
