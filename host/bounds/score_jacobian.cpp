@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <utility>
 
 #include "cpu/cpu_normals.hpp"  // GMMDIFF_CPU_CLONES
 #include "gmmdiff/detail/bounds_math.hpp"
@@ -222,15 +224,15 @@ double tridiagonal_eigenvalue(const std::vector<double>& al, const std::vector<d
   return 0.5 * (lo + hi);
 }
 
-/// The largest (top) or smallest eigenvalue of the symmetric tridiagonal matrix, by Laguerre's
-/// iteration on det(T - x I) from outside Gershgorin's interval. For a polynomial whose roots are
+/// The smallest and largest eigenvalues of the symmetric tridiagonal matrix, each by Laguerre's
+/// iteration on det(T - x I) from outside Gershgorin's interval (computed once for both, as the
+/// scaling). For a polynomial whose roots are
 /// all real it moves monotonically towards the nearest root and converges cubically: about 5
 /// passes of the pivot recurrence where bisection to full accuracy takes about 55. It stays
 /// outside the spectrum, where every LDL^T pivot is negative; a pivot that is not (rounding at the
 /// root) or no convergence hands over to bisection between the last points known to be above and
 /// below the eigenvalue.
-double tridiagonal_extreme(const std::vector<double>& al, const std::vector<double>& be, int m, bool top) {
-  const double sg = top ? 1.0 : -1.0;  // the smallest eigenvalue of T is minus the largest of -T
+std::pair<double, double> tridiagonal_extremes(const std::vector<double>& al, const std::vector<double>& be, int m) {
   double glo = al[0], ghi = al[0];
   for (int i = 0; i < m; ++i) {  // Gershgorin
     const double r = (i > 0 ? std::abs(be[i - 1]) : 0.0) + (i + 1 < m ? std::abs(be[i]) : 0.0);
@@ -240,68 +242,73 @@ double tridiagonal_extreme(const std::vector<double>& al, const std::vector<doub
   const double span = std::max(ghi - glo, 1e-300);
   glo -= 1e-12 * span;
   ghi += 1e-12 * span;
-  if (m == 1) return al[0];
+  if (m == 1) return {al[0], al[0]};
   const double scale = std::max(std::abs(glo), std::abs(ghi));
-  if (scale == 0) return 0.0;
-  if (!std::isfinite(scale)) return tridiagonal_eigenvalue(al, be, m, top ? m - 1 : 0, glo, ghi);
+  if (scale == 0) return {0.0, 0.0};
+  if (!std::isfinite(scale))
+    return {tridiagonal_eigenvalue(al, be, m, 0, glo, ghi), tridiagonal_eigenvalue(al, be, m, m - 1, glo, ghi)};
   // The iteration runs on w T, w a power of 2 (exact) that brings the spectrum to [-1, 1]: its
   // sums of 1 / (x - lambda)^2 then stay far from overflow at any scale of T.
   const double w = std::ldexp(1.0, -std::ilogb(scale));
   const double spanw = span * w;
-  // In the coordinates of sg w T, whose largest eigenvalue is wanted: x starts above the spectrum.
-  double x = (top ? ghi : -glo) * w;
-  double outside = x;                     // the last x where every pivot of sg w T - x I was negative
-  double below = (top ? glo : -ghi) * w;  // a point known to be at or below the wanted eigenvalue
-  const double n = m;
-  bool fallback = true;
-  for (int it = 0; it < 60; ++it) {
-    // Pivots q_i of sg T - x I and their derivatives in x; r = 1 / q_{i-1} (one division a row).
-    double r = 0, dq = 0, ddq = 0, G = 0, H = 0;
-    bool inside = false;
-    for (int i = 0; i < m; ++i) {
-      double qi = sg * w * al[i] - x, dqi = -1, ddqi = 0;
-      if (i > 0) {
-        const double c = (w * be[i - 1]) * (w * be[i - 1]);
-        qi -= c * r;
-        dqi += c * dq * r * r;
-        ddqi = c * r * r * (ddq - 2 * dq * dq * r);
+  auto extreme = [&](bool top) -> double {
+    const double sg = top ? 1.0 : -1.0;  // the smallest eigenvalue of T is minus the largest of -T
+    // In the coordinates of sg w T, whose largest eigenvalue is wanted: x starts above the spectrum.
+    double x = (top ? ghi : -glo) * w;
+    double outside = x;                     // the last x where every pivot of sg w T - x I was negative
+    double below = (top ? glo : -ghi) * w;  // a point known to be at or below the wanted eigenvalue
+    const double n = m;
+    bool fallback = true;
+    for (int it = 0; it < 60; ++it) {
+      // Pivots q_i of sg T - x I and their derivatives in x; r = 1 / q_{i-1} (one division a row).
+      double r = 0, dq = 0, ddq = 0, G = 0, H = 0;
+      bool inside = false;
+      for (int i = 0; i < m; ++i) {
+        double qi = sg * w * al[i] - x, dqi = -1, ddqi = 0;
+        if (i > 0) {
+          const double c = (w * be[i - 1]) * (w * be[i - 1]);
+          qi -= c * r;
+          dqi += c * dq * r * r;
+          ddqi = c * r * r * (ddq - 2 * dq * dq * r);
+        }
+        if (!(qi < 0)) {
+          inside = true;
+          break;
+        }
+        r = 1.0 / qi;
+        dq = dqi;
+        ddq = ddqi;
+        const double g = dq * r;
+        G += g;  // d/dx log|det| = sum_j 1 / (x - lambda_j)
+        H += g * g - ddq * r;  // minus its derivative: sum_j 1 / (x - lambda_j)^2
       }
-      if (!(qi < 0)) {
-        inside = true;
+      if (inside) {  // some pivot >= 0: x is at or below the largest eigenvalue of sg w T
+        below = x;
+        // The step landed on the eigenvalue (to rounding) or just past it: one Sturm count says
+        // whether it lies in [x, x + delta], close enough (Ritz values need far less: the residual
+        // test uses tol x the scale).
+        const double hi = (x + 1e-13 * std::max(std::abs(x), spanw)) / w;
+        if (top ? sturm_count_below(al, be, m, hi) == m : sturm_count_below(al, be, m, -hi) == 0)
+          fallback = false;
         break;
       }
-      r = 1.0 / qi;
-      dq = dqi;
-      ddq = ddqi;
-      const double g = dq * r;
-      G += g;  // d/dx log|det| = sum_j 1 / (x - lambda_j)
-      H += g * g - ddq * r;  // minus its derivative: sum_j 1 / (x - lambda_j)^2
-    }
-    if (inside) {  // some pivot >= 0: x is at or below the largest eigenvalue of sg w T
-      below = x;
-      // The step landed on the eigenvalue (to rounding) or just past it: one Sturm count says
-      // whether it lies in [x, x + delta], close enough (Ritz values need far less: the residual
-      // test uses tol x the scale).
-      const double hi = (x + 1e-13 * std::max(std::abs(x), spanw)) / w;
-      if (top ? sturm_count_below(al, be, m, hi) == m : sturm_count_below(al, be, m, -hi) == 0)
+      if (!std::isfinite(G) || !std::isfinite(H)) break;
+      outside = x;
+      const double disc = std::max(0.0, (n - 1) * (n * H - G * G));
+      const double step = n / (G + std::sqrt(disc));
+      if (!(step >= 0) || !std::isfinite(step)) break;
+      x -= step;
+      if (step <= 4e-16 * std::abs(x) || step <= 1e-17 * spanw) {
         fallback = false;
-      break;
+        break;
+      }
     }
-    if (!std::isfinite(G) || !std::isfinite(H)) break;
-    outside = x;
-    const double disc = std::max(0.0, (n - 1) * (n * H - G * G));
-    const double step = n / (G + std::sqrt(disc));
-    if (!(step >= 0) || !std::isfinite(step)) break;
-    x -= step;
-    if (step <= 4e-16 * std::abs(x) || step <= 1e-17 * spanw) {
-      fallback = false;
-      break;
-    }
-  }
-  if (fallback)  // bisection between the last points known to be above and below it
-    return top ? tridiagonal_eigenvalue(al, be, m, m - 1, below / w, outside / w)
-               : tridiagonal_eigenvalue(al, be, m, 0, -outside / w, -below / w);
-  return sg * x / w;
+    if (fallback)  // bisection between the last points known to be above and below it
+      return top ? tridiagonal_eigenvalue(al, be, m, m - 1, below / w, outside / w)
+                 : tridiagonal_eigenvalue(al, be, m, 0, -outside / w, -below / w);
+    return sg * x / w;
+  };
+  return {extreme(false), extreme(true)};
 }
 
 /// |last component| of the unit eigenvector of the tridiagonal matrix for eigenvalue theta, by the
@@ -363,8 +370,7 @@ ExtremeEigen lanczos_extremes(const std::function<void(const double*, double*)>&
     for (int i = 0; i < n; ++i) b += w[i] * w[i];
     b = std::sqrt(b);
     const int m = j + 1;
-    r.lo = tridiagonal_extreme(al, be, m, /*top=*/false);
-    r.hi = tridiagonal_extreme(al, be, m, /*top=*/true);
+    std::tie(r.lo, r.hi) = tridiagonal_extremes(al, be, m);
     r.iterations = m;
     scale = std::max({scale, std::abs(r.lo), std::abs(r.hi), std::abs(a)});
     if (m == n || b <= 1e-13 * std::max(scale, 1e-300)) break;  // exact: all of R^n, or an invariant subspace
