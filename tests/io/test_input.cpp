@@ -10,20 +10,12 @@
 
 #include "gmmdiff/error.hpp"
 #include "io/input.hpp"
+#include "util/error_util.hpp"
 
 using namespace gmmdiff;
+using test::error_of;
 
 namespace {
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::string json_error(const std::string& text) {
   return error_of([&] { (void)parse_json(text, "origin.json"); });

@@ -17,8 +17,10 @@
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/npy.hpp"
 #include "io/atomic_file.hpp"
+#include "util/error_util.hpp"
 
 using namespace gmmdiff;
+using test::error_of;
 
 namespace {
 /// A .npy v1.0 file with this header dict and these raw data bytes.
@@ -128,17 +130,6 @@ constexpr double kGuard = -7.125e300;
 template <typename T>
 std::string raw_bytes(const std::vector<T>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
-}
-
-/// The message of the gmmdiff::Error f throws ("" when it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 /// Reads every row of p in chunks of `chunk` rows; checks the API contract on the way: each call

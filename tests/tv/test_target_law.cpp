@@ -15,6 +15,7 @@
 #include "gmmdiff/tv.hpp"
 #include "core/special_functions.hpp"
 #include "tv/plan_detail.hpp"
+#include "util/model_util.hpp"
 #include "util/quadrature_util.hpp"
 #include "util/sample_util.hpp"
 #include "util/tv_util.hpp"
@@ -200,12 +201,7 @@ TEST(TvTargetLaw, RadialPlanAtRadius1e9IsFastAndExact) {
 // The same with K > 64 components (their edges come from the moment-matched gamma, whose shape is
 // R^2 / 4 s^2 = 1e17 here) and in d = 1000: the plan is quick, the bins close to equal mass.
 TEST(TvTargetLaw, RadialPlanOfManyComponentsAtALargeRadiusIsFast) {
-  PresetParams pp;
-  pp.name = "random-sphere";
-  pp.d = 1000;
-  pp.K = 100;
-  pp.radius = 1e9;
-  const Mixture m = make_preset(pp);
+  const Mixture m = test::preset("random-sphere", 1000, 100, 1e9);
   TvOptions o;
   o.stats = "radial";
   o.bins = 32;
@@ -279,12 +275,7 @@ TEST(TvTargetLaw, MeansPerpRadiusAtRadius1e9ResolvesTheMass) {
 // per call (it did not end); it now shares radial's Wilson-Hilferty form. Quick, near equal-mass.
 TEST(TvTargetLaw, MeansPerpPlanOfManyComponentsAtALargeRadiusIsFast) {
   constexpr double kApproxEqualMassTol = 0.2;  // approximate edges, exact masses (as radial's test)
-  PresetParams pp;
-  pp.name = "random-sphere";
-  pp.d = 200;
-  pp.K = 100;
-  pp.radius = 1e9;
-  const Mixture m = make_preset(pp);
+  const Mixture m = test::preset("random-sphere", 200, 100, 1e9);
   TvOptions o;
   o.stats = "meansperp";
   o.bins = 64;  // 8 per axis

@@ -1,6 +1,6 @@
-// Test helpers that build small models and schedules: a named schedule of length T, an isotropic
-// mixture from its parts, the K = 2, d = 3 diagonal mixture the bounds tests share, and the
-// two-point model (means +-radius e_1). Every mixture is validated.
+// Test helpers that build small models and schedules: a preset, a named schedule of length T, an
+// isotropic mixture from its parts, the K = 2, d = 3 diagonal mixture the bounds tests share, and
+// the two-point model (means +-radius e_1). Every mixture is validated.
 #pragma once
 #include <string>
 #include <vector>
@@ -9,6 +9,17 @@
 #include "gmmdiff/schedule.hpp"
 
 namespace gmmdiff::test {
+
+/// The preset `name` in d dimensions with K components and the given radius, its other parameters
+/// at their defaults.
+inline Mixture preset(const std::string& name, int d, int K, double radius) {
+  PresetParams p;
+  p.name = name;
+  p.d = d;
+  p.K = K;
+  p.radius = radius;
+  return make_preset(p);
+}
 
 /// The built-in schedule `name` with T steps and its default parameters.
 inline Schedule schedule(const std::string& name, int T) {
