@@ -14,6 +14,7 @@
 #include <fstream>
 #include <string>
 
+#include "cpu/cpu_noise.hpp"
 #include "cpu/cpu_peak.hpp"
 #include "gmmdiff/detail/step_math.hpp"
 #include "gmmdiff/error.hpp"
@@ -124,13 +125,46 @@ void CpuBackend::init_impl(uint64_t first, std::size_t rows) {
   Real* Y = y<Real>().data();
   const int d = shape_.d;
   const uint64_t seed = shape_.seed;
+  const int nblk = (d + 3) / 4;  // Philox blocks per row
+  // Y_T keeps the scalar libm's Box-Muller (the pinned streams; libmvec rounds differently), but
+  // on AVX-512 the Philox words come 16 at a time from cpu_noise: the scalar Philox was as costly
+  // as the libm calls. Rows go in blocks of kCpuBlock, pair e = row * nblk + block as in the step.
+  if (cpu_noise::have_avx512()) {
+    const std::size_t nb = (rows + kCpuBlock - 1) / kCpuBlock;
+    const int E = static_cast<int>((kCpuBlock * nblk + 15) / 16 * 16);
+#pragma omp parallel num_threads(threads_)
+    {
+      AlignedBuffer mem;
+      auto* erow = static_cast<uint32_t*>(mem.reserve((6 * std::size_t(E) + 16) * sizeof(uint32_t)));
+      uint32_t* eblk = erow + E;
+      uint32_t* words = eblk + E;
+      for (int e = 0; e < E; ++e) {
+        erow[e] = static_cast<uint32_t>(e / nblk);
+        eblk[e] = static_cast<uint32_t>(e % nblk);
+      }
+#pragma omp for schedule(static)
+      for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(nb); ++bi) {
+        const std::size_t i0 = static_cast<std::size_t>(bi) * kCpuBlock, n = std::min(kCpuBlock, rows - i0);
+        cpu_noise::block_words_avx512(seed, kStreamInit, first + i0, 0, E, erow, eblk, words);
+        for (std::size_t e = 0; e < n * nblk; ++e) {
+          const detail::U32x4 w{{words[4 * e], words[4 * e + 1], words[4 * e + 2], words[4 * e + 3]}};
+          Real z[4];
+          detail::box_muller4<Real>(w, z);
+          Real* yi = Y + (i0 + e / nblk) * d;
+          const int b = static_cast<int>(e % nblk);
+          for (int c = 0; c < 4 && 4 * b + c < d; ++c) yi[4 * b + c] = z[c];
+        }
+      }
+    }
+  } else {
 #pragma omp parallel for num_threads(threads_) schedule(static)
-  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(rows); ++i) {
-    Real* yi = Y + static_cast<std::size_t>(i) * d;
-    Real z[4];
-    for (int b = 0; 4 * b < d; ++b) {
-      detail::philox_normal4<Real>(seed, kStreamInit, first + i, 0, static_cast<uint32_t>(b), z);
-      for (int c = 0; c < 4 && 4 * b + c < d; ++c) yi[4 * b + c] = z[c];
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(rows); ++i) {
+      Real* yi = Y + static_cast<std::size_t>(i) * d;
+      Real z[4];
+      for (int b = 0; 4 * b < d; ++b) {
+        detail::philox_normal4<Real>(seed, kStreamInit, first + i, 0, static_cast<uint32_t>(b), z);
+        for (int c = 0; c < 4 && 4 * b + c < d; ++c) yi[4 * b + c] = z[c];
+      }
     }
   }
   rows_ = rows;

@@ -88,7 +88,34 @@ GMMDIFF_AVX512 __m512d u01d(__m256i x) {
   return _mm512_mul_pd(_mm512_add_pd(_mm512_cvtepu32_pd(x), _mm512_set1_pd(0.5)), _mm512_set1_pd(2.3283064365386963e-10));
 }
 
+/// 16 lanes x 4 values -> o[4 lane + c]: a 4 x 4 transpose within each 128-bit lane, then of the lanes.
+GMMDIFF_AVX512 void store_transposed(__m512 o0, __m512 o1, __m512 o2, __m512 o3, float* o) {
+  const __m512 t0 = _mm512_unpacklo_ps(o0, o1), t1 = _mm512_unpackhi_ps(o0, o1);
+  const __m512 t2 = _mm512_unpacklo_ps(o2, o3), t3 = _mm512_unpackhi_ps(o2, o3);
+  const __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44), u1 = _mm512_shuffle_ps(t0, t2, 0xEE);  // pairs 0,4,8,12 | 1,5,9,13
+  const __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44), u3 = _mm512_shuffle_ps(t1, t3, 0xEE);  // 2,6,10,14 | 3,7,11,15
+  const __m512 a = _mm512_shuffle_f32x4(u0, u1, 0x44), b = _mm512_shuffle_f32x4(u2, u3, 0x44);  // 0,4,1,5 | 2,6,3,7
+  const __m512 c = _mm512_shuffle_f32x4(u0, u1, 0xEE), d = _mm512_shuffle_f32x4(u2, u3, 0xEE);  // 8,12,9,13 | 10,14,11,15
+  _mm512_store_ps(o + 0, _mm512_shuffle_f32x4(a, b, 0x88));
+  _mm512_store_ps(o + 16, _mm512_shuffle_f32x4(a, b, 0xDD));
+  _mm512_store_ps(o + 32, _mm512_shuffle_f32x4(c, d, 0x88));
+  _mm512_store_ps(o + 48, _mm512_shuffle_f32x4(c, d, 0xDD));
+}
+
 }  // namespace
+
+void block_words_avx512(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E, const uint32_t* erow,
+                        const uint32_t* eblk, uint32_t* out) {
+  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  for (int e = 0; e < E; e += 16) {
+    __m512i c0, c1, c2, c3;
+    counters16(first, stream, step, erow + e, eblk + e, c0, c1, c2, c3);
+    philox16(c0, c1, c2, c3, k0, k1);
+    // The transpose only moves bits: through float registers, the words come out unchanged.
+    store_transposed(_mm512_castsi512_ps(c0), _mm512_castsi512_ps(c1), _mm512_castsi512_ps(c2),
+                     _mm512_castsi512_ps(c3), reinterpret_cast<float*>(out + 4 * static_cast<std::size_t>(e)));
+  }
+}
 
 void block_normals_avx512(uint64_t seed, uint32_t stream, uint64_t first,
                                                                     uint32_t step, int E, const uint32_t* erow,
@@ -108,18 +135,7 @@ void block_normals_avx512(uint64_t seed, uint32_t stream, uint64_t first,
     const __m512 o1 = _mm512_mul_ps(r0, _ZGVeN16v_sinf(a0));
     const __m512 o2 = _mm512_mul_ps(r1, _ZGVeN16v_cosf(a1));
     const __m512 o3 = _mm512_mul_ps(r1, _ZGVeN16v_sinf(a1));
-    // 16 lanes x 4 values -> out[4 e + c]: a 4 x 4 transpose within each 128-bit lane, then of the lanes.
-    const __m512 t0 = _mm512_unpacklo_ps(o0, o1), t1 = _mm512_unpackhi_ps(o0, o1);
-    const __m512 t2 = _mm512_unpacklo_ps(o2, o3), t3 = _mm512_unpackhi_ps(o2, o3);
-    const __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44), u1 = _mm512_shuffle_ps(t0, t2, 0xEE);  // pairs 0,4,8,12 | 1,5,9,13
-    const __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44), u3 = _mm512_shuffle_ps(t1, t3, 0xEE);  // 2,6,10,14 | 3,7,11,15
-    const __m512 a = _mm512_shuffle_f32x4(u0, u1, 0x44), b = _mm512_shuffle_f32x4(u2, u3, 0x44);  // 0,4,1,5 | 2,6,3,7
-    const __m512 c = _mm512_shuffle_f32x4(u0, u1, 0xEE), d = _mm512_shuffle_f32x4(u2, u3, 0xEE);  // 8,12,9,13 | 10,14,11,15
-    float* o = out + 4 * static_cast<std::size_t>(e);
-    _mm512_store_ps(o + 0, _mm512_shuffle_f32x4(a, b, 0x88));
-    _mm512_store_ps(o + 16, _mm512_shuffle_f32x4(a, b, 0xDD));
-    _mm512_store_ps(o + 32, _mm512_shuffle_f32x4(c, d, 0x88));
-    _mm512_store_ps(o + 48, _mm512_shuffle_f32x4(c, d, 0xDD));
+    store_transposed(o0, o1, o2, o3, out + 4 * static_cast<std::size_t>(e));
   }
 }
 
@@ -195,6 +211,9 @@ void block_normals_avx512(uint64_t, uint32_t, uint64_t, uint32_t, int, const uin
   throw std::logic_error("cpu_noise: no AVX-512 path in this build");
 }
 void block_normals_avx512(uint64_t, uint32_t, uint64_t, uint32_t, int, const uint32_t*, const uint32_t*, double*) {
+  throw std::logic_error("cpu_noise: no AVX-512 path in this build");
+}
+void block_words_avx512(uint64_t, uint32_t, uint64_t, uint32_t, int, const uint32_t*, const uint32_t*, uint32_t*) {
   throw std::logic_error("cpu_noise: no AVX-512 path in this build");
 }
 uint32_t philox_only_avx512(uint64_t, uint64_t) { throw std::logic_error("cpu_noise: no AVX-512 path in this build"); }

@@ -25,6 +25,12 @@ void block_normals_avx512(uint64_t seed, uint32_t stream, uint64_t first, uint32
 void block_normals_avx512(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E, const uint32_t* erow,
                           const uint32_t* eblk, double* out);
 
+/// The raw Philox words of the same E pairs: out[4 e + c] is word c of pair e (what
+/// detail::philox_bits returns). Same layout and alignment as block_normals_avx512; for normals
+/// that must come from the scalar libm (detail::box_muller4: the initial Y_T's pinned streams).
+void block_words_avx512(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E, const uint32_t* erow,
+                        const uint32_t* eblk, uint32_t* out);
+
 /// Philox4x32-10 alone on 16 consecutive counters per call (words xor-folded into the result so
 /// that nothing is optimised away): bench's cost of the generator without Box-Muller. n: blocks.
 uint32_t philox_only_avx512(uint64_t seed, uint64_t n);

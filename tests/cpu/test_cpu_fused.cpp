@@ -17,6 +17,7 @@
 #include "cpu/cpu_noise.hpp"
 #include "cpu/cpu_pool.hpp"
 #include "gmmdiff/backend.hpp"
+#include "gmmdiff/detail/philox.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sampler.hpp"
 #include "util/sink_util.hpp"
@@ -324,4 +325,45 @@ TEST(CpuFusedRows, BitwiseEqualToTheTiles) {
         for (std::size_t i = 0; i < rows.size(); ++i) differ += std::memcmp(&rows[i], &tiles[i], sizeof(double)) != 0;
         EXPECT_EQ(differ, 0u) << "of " << rows.size() << " values, max |diff| " << max_abs_diff(rows, tiles);
       }
+}
+
+/// Y_T on the CPU is detail::philox_normal4 of stream kStreamInit, bit for bit: with AVX-512 its
+/// Philox words come 16 at a time from cpu_noise and only the Box-Muller stays scalar. Chunks of
+/// any size (part of a block, several blocks and a part), a first particle whose low word carries,
+/// d = 1..4 and past a block of 4, both precisions, 1 and 2 threads.
+template <typename Real>
+void check_init_against_scalar(Precision prec) {
+  struct Case {
+    int d;
+    std::size_t rows;
+    uint64_t first;
+  };
+  const Case cases[] = {{1, 1, 0},    {2, 255, 3},   {3, 256, 0},  {4, 300, 4294967200ull}, {5, 777, 1ull << 40},
+                        {8, 513, 17}, {17, 70, 256}, {64, 260, 0}, {33, 40, (1ull << 47) - 20}};
+  const uint64_t seed = 0x1234567887654321ull;
+  for (const Case& c : cases)
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE("d=" + std::to_string(c.d) + " rows=" + std::to_string(c.rows) + " first=" +
+                   std::to_string(c.first) + " threads=" + std::to_string(threads) + " " + to_string(prec));
+      CpuBackend be(threads);
+      const Mixture m = make_model(Cov::IsoUniform, c.d, 2);
+      be.begin(run_shape(m, prec, seed, c.rows), m);
+      be.init_chunk(c.first, c.rows);
+      std::vector<Real> got(c.rows * c.d);
+      be.download(got.data());
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < c.rows; ++i)
+        for (int b = 0; 4 * b < c.d; ++b) {
+          Real z[4];
+          detail::philox_normal4<Real>(seed, kStreamInit, c.first + i, 0, static_cast<uint32_t>(b), z);
+          for (int k = 0; k < 4 && 4 * b + k < c.d; ++k)
+            differ += std::memcmp(&z[k], &got[i * c.d + 4 * b + k], sizeof(Real)) != 0;
+        }
+      EXPECT_EQ(differ, 0u) << "of " << got.size() << " values (AVX-512 path: " << cpu_noise::have_avx512() << ")";
+    }
+}
+
+TEST(CpuInit, YTIsTheScalarPhiloxNormalsBitForBit) {
+  check_init_against_scalar<float>(Precision::FP32);
+  check_init_against_scalar<double>(Precision::FP64);
 }

@@ -74,11 +74,9 @@ GMMDIFF_HD float u01<float>(uint32_t x) { return u01_float(x); }
 template <>
 GMMDIFF_HD double u01<double>(uint32_t x) { return u01_double(x); }
 
-/// Four standard normals (two Box-Muller pairs) for coordinates 4*block .. 4*block + 3.
+/// Two Box-Muller pairs from the four words of a block: the normals of philox_normal4.
 template <typename Real>
-GMMDIFF_HD void philox_normal4(uint64_t seed, uint32_t stream, uint64_t particle, uint32_t step,
-                               uint32_t block, Real out[4]) {
-  const U32x4 b = philox_bits(seed, stream, particle, step, block);
+GMMDIFF_HD void box_muller4(const U32x4& b, Real out[4]) {
   const Real two_pi = static_cast<Real>(6.283185307179586476925286766559);
   const Real r0 = dsqrt(Real(-2) * dlog(u01<Real>(b.v[0])));
   const Real a0 = two_pi * u01<Real>(b.v[1]);
@@ -88,6 +86,13 @@ GMMDIFF_HD void philox_normal4(uint64_t seed, uint32_t stream, uint64_t particle
   out[1] = r0 * dsin(a0);
   out[2] = r1 * dcos(a1);
   out[3] = r1 * dsin(a1);
+}
+
+/// Four standard normals (two Box-Muller pairs) for coordinates 4*block .. 4*block + 3.
+template <typename Real>
+GMMDIFF_HD void philox_normal4(uint64_t seed, uint32_t stream, uint64_t particle, uint32_t step,
+                               uint32_t block, Real out[4]) {
+  box_muller4<Real>(philox_bits(seed, stream, particle, step, block), out);
 }
 
 /// One standard normal for coordinate j (generates its block; loops should take four at a time).
