@@ -5,7 +5,8 @@
 #   3. the old build's embedded default sweep, run by both builds: wall time, new against old, and
 #      whether its figures agree;
 #   4. against the NumPy peer (bench/run_peers.py, same configurations, same run): bench figures,
-#      and whole `gmmdiff sample` processes against whole peer processes (wall time, best of 3).
+#      and whole `gmmdiff sample` processes against whole peer processes (wall time, best of 5, with
+#      the hypervisor's steal during each best run).
 # Figures measured while the 1-minute load is well above 0 share the cores with other work: say so
 # beside them (bench/RESULTS.md only carries figures from a quiet machine).
 #
@@ -31,6 +32,21 @@ done
 out=${out:-$(mktemp -d /tmp/gmmdiff-cpu-targets.XXXXXX)}
 mkdir -p "$out"
 T=64
+ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $9; exit}' /proc/stat 2>/dev/null || echo "0 0"; }
+best_of() {  # best_of N CMD...: the best wall time of N runs, and the steal (% of all CPUs' time) during it
+  local n=$1 best="" best_steal="-" t
+  shift
+  for _ in $(seq "$n"); do
+    local s e a b
+    a=$(ticks); s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); b=$(ticks)
+    t=$(echo "$e - $s" | bc)
+    if [[ -z $best ]] || (( $(echo "$t < $best" | bc) )); then
+      best=$t
+      best_steal=$(echo "$a $b" | awk '{dt = $3 - $1; printf (dt > 0 ? "%.1f" : "-"), (dt > 0 ? 100 * ($4 - $2) / dt : 0)}')
+    fi
+  done
+  echo "$best $best_steal"
+}
 
 echo "== measure_cpu_targets $(date -u +%FT%TZ) on $(hostname): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
 echo "   new: $new ($("$new" --version 2>/dev/null | head -1))"
@@ -44,9 +60,17 @@ echo "== 1. bench, d = 64, K = 8 and 64, fp32, n = $n, T = $T (the new build)"
 
 echo
 echo "== 2. d = 2 and 8, K = 8, new against old (T = $T, n = $n; each build's own bench, one after the other)"
+steal_of() {  # steal_of FILE CMD...: runs CMD, writes the steal (% of all CPUs' time) during it to FILE
+  local f=$1 a b
+  shift
+  a=$(ticks); "$@"; b=$(ticks)
+  echo "$a $b" | awk '{dt = $3 - $1; if (dt > 0) printf "%.1f\n", 100 * ($4 - $2) / dt; else print "-"}' >"$f"
+}
 for r in 1 2; do
-  "$old" bench --backend cpu --n "$n" --d 2,8 --K 8 --T $T --repeats 5 --warmup 1 --json "$out/small-old-$r.json" >/dev/null
-  "$new" bench --backend cpu --n "$n" --d 2,8 --K 8 --T $T --repeats 5 --warmup 1 --json "$out/small-new-$r.json" >/dev/null
+  steal_of "$out/small-old-$r.steal" "$old" bench --backend cpu --n "$n" --d 2,8 --K 8 --T $T --repeats 5 --warmup 1 \
+      --json "$out/small-old-$r.json" >/dev/null
+  steal_of "$out/small-new-$r.steal" "$new" bench --backend cpu --n "$n" --d 2,8 --K 8 --T $T --repeats 5 --warmup 1 \
+      --json "$out/small-new-$r.json" >/dev/null
 done
 "$py" - "$out" <<'EOF'
 import json, sys, os
@@ -54,14 +78,18 @@ out = sys.argv[1]
 def load(name):
     with open(os.path.join(out, name)) as f:
         return {(r["d"], r["K"]): r for r in json.load(f)["results"]}
-print("%4s %4s %14s %14s %7s %16s %8s" % ("d", "K", "old elt-st/s", "new elt-st/s", "new/old", "new path", "%roof"))
+steal = lambda name: open(os.path.join(out, name)).read().strip()
+print("steal: of all CPUs' time during each build's whole bench call, what the hypervisor took (/proc/stat)")
+print("%4s %4s %14s %14s %7s %16s %8s %15s" % ("d", "K", "old elt-st/s", "new elt-st/s", "new/old", "new path", "%roof",
+                                              "steal% old/new"))
 for rep in (1, 2):
     o, n = load("small-old-%d.json" % rep), load("small-new-%d.json" % rep)
+    st = "%s/%s" % (steal("small-old-%d.steal" % rep), steal("small-new-%d.steal" % rep))
     for key in sorted(n):
         a, b = o[key]["elt_steps_per_s"], n[key]["elt_steps_per_s"]
         roof = n[key].get("pct_roofline")
-        print("%4d %4d %14.4g %14.4g %6.2fx %16s %8s" % (key[0], key[1], a, b, b / a, n[key]["path_taken"],
-                                                       "%.1f" % roof if roof is not None else "-"))
+        print("%4d %4d %14.4g %14.4g %6.2fx %16s %8s %15s" % (key[0], key[1], a, b, b / a, n[key]["path_taken"],
+                                                            "%.1f" % roof if roof is not None else "-", st))
 EOF
 
 if [[ $skip_sweep == 0 ]]; then
@@ -134,23 +162,15 @@ echo
 echo "== 4. against the NumPy peer ($py), same run: bench figures (run_peers.py), then whole processes"
 "$py" "$here/run_peers.py" --gmmdiff "$new" --backend cpu --n "$n" --d 64,2 --K 8 --T $T --repeats 5 --warmup 1 \
     --peers numpy --python "$py" --out "$out/peers.json"
-best_of_3() {  # prints the best wall time of 3 runs of the command
-  local best="" t
-  for _ in 1 2 3; do
-    local s e
-    s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
-    t=$(echo "$e - $s" | bc)
-    if [[ -z $best ]] || (( $(echo "$t < $best" | bc) )); then best=$t; fi
-  done
-  echo "$best"
-}
-echo "whole processes, best of 3 (gmmdiff sample writes its .npy; the peer runs one pass, no warm-up):"
-printf "%4s %4s %10s %10s %8s\n" d K "gmmdiff_s" "numpy_s" "ratio"
+runs=5
+echo "whole processes, best of $runs (gmmdiff sample writes its .npy; the peer runs one pass, no warm-up);"
+echo "steal: of all CPUs' time during that run, what the hypervisor took (/proc/stat)"
+printf "%4s %4s %10s %7s %10s %7s %8s\n" d K "gmmdiff_s" "steal%" "numpy_s" "steal%" "ratio"
 for d in 64 2; do
-  g=$(best_of_3 "$new" sample --preset random-sphere --d $d --K 8 --radius 2 --sd 1 --n "$n" --T $T --seed 0 \
-      --backend cpu -q -o "$out/sample.npy")
-  p=$(cd "$here/peers" && best_of_3 "$py" numpy_peer.py --n "$n" --d $d --K 8 --T $T --repeats 1 --warmup 0)
-  printf "%4d %4d %10.3f %10.3f %7.1fx\n" $d 8 "$g" "$p" "$(echo "$p / $g" | bc -l)"
+  read -r g gs < <(best_of $runs "$new" sample --preset random-sphere --d $d --K 8 --radius 2 --sd 1 --n "$n" --T $T \
+      --seed 0 --backend cpu -q -o "$out/sample.npy")
+  read -r p ps < <(cd "$here/peers" && best_of $runs "$py" numpy_peer.py --n "$n" --d $d --K 8 --T $T --repeats 1 --warmup 0)
+  printf "%4d %4d %10.3f %7s %10.3f %7s %7.1fx\n" $d 8 "$g" "$gs" "$p" "$ps" "$(echo "$p / $g" | bc -l)"
 done
 rm -f "$out/sample.npy"
 echo

@@ -35,6 +35,26 @@ def int_list(s):
     return [as_count(x) for x in s.split(",") if x]
 
 
+def cpu_ticks():
+    """(total, steal) ticks of all CPUs from /proc/stat, or None where the kernel does not say."""
+    try:
+        with open("/proc/stat") as f:
+            parts = f.readline().split()
+    except OSError:
+        return None
+    if len(parts) < 9 or parts[0] != "cpu":
+        return None
+    v = [int(x) for x in parts[1:9]]  # user nice system idle iowait irq softirq steal
+    return sum(v), v[7]
+
+
+def steal_percent(a, b):
+    """Of all CPUs' time between two cpu_ticks(), the percentage the hypervisor took (None: unknown)."""
+    if a is None or b is None or b[0] <= a[0]:
+        return None
+    return 100.0 * (b[1] - a[1]) / (b[0] - a[0])
+
+
 def run(cmd, **kw):
     print("+ " + " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
     return subprocess.run(cmd, check=True, text=True, stdout=subprocess.PIPE, **kw)
@@ -103,7 +123,9 @@ def main():
                         cmd += ["--device", args.torch_device, "--variants", args.torch_variants]
                     peer_cmds.append(" ".join(shlex.quote(c) for c in cmd))
                     try:
+                        t0 = cpu_ticks()
                         res = run(cmd, cwd=os.path.join(HERE, "peers"))
+                        steal = steal_percent(t0, cpu_ticks())
                     except subprocess.CalledProcessError as e:
                         peers.append({"peer": peer, "variant": "?", "status": "error", "reason": str(e),
                                       "n": n, "d": d, "K": K})
@@ -112,6 +134,7 @@ def main():
                         if line.strip().startswith("{"):
                             rec = json.loads(line)
                             rec.setdefault("status", "ok")
+                            rec["pct_steal_process"] = steal  # the whole peer process, warm-up included
                             peers.append(rec)
     commands["peers"] = peer_cmds
 
@@ -121,8 +144,8 @@ def main():
     def gm_rate(n, d, K):
         for x in gm["results"]:
             if (x["n"], x["d"], x["K"], x["precision"], x["path"]) == (n, d, K, "fp32", first_path) and x["status"] == "ok":
-                return x["elt_steps_per_s"], x["path_taken"]
-        return None, None
+                return x["elt_steps_per_s"], x["path_taken"], x.get("pct_steal")
+        return None, None, None
 
     variants = []
     for rec in peers:
@@ -133,8 +156,9 @@ def main():
     for n in args.n:
         for d in args.d:
             for K in args.K:
-                g, taken = gm_rate(n, d, K)
-                row = {"n": n, "d": d, "K": K, "gmmdiff_elt_steps_per_s": g, "gmmdiff_path": taken, "peers": {}}
+                g, taken, g_steal = gm_rate(n, d, K)
+                row = {"n": n, "d": d, "K": K, "gmmdiff_elt_steps_per_s": g, "gmmdiff_path": taken,
+                       "gmmdiff_pct_steal": g_steal, "peers": {}}
                 for rec in peers:
                     if (rec.get("n"), rec.get("d"), rec.get("K")) != (n, d, K):
                         continue
@@ -142,14 +166,17 @@ def main():
                     rate = rec.get("elt_steps_per_s") if rec.get("status") == "ok" else None
                     row["peers"][name] = {"elt_steps_per_s": rate, "device": rec.get("device"),
                                           "ratio": (g / rate) if (g and rate) else None,
-                                          "status": rec.get("status"), "reason": rec.get("reason")}
+                                          "status": rec.get("status"), "reason": rec.get("reason"),
+                                          "pct_steal": rec.get("pct_steal_process")}
                 ratios.append(row)
 
     # 4. the table.
     head = "%9s %5s %5s %-22s" % ("n", "d", "K", "gmmdiff elt-steps/s")
     for v in variants:
         head += " %-26s" % (v + " (ratio)")
+    head += " %%steal (gmmdiff; %s)" % ", ".join(variants)
     print(head)
+    fmt_steal = lambda x: "-" if x is None else "%.1f" % x
     for row in ratios:
         g = row["gmmdiff_elt_steps_per_s"]
         line = "%9d %5d %5d %-22s" % (row["n"], row["d"], row["K"],
@@ -163,6 +190,8 @@ def main():
             else:
                 cell = "%.3g (%.1fx)" % (x["elt_steps_per_s"], x["ratio"]) if x["ratio"] else "%.3g" % x["elt_steps_per_s"]
             line += " %-26s" % cell
+        line += " " + "; ".join([fmt_steal(row["gmmdiff_pct_steal"])] +
+                                [fmt_steal((row["peers"].get(v) or {}).get("pct_steal")) for v in variants])
         print(line)
 
     doc = {"date": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "host": host, "cpu_model": gm.get("cpu_model"),

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_testing.hpp"
+#include "core/system.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "gmmdiff/bounds.hpp"
 #include "io/text.hpp"
@@ -180,6 +181,7 @@ BenchReport bench_testing::run_bench_on(Backend& backend, const BenchOptions& op
   rep.repeats = opt.repeats;
   rep.warmup = opt.warmup;
   // A backend that cannot measure a limit leaves it 0: its % columns then read "-" (null in JSON).
+  const CpuTicks limits_start = cpu_ticks();
   try {
     rep.copy_bandwidth = be->copy_bandwidth(opt.copy_bytes);
   } catch (const Error&) {
@@ -198,6 +200,7 @@ BenchReport bench_testing::run_bench_on(Backend& backend, const BenchOptions& op
     (f32 ? rep.normal_seconds_fp32 : rep.normal_seconds_fp64) = be->normal_seconds(p);
     (f32 ? rep.weight_seconds_fp32 : rep.weight_seconds_fp64) = be->weight_seconds(p);
   }
+  rep.limits_pct_steal = steal_percent(limits_start, cpu_ticks());
 
   for (uint64_t n : opt.n)
     for (int d : opt.d)
@@ -241,7 +244,9 @@ BenchReport bench_testing::run_bench_on(Backend& backend, const BenchOptions& op
                 be->init_chunk(0, sh.chunk_rows);
                 auto pass = [&] { run_steps(*be, cs); };
                 for (int w = 0; w < opt.warmup; ++w) pass();
+                const CpuTicks timed_start = cpu_ticks();
                 for (int rpt = 0; rpt < opt.repeats; ++rpt) r.seconds.push_back(be->time_seconds(pass));
+                r.pct_steal = steal_percent(timed_start, cpu_ticks());
                 r.path_taken = be->step_path();
                 if (be->count_nonfinite_rows() > 0) {
                   r.failure = "non-finite values after the timed passes";
@@ -428,9 +433,9 @@ std::string BenchReport::bounds_table() const {
 
 std::string BenchReport::table_header() {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%10s %6s %6s %5s %-9s %-10s %9s %10s %12s %8s %6s %9s %6s %12s %6s", "n", "d", "K",
-                "prec", "path", "taken", "check", "median_s", "elt-steps/s", "GB/s", "%mem", "GFLOP/s", "%flop",
-                "roofline", "%roof");
+  std::snprintf(buf, sizeof buf, "%10s %6s %6s %5s %-9s %-10s %9s %10s %12s %8s %6s %9s %6s %12s %6s %6s", "n", "d",
+                "K", "prec", "path", "taken", "check", "median_s", "elt-steps/s", "GB/s", "%mem", "GFLOP/s", "%flop",
+                "roofline", "%roof", "%steal");
   return buf;
 }
 
@@ -450,11 +455,12 @@ std::string BenchReport::table_row(const BenchResult& r) const {
     else std::snprintf(b, sizeof b, "-");
     return std::string(b);
   };
-  std::snprintf(buf, sizeof buf, "%10llu %6d %6d %5s %-9s %-10s %9.1e %10.4g %12.4g %8.3g %6s %9.4g %6s %12.4g %6s",
+  std::snprintf(buf, sizeof buf,
+                "%10llu %6d %6d %5s %-9s %-10s %9.1e %10.4g %12.4g %8.3g %6s %9.4g %6s %12.4g %6s %6s",
                 static_cast<unsigned long long>(c.n), c.d, c.K, to_string(c.precision), c.path.c_str(),
                 r.path_taken.c_str(), r.check_max_abs_diff, r.seconds_median, r.elt_steps_per_s, r.gb_per_s,
                 pct(r.pct_memory_limit).c_str(), r.gflop_per_s, pct(r.pct_flop_limit).c_str(),
-                r.roofline_elt_steps_per_s, pct(r.pct_roofline).c_str());
+                r.roofline_elt_steps_per_s, pct(r.pct_roofline).c_str(), pct(r.pct_steal).c_str());
   return buf;
 }
 
@@ -512,6 +518,7 @@ std::string BenchReport::to_json() const {
                                       {"tolerance", num_or_null(r.check_tolerance, r.check_rows > 0)}}}});
   j["cpu_flop_limit_fp64"] = num_or_null(cpu_flop_limit_fp64, cpu_flop_limit_fp64 > 0);
   j["flop_unit"] = flop_unit;
+  j["limits_pct_steal"] = num_or_null(limits_pct_steal, true);
   j["normal_seconds"] = {{"fp32", num_or_null(normal_seconds_fp32, normal_seconds_fp32 > 0)},
                          {"fp64", num_or_null(normal_seconds_fp64, normal_seconds_fp64 > 0)}};
   j["weight_seconds"] = {{"fp32", num_or_null(weight_seconds_fp32, weight_seconds_fp32 > 0)},
@@ -544,6 +551,7 @@ std::string BenchReport::to_json() const {
     x["identity_steps"] = r.identity_steps;
     x["roofline_elt_steps_per_s"] = num_or_null(r.roofline_elt_steps_per_s, r.ok && r.roofline_elt_steps_per_s > 0);
     x["pct_roofline"] = num_or_null(r.pct_roofline, r.ok);
+    x["pct_steal"] = num_or_null(r.pct_steal, r.ok);
     j["results"].push_back(x);
   }
   return j.dump(1) + "\n";

@@ -26,6 +26,7 @@
 
 #include "bounds/bounds_normals.hpp"
 #include "bounds/score_jacobian.hpp"
+#include "core/system.hpp"
 #include "gmmdiff/detail/bounds_math.hpp"
 #include "gmmdiff/detail/philox.hpp"
 #include "gmmdiff/detail/step_math.hpp"
@@ -228,15 +229,6 @@ int flow_tile_step(const FlowStep& st, double* Y, double* acc, int nr, int d, in
   return fold;
 }
 
-std::size_t mem_available_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key, unit;
-  std::size_t kb = 0;
-  while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return std::size_t(4) << 30;  // unknown: assume 4 GiB
-}
-
 constexpr double kHostMemoryFraction = 0.25;                 // of MemAvailable, for a chunk's rows
 constexpr double kMaxChunkStateBytes = 256.0 * (1 << 20);    // and at most this much
 
@@ -262,7 +254,7 @@ uint64_t CpuBoundsKernels::max_rows(int d, int K) const {
   const double per_row = 8.0 * (d + 2);
   const double scratch = double(threads_) * kBoundsTileRows * 8.0 * (5.0 * d + 4.0 * K + 4) +
                          double(threads_) * 8.0 * (2.0 * K * K + double(K) * d);
-  const double budget = std::min(kMaxChunkStateBytes, kHostMemoryFraction * double(mem_available_bytes())) - scratch;
+  const double budget = std::min(kMaxChunkStateBytes, kHostMemoryFraction * double(mem_budget_bytes())) - scratch;
   if (budget < per_row * kBoundsTileRows) return 0;
   return static_cast<uint64_t>(budget / per_row);
 }

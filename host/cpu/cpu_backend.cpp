@@ -14,6 +14,7 @@
 #include <fstream>
 #include <string>
 
+#include "core/system.hpp"
 #include "cpu/cpu_noise.hpp"
 #include "cpu/cpu_peak.hpp"
 #include "gmmdiff/detail/step_math.hpp"
@@ -38,16 +39,6 @@ std::vector<Real> to_real(const std::vector<double>& v) {
   return std::vector<Real>(v.begin(), v.end());
 }
 
-std::size_t mem_available_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  std::size_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return std::size_t(4) << 30;  // unknown: assume 4 GiB
-}
-
 constexpr double kHostMemoryFraction = 0.25;  // of MemAvailable, for the chunk
 
 }  // namespace
@@ -70,7 +61,7 @@ template <> const std::vector<double>& CpuBackend::y<double>() const { return y6
 
 std::size_t CpuBackend::max_chunk_rows(const RunShape& s) const {
   const std::size_t bytes = bytes_of(s.precision);
-  const double budget = kHostMemoryFraction * static_cast<double>(mem_available_bytes());
+  const double budget = kHostMemoryFraction * static_cast<double>(mem_budget_bytes());
   // Per-thread scratch of a block: G1, G2 [block, K], S1, S2 [block, d], rsq; none when the chunk
   // is only filled and binned (TV), whose histograms hold d values per direction, not per row.
   const double scratch = s.steps ? double(threads_) * kCpuBlock * (2.0 * s.K + 2.0 * s.d + 1) * bytes : 0.0;
@@ -111,7 +102,7 @@ void CpuBackend::begin(const RunShape& shape, const Mixture& target) {
     throw ResourceError("cpu backend: cannot allocate a chunk of " + std::to_string(shape.chunk_rows) + " x " +
                         std::to_string(shape.d) + " values (" +
                         std::to_string(n * bytes_of(shape.precision) >> 20) + " MiB asked, " +
-                        std::to_string(mem_available_bytes() >> 20) + " MiB available)");
+                        std::to_string(mem_budget_bytes() >> 20) + " MiB available)");
   }
   rows_ = 0;
   first_ = 0;

@@ -128,6 +128,9 @@ struct BenchResult {
   double pct_memory_limit = 0, pct_flop_limit = 0;
   double roofline_elt_steps_per_s = 0;  ///< bench_roofline_elt_steps (0: a limit is unknown)
   double pct_roofline = 0;
+  /// Of all CPUs' time during the timed passes, the percentage a hypervisor took (steal, from
+  /// /proc/stat): above about 1% the passes shared the machine's cores. NaN: unknown.
+  double pct_steal = NAN;
 };
 
 struct BenchReport {
@@ -140,6 +143,7 @@ struct BenchReport {
   std::string flop_unit;                   ///< what the FLOP limit is (Backend::flop_unit)
   double normal_seconds_fp32 = 0, normal_seconds_fp64 = 0;  ///< per normal, whole backend (0: unknown)
   double weight_seconds_fp32 = 0, weight_seconds_fp64 = 0;  ///< per posterior weight, whole backend
+  double limits_pct_steal = NAN;           ///< steal (as BenchResult::pct_steal) while the limits were measured
   std::vector<BenchResult> results;
   std::vector<BoundsBenchResult> bounds;   ///< empty when BenchOptions::bounds_outer is 0
   double cpu_flop_limit_fp64 = 0;          ///< the CPU's fp64 FLOP limit (bounds rows on the cpu kernels)

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <utility>
 
@@ -115,16 +114,6 @@ std::vector<double> to_doubles(py::handle obj, const std::string& what, std::vec
   if (!d) throw py::error_already_set();
   if (shape) shape->assign(d.shape(), d.shape() + d.ndim());
   return std::vector<double>(d.data(), d.data() + d.size());
-}
-
-std::size_t host_available_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  std::size_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return 0;
 }
 
 // ---- values ----

@@ -71,8 +71,6 @@ py::array owned_array(std::shared_ptr<ResultMemory> owner, bool fp64, const std:
 /// as means and weights). Throws gmmdiff::Error("<what> must be an array of numbers ...") otherwise.
 std::vector<double> to_doubles(py::handle obj, const std::string& what, std::vector<py::ssize_t>* shape);
 
-/// Bytes of host memory available now (MemAvailable of /proc/meminfo; 0 when unknown).
-std::size_t host_available_bytes();
 
 // ---- values with the CLI's names and messages ----
 

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "common.hpp"
+#include "core/system.hpp"
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/quantities.hpp"
 #include "gmmdiff/sampler.hpp"
@@ -274,7 +275,7 @@ py::object sample(py::object mixture, int64_t n, int64_t T, const std::string& s
     // touches it, rather than let the kernel kill the process later.
     auto check_host = [&]() {
       const long double need = static_cast<long double>(bytes) * (1 + snaps.size());
-      const std::size_t avail = host_available_bytes();
+      const std::size_t avail = mem_available_bytes();
       if (avail > 0 && need > static_cast<long double>(avail))
         throw ResourceError(detail::cat(
             "a sample of n = ", r.opt.n, " x d = ", r.target->d, " (", to_string(r.opt.precision), ") needs ",

@@ -38,7 +38,7 @@ const char* kTopFields[] = {"tool", "version", "date", "host", "backend", "devic
                             "results"};
 const char* kResultFields[] = {"n", "d", "K", "precision", "path", "path_taken", "status", "failure", "check",
                                "steps_per_pass", "seconds", "seconds_median", "elt_steps_per_s", "gb_per_s",
-                               "gflop_per_s", "pct_memory_limit", "pct_flop_limit"};
+                               "gflop_per_s", "pct_memory_limit", "pct_flop_limit", "pct_steal"};
 const char* kTimedFields[] = {"seconds_median", "elt_steps_per_s", "gb_per_s", "gflop_per_s", "pct_memory_limit",
                               "pct_flop_limit"};
 
@@ -74,7 +74,13 @@ TEST(Bench, TinyGridRunsAndJsonHasEveryField) {
     for (const char* f : kTimedFields) EXPECT_TRUE(r[f].is_number()) << f;
     EXPECT_EQ(r["status"], "ok");
     EXPECT_TRUE(r["check"]["max_abs_diff"].is_number());
+    // Steal is a share of the timed passes' CPU time where /proc/stat says it, else null (never 0).
+    if (!r["pct_steal"].is_null()) {
+      EXPECT_GE(r["pct_steal"].get<double>(), 0);
+      EXPECT_LE(r["pct_steal"].get<double>(), 100);
+    }
   }
+  EXPECT_TRUE(j.contains("limits_pct_steal"));
   EXPECT_TRUE(j["flop_limit_flop_per_s"]["fp32"].is_number());
   EXPECT_EQ(j["conventions"]["bytes_per_elt_step"]["fp32"], 8);
   EXPECT_EQ(j["conventions"]["bytes_per_elt_step"]["fp64"], 16);
