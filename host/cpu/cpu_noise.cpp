@@ -33,33 +33,43 @@ namespace {
 
 #define GMMDIFF_AVX512 inline __attribute__((always_inline))
 
-/// (lo, hi) of the 32x32->64 products a * m on 16 lanes: vpmuludq on the even lanes and on the odd
-/// lanes shifted down, then the halves put back in place by masked blends.
-GMMDIFF_AVX512 void mulhilo16(__m512i a, __m512i m, __m512i& lo, __m512i& hi) {
-  const __m512i pe = _mm512_mul_epu32(a, m);                          // even lanes: [lo, hi] in 64 bits
-  const __m512i po = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);   // odd lanes
-  constexpr __mmask16 kOdd = 0xAAAA;
-  lo = _mm512_mask_blend_epi32(kOdd, pe, _mm512_slli_epi64(po, 32));
-  hi = _mm512_mask_blend_epi32(kOdd, _mm512_srli_epi64(pe, 32), po);
-}
-
-/// detail::philox4x32_10 on 16 lanes.
+/// detail::philox4x32_10 on 16 lanes. Each word is kept as two vectors, its even lanes and its
+/// odd lanes, each lane in the low half of a 64-bit slot: vpmuludq then gives a lane's product
+/// whole (lo in the low half, where the next round reads it; the high half is never read), and
+/// hi comes down by a dword shuffle. The halves are split once and joined once per call. The
+/// multiplies run on one port (p0 for zmm on Intel) and the shuffles on another (p5), so a round
+/// is 4 multiplies, 4 shuffles and 4 three-way xors; the packed form's 64-bit shifts also went
+/// to p0. Same words as the scalar function: tests/cpu/test_cpu_fused.cpp (CpuInit) and the pins.
 GMMDIFF_AVX512 void philox16(__m512i& c0, __m512i& c1, __m512i& c2, __m512i& c3, uint32_t k0, uint32_t k1) {
-  const __m512i M0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u)), M1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  const __m512i M0 = _mm512_set1_epi64(0xD2511F53u), M1 = _mm512_set1_epi64(0xCD9E8D57u);
   constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  constexpr _MM_PERM_ENUM kHiDown = static_cast<_MM_PERM_ENUM>(0xF5);  // dwords 1,1,3,3 of each 128 bits
+  constexpr _MM_PERM_ENUM kLoUp = static_cast<_MM_PERM_ENUM>(0xA0);    // dwords 0,0,2,2
+  __m512i e0 = c0, e1 = c1, e2 = c2, e3 = c3;
+  __m512i o0 = _mm512_shuffle_epi32(c0, kHiDown), o1 = _mm512_shuffle_epi32(c1, kHiDown),
+          o2 = _mm512_shuffle_epi32(c2, kHiDown), o3 = _mm512_shuffle_epi32(c3, kHiDown);
 #pragma GCC unroll 10
   for (int r = 0; r < 10; ++r) {
-    __m512i lo0, hi0, lo1, hi1;
-    mulhilo16(c0, M0, lo0, hi0);
-    mulhilo16(c2, M1, lo1, hi1);
-    // c0' = hi1 ^ c1 ^ k0, c2' = hi0 ^ c3 ^ k1 (0x96: a ^ b ^ c)
-    c0 = _mm512_ternarylogic_epi32(hi1, c1, _mm512_set1_epi32(static_cast<int>(k0)), 0x96);
-    c2 = _mm512_ternarylogic_epi32(hi0, c3, _mm512_set1_epi32(static_cast<int>(k1)), 0x96);
-    c1 = lo1;
-    c3 = lo0;
+    const __m512i K0 = _mm512_set1_epi32(static_cast<int>(k0)), K1 = _mm512_set1_epi32(static_cast<int>(k1));
+    // c0' = hi(c2 M1) ^ c1 ^ k0, c1' = lo(c2 M1), c2' = hi(c0 M0) ^ c3 ^ k1, c3' = lo(c0 M0) (0x96: a ^ b ^ c)
+    const __m512i pe0 = _mm512_mul_epu32(e0, M0), pe2 = _mm512_mul_epu32(e2, M1);
+    const __m512i po0 = _mm512_mul_epu32(o0, M0), po2 = _mm512_mul_epu32(o2, M1);
+    e0 = _mm512_ternarylogic_epi32(_mm512_shuffle_epi32(pe2, kHiDown), e1, K0, 0x96);
+    e2 = _mm512_ternarylogic_epi32(_mm512_shuffle_epi32(pe0, kHiDown), e3, K1, 0x96);
+    o0 = _mm512_ternarylogic_epi32(_mm512_shuffle_epi32(po2, kHiDown), o1, K0, 0x96);
+    o2 = _mm512_ternarylogic_epi32(_mm512_shuffle_epi32(po0, kHiDown), o3, K1, 0x96);
+    e1 = pe2;
+    e3 = pe0;
+    o1 = po2;
+    o3 = po0;
     k0 += W0;
     k1 += W1;
   }
+  constexpr __mmask16 kOdd = 0xAAAA;
+  c0 = _mm512_mask_blend_epi32(kOdd, e0, _mm512_shuffle_epi32(o0, kLoUp));
+  c1 = _mm512_mask_blend_epi32(kOdd, e1, _mm512_shuffle_epi32(o1, kLoUp));
+  c2 = _mm512_mask_blend_epi32(kOdd, e2, _mm512_shuffle_epi32(o2, kLoUp));
+  c3 = _mm512_mask_blend_epi32(kOdd, e3, _mm512_shuffle_epi32(o3, kLoUp));
 }
 
 /// The counters of pairs e..e+15 (detail::philox_bits' layout): c0 = block, c1 = step,
