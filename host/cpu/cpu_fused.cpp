@@ -282,24 +282,108 @@ GMMDIFF_INLINE void score_update_tile(const FusedPlan<Real>& p, Real* __restrict
   for (; j0 < p.d; j0 += V) score_update_cols<Real, R, 1, kDiag>(p, Y, W, s2row, z, z_stride, xi, xi_stride, j0);
 }
 
+/// posterior_weights_row_v for the R rows of a tile at once, as the x86-64-v4 clone computes it,
+/// bit for bit: its sums are vectorised over V = kLanes lanes (partial sums over k mod V, each from
+/// 0), then folded from 0 in lane order, a chain of V dependent adds per row; here the R rows'
+/// folds are interleaved, so that they overlap instead of following each other. Only where
+/// p.wide (that clone runs; the AVX2 and baseline clones vectorise over fewer lanes, so their
+/// folds are other sums): tests/driver/test_stream_pins.cpp holds the bits.
+template <typename Real, int R, bool kDiag>
+GMMDIFF_INLINE void softmax_tile(const FusedPlan<Real>& p, Real* __restrict__ G1, const Real* __restrict__ G2,
+                                 const Real* rsq, Real* s2row) {
+  constexpr int V = kLanes<Real>;
+  const int Kp = p.Kp;
+  const Real half = Real(0.5);
+  const vm::Exp exp_fn;
+  Real part[R][V];
+  for (int r = 0; r < R; ++r) {
+    Real* __restrict__ row = G1 + r * Kp;
+    if (kDiag) {
+      const Real* __restrict__ g2 = G2 + r * Kp;
+#pragma omp simd
+      for (int k = 0; k < Kp; ++k) row[k] = p.bias[k] + row[k] - half * g2[k];
+    } else if (p.mode == detail::QMode::Isotropic) {
+      const Real hr = half * rsq[r];
+#pragma omp simd
+      for (int k = 0; k < Kp; ++k) row[k] = p.bias[k] + row[k] - hr * p.Q[k];
+    } else {
+#pragma omp simd
+      for (int k = 0; k < Kp; ++k) row[k] = p.bias[k] + row[k];
+    }
+    Real mx = row[0];
+#pragma omp simd reduction(max : mx)
+    for (int k = 0; k < Kp; ++k) mx = row[k] > mx ? row[k] : mx;
+    for (int v = 0; v < V; ++v) part[r][v] = Real(0);
+    for (int k0 = 0; k0 < Kp; k0 += V) {
+#pragma omp simd
+      for (int v = 0; v < V; ++v) {
+        const Real e = exp_fn(row[k0 + v] - mx);
+        row[k0 + v] = e;
+        part[r][v] += e;
+      }
+    }
+  }
+  Real inv[R];
+  {
+    Real sum[R];
+    for (int r = 0; r < R; ++r) sum[r] = Real(0);
+    for (int v = 0; v < V; ++v)
+      for (int r = 0; r < R; ++r) sum[r] += part[r][v];
+    for (int r = 0; r < R; ++r) inv[r] = Real(1) / sum[r];
+  }
+  if (!kDiag && p.mode == detail::QMode::Isotropic) {
+    for (int r = 0; r < R; ++r) {
+      Real* __restrict__ row = G1 + r * Kp;
+      for (int v = 0; v < V; ++v) part[r][v] = Real(0);
+      for (int k0 = 0; k0 < Kp; k0 += V) {
+#pragma omp simd
+        for (int v = 0; v < V; ++v) {
+          row[k0 + v] *= inv[r];
+          part[r][v] += row[k0 + v] * p.Q[k0 + v];
+        }
+      }
+    }
+    Real wq[R];
+    for (int r = 0; r < R; ++r) wq[r] = Real(0);
+    for (int v = 0; v < V; ++v)
+      for (int r = 0; r < R; ++r) wq[r] += part[r][v];
+    for (int r = 0; r < R; ++r) s2row[r] = wq[r];
+  } else {
+    for (int r = 0; r < R; ++r) {
+      Real* __restrict__ row = G1 + r * Kp;
+#pragma omp simd
+      for (int k = 0; k < Kp; ++k) row[k] *= inv[r];
+      s2row[r] = kDiag ? Real(0) : p.Q[0];
+    }
+  }
+}
+
 /// R rows of the block (row i0 of it onwards), all three phases.
 template <typename Real, int R, bool kDiag>
 GMMDIFF_INLINE void rows_tile(const FusedPlan<Real>& p, Real* Yb, int i0, const Scratch<Real>& s) {
   Real* Y = Yb + std::size_t(i0) * p.d;
   logits_tile<Real, R, kDiag>(p, Y, s.G1, s.G2);
-  Real s2row[R];
+  Real s2row[R], rsq[R];
   for (int r = 0; r < R; ++r) {
-    Real rsq = 0;
+    rsq[r] = 0;
     if (p.mode == detail::QMode::Isotropic) {
       const Real* __restrict__ y = Y + std::size_t(r) * p.d;
-#pragma omp simd reduction(+ : rsq)
-      for (int j = 0; j < p.d; ++j) rsq += y[j] * y[j];
+      Real q = 0;
+#pragma omp simd reduction(+ : q)
+      for (int j = 0; j < p.d; ++j) q += y[j] * y[j];
+      rsq[r] = q;
     }
-    // Over all Kp columns: the padding columns have logit kPadLogit, so weight exactly 0, and the
-    // loops run whole vectors (with K = 8 and 16 lanes, a K-long loop would be all remainder).
-    const Real wq = detail::posterior_weights_row_v<Real>(s.G1 + r * p.Kp, kDiag ? s.G2 + r * p.Kp : nullptr, rsq,
-                                                          p.bias, p.Q, p.Kp, p.mode, vm::Exp());
-    s2row[r] = p.mode == detail::QMode::Uniform ? p.Q[0] : wq;
+  }
+  // Over all Kp columns: the padding columns have logit kPadLogit, so weight exactly 0, and the
+  // loops run whole vectors (with K = 8 and 16 lanes, a K-long loop would be all remainder).
+  if (p.wide) {
+    softmax_tile<Real, R, kDiag>(p, s.G1, s.G2, rsq, s2row);
+  } else {
+    for (int r = 0; r < R; ++r) {
+      const Real wq = detail::posterior_weights_row_v<Real>(s.G1 + r * p.Kp, kDiag ? s.G2 + r * p.Kp : nullptr,
+                                                            rsq[r], p.bias, p.Q, p.Kp, p.mode, vm::Exp());
+      s2row[r] = p.mode == detail::QMode::Uniform ? p.Q[0] : wq;
+    }
   }
   // Without noise the tile reads the zero row (stride 0) instead of a buffer.
   const std::size_t dz = static_cast<std::size_t>(p.dz);
