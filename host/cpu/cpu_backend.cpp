@@ -54,10 +54,10 @@ std::string CpuBackend::device_name() const {
   return std::to_string(threads_) + (threads_ == 1 ? " thread" : " threads");
 }
 
-template <> std::vector<float>& CpuBackend::y<float>() { return y32_; }
-template <> std::vector<double>& CpuBackend::y<double>() { return y64_; }
-template <> const std::vector<float>& CpuBackend::y<float>() const { return y32_; }
-template <> const std::vector<double>& CpuBackend::y<double>() const { return y64_; }
+template <> ChunkValues<float>& CpuBackend::y<float>() { return y32_; }
+template <> ChunkValues<double>& CpuBackend::y<double>() { return y64_; }
+template <> const ChunkValues<float>& CpuBackend::y<float>() const { return y32_; }
+template <> const ChunkValues<double>& CpuBackend::y<double>() const { return y64_; }
 
 std::size_t CpuBackend::max_chunk_rows(const RunShape& s) const {
   const std::size_t bytes = bytes_of(s.precision);
@@ -92,10 +92,10 @@ void CpuBackend::begin(const RunShape& shape, const Mixture& target) {
   const std::size_t n = shape.chunk_rows * static_cast<std::size_t>(shape.d);
   try {
     if (shape.precision == Precision::FP32) {
-      y32_.assign(n, 0.0f);
+      y32_.resize(n);
       y64_.clear();
     } else {
-      y64_.assign(n, 0.0);
+      y64_.resize(n);
       y32_.clear();
     }
   } catch (const std::bad_alloc&) {
@@ -119,45 +119,43 @@ void CpuBackend::init_impl(uint64_t first, std::size_t rows) {
   const int nblk = (d + 3) / 4;  // Philox blocks per row
   // Y_T keeps the scalar libm's Box-Muller (the pinned streams; libmvec rounds differently), but
   // on AVX-512 the Philox words come 16 at a time from cpu_noise: the scalar Philox was as costly
-  // as the libm calls. Rows go in blocks of kCpuBlock, pair e = row * nblk + block as in the step.
-  if (cpu_noise::have_avx512()) {
-    const std::size_t nb = (rows + kCpuBlock - 1) / kCpuBlock;
-    const int E = static_cast<int>((kCpuBlock * nblk + 15) / 16 * 16);
-#pragma omp parallel num_threads(threads_)
-    {
-      AlignedBuffer mem;
-      auto* erow = static_cast<uint32_t*>(mem.reserve((6 * std::size_t(E) + 16) * sizeof(uint32_t)));
-      uint32_t* eblk = erow + E;
-      uint32_t* words = eblk + E;
+  // as the libm calls. Blocks of kCpuBlock rows on the pool, pair e = row * nblk + block as in
+  // the step; a row's values depend on the row only, whichever thread draws them.
+  const bool wide = cpu_noise::have_avx512();
+  const int E = static_cast<int>((kCpuBlock * nblk + 15) / 16 * 16);
+  std::vector<AlignedBuffer> mem(static_cast<std::size_t>(threads_));
+  std::vector<char> paired(static_cast<std::size_t>(threads_), 0);
+  pool().run((rows + kCpuBlock - 1) / kCpuBlock, [&](std::size_t blk, int thread) {
+    const std::size_t i0 = blk * kCpuBlock, n = std::min(kCpuBlock, rows - i0);
+    if (!wide) {
+      for (std::size_t i = i0; i < i0 + n; ++i) {
+        Real z[4];
+        for (int b = 0; b < nblk; ++b) {
+          detail::philox_normal4<Real>(seed, kStreamInit, first + i, 0, static_cast<uint32_t>(b), z);
+          for (int c = 0; c < 4 && 4 * b + c < d; ++c) Y[i * d + 4 * b + c] = z[c];
+        }
+      }
+      return;
+    }
+    auto* erow = static_cast<uint32_t*>(mem[thread].reserve(6 * std::size_t(E) * sizeof(uint32_t)));
+    uint32_t* eblk = erow + E;
+    uint32_t* words = eblk + E;
+    if (!paired[thread]) {
       for (int e = 0; e < E; ++e) {
         erow[e] = static_cast<uint32_t>(e / nblk);
         eblk[e] = static_cast<uint32_t>(e % nblk);
       }
-#pragma omp for schedule(static)
-      for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(nb); ++bi) {
-        const std::size_t i0 = static_cast<std::size_t>(bi) * kCpuBlock, n = std::min(kCpuBlock, rows - i0);
-        cpu_noise::block_words_avx512(seed, kStreamInit, first + i0, 0, E, erow, eblk, words);
-        for (std::size_t e = 0; e < n * nblk; ++e) {
-          const detail::U32x4 w{{words[4 * e], words[4 * e + 1], words[4 * e + 2], words[4 * e + 3]}};
-          Real z[4];
-          detail::box_muller4<Real>(w, z);
-          Real* yi = Y + (i0 + e / nblk) * d;
-          const int b = static_cast<int>(e % nblk);
-          for (int c = 0; c < 4 && 4 * b + c < d; ++c) yi[4 * b + c] = z[c];
-        }
-      }
+      paired[thread] = 1;
     }
-  } else {
-#pragma omp parallel for num_threads(threads_) schedule(static)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(rows); ++i) {
-      Real* yi = Y + static_cast<std::size_t>(i) * d;
-      Real z[4];
-      for (int b = 0; 4 * b < d; ++b) {
-        detail::philox_normal4<Real>(seed, kStreamInit, first + i, 0, static_cast<uint32_t>(b), z);
-        for (int c = 0; c < 4 && 4 * b + c < d; ++c) yi[4 * b + c] = z[c];
+    cpu_noise::block_words_avx512(seed, kStreamInit, first + i0, 0, E, erow, eblk, words);
+    const uint32_t* w = words;
+    for (std::size_t i = i0; i < i0 + n; ++i)
+      for (int b = 0; b < nblk; ++b, w += 4) {
+        Real z[4];
+        detail::box_muller4<Real>(detail::U32x4{{w[0], w[1], w[2], w[3]}}, z);
+        for (int c = 0; c < 4 && 4 * b + c < d; ++c) Y[i * d + 4 * b + c] = z[c];
       }
-    }
-  }
+  });
   rows_ = rows;
   first_ = first;
 }
@@ -307,23 +305,40 @@ void CpuBackend::download(void* host) const {
   else std::memcpy(host, y64_.data(), n * sizeof(double));
 }
 
+void CpuBackend::stream_chunk(std::size_t row_bytes, std::vector<unsigned char>& /*scratch: unused*/,
+                               const PieceConsumer& consume) const {
+  GMMDIFF_EXPECTS(row_bytes == static_cast<std::size_t>(shape_.d) * bytes_of(shape_.precision),
+                  "cpu backend: stream_chunk of rows of ", row_bytes, " bytes, the chunk's are ",
+                  static_cast<std::size_t>(shape_.d) * bytes_of(shape_.precision));
+  if (rows_ == 0) return;
+  if (shape_.precision == Precision::FP32) consume(y32_.data(), 0, rows_);
+  else consume(y64_.data(), 0, rows_);
+}
+
+CpuPool& CpuBackend::pool() const {
+  if (!pool_ || pool_->threads() != threads_) pool_ = std::make_unique<CpuPool>(threads_);
+  return *pool_;
+}
+
 uint64_t CpuBackend::count_nonfinite_rows() const {
-  const int d = shape_.d;
-  uint64_t bad = 0;
+  const std::size_t d = static_cast<std::size_t>(shape_.d);
+  std::vector<uint64_t> bad(static_cast<std::size_t>(threads_), 0);
   auto count = [&](const auto* Y) {
-#pragma omp parallel for num_threads(threads_) reduction(+ : bad) schedule(static)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(rows_); ++i) {
-      const auto* yi = Y + static_cast<std::size_t>(i) * d;
-      for (int j = 0; j < d; ++j)
-        if (!std::isfinite(yi[j])) {
-          ++bad;
-          break;
-        }
-    }
+    pool().run((rows_ + kCpuBlock - 1) / kCpuBlock, [&](std::size_t blk, int thread) {
+      const std::size_t end = std::min(rows_, (blk + 1) * kCpuBlock);
+      for (std::size_t i = blk * kCpuBlock; i < end; ++i)
+        for (std::size_t j = 0; j < d; ++j)
+          if (!std::isfinite(Y[i * d + j])) {
+            ++bad[thread];
+            break;
+          }
+    });
   };
   if (shape_.precision == Precision::FP32) count(y32_.data());
   else count(y64_.data());
-  return bad;
+  uint64_t total = 0;
+  for (uint64_t b : bad) total += b;
+  return total;
 }
 
 }  // namespace gmmdiff

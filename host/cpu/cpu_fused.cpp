@@ -747,9 +747,8 @@ void CpuBackend::fused_step_impl(const StepCoeffs& c) {
   // The blocks go to the pool (cpu_pool.hpp), one at a time: a block's arithmetic does not depend
   // on the thread that runs it, and a thread the kernel has not scheduled (a core shared with
   // another process) holds nothing back.
-  if (!pool_ || pool_->threads() != threads_) pool_ = std::make_unique<CpuPool>(threads_);
   std::vector<char> paired(static_cast<std::size_t>(threads_), 0);
-  pool_->run(nblocks, [&](std::size_t blk, int thread) {
+  pool().run(nblocks, [&](std::size_t blk, int thread) {
     void* mem = scratch_[static_cast<std::size_t>(thread)].reserve(scratch_bytes);
     if (!paired[static_cast<std::size_t>(thread)]) {
       Scratch<Real>(mem, p).fill_pairs(p);

@@ -367,3 +367,28 @@ TEST(CpuInit, YTIsTheScalarPhiloxNormalsBitForBit) {
   check_init_against_scalar<float>(Precision::FP32);
   check_init_against_scalar<double>(Precision::FP64);
 }
+
+/// The CPU chunk is host memory already: stream_chunk hands it in one piece, the values download()
+/// copies, without touching the scratch; a row size that is not the chunk's is refused.
+TEST(CpuInit, StreamChunkHandsTheChunkItself) {
+  for (Precision prec : {Precision::FP32, Precision::FP64}) {
+    SCOPED_TRACE(to_string(prec));
+    CpuBackend be(2);
+    const Mixture m = make_model(Cov::IsoUniform, 5, 2);
+    be.begin(run_shape(m, prec, 3, 300), m);
+    be.init_chunk(7, 300);
+    const std::size_t row_bytes = 5 * (prec == Precision::FP32 ? 4 : 8);
+    std::vector<unsigned char> want(300 * row_bytes), scratch;
+    be.download(want.data());
+    int calls = 0;
+    be.stream_chunk(row_bytes, scratch, [&](const void* values, std::size_t row0, std::size_t rows) {
+      ++calls;
+      EXPECT_EQ(row0, 0u);
+      ASSERT_EQ(rows, 300u);
+      EXPECT_EQ(std::memcmp(values, want.data(), want.size()), 0);
+    });
+    EXPECT_EQ(calls, 1);
+    EXPECT_TRUE(scratch.empty()) << "no copy";
+    EXPECT_THROW(be.stream_chunk(row_bytes + 1, scratch, [](const void*, std::size_t, std::size_t) {}), Error);
+  }
+}
