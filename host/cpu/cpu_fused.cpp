@@ -133,11 +133,11 @@ struct Scratch {
   Real* G2;       // [kTileRows, Kp]  diagonal: (y*y) Q^T
   uint32_t* erow; // [E]  the noise loop's (row, coordinate block) pairs
   uint32_t* eblk; // [E]
-  Real* work;     // [(d + Kp + kRowLanes) * kRowLanes]  the row-parallel kernel's group
+  Real* work;     // [(2 d + Kp + kRowLanes) * kRowLanes]  the row-parallel kernel's group
   int E;          // kCpuBlock * nblk rounded up to kNoiseLanes
 
   static std::size_t work_values(const FusedPlan<Real>& p) {
-    return std::size_t(p.d + p.Kp + kRowLanes) * kRowLanes;
+    return std::size_t(2 * p.d + p.Kp + kRowLanes) * kRowLanes;
   }
   static std::size_t bytes(const FusedPlan<Real>& p) {
     const std::size_t E = round_up(static_cast<int>(kCpuBlock) * p.nblk, kNoiseLanes);
@@ -415,12 +415,23 @@ GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, i
   Real* __restrict__ yt = work;                             // [d][L] the coordinates, transposed
   Real* __restrict__ et = work + std::size_t(d) * L;        // [K][L] logits, then exp, then weights
   Real* __restrict__ part = et + std::size_t(Kp) * L;       // [16][L] the softmax's partial sums
+  Real* __restrict__ zt = part + std::size_t(16) * L;       // [d][L] the step's noise, transposed
   if (nr == L) {
     for (int l = 0; l < L; ++l)
       for (int j = 0; j < d; ++j) yt[j * L + l] = Y[std::size_t(l) * d + j];
   } else {
     for (int j = 0; j < d; ++j)
       for (int l = 0; l < L; ++l) yt[j * L + l] = l < nr ? Y[std::size_t(l) * d + j] : Real(0);
+  }
+  // The noise rows likewise (stride 0: the zero row), so that the update reads whole vectors.
+  if (z_stride == 0) {
+    for (int i = 0; i < d * L; ++i) zt[i] = Real(0);
+  } else if (nr == L) {
+    for (int l = 0; l < L; ++l)
+      for (int j = 0; j < d; ++j) zt[j * L + l] = z[l * z_stride + j];
+  } else {
+    for (int j = 0; j < d; ++j)
+      for (int l = 0; l < L; ++l) zt[j * L + l] = l < nr ? z[l * z_stride + j] : Real(0);
   }
   // Logits: G1 = sum_j y_j P_kj from 0 in order (logits_tile), l = bias + G1 (posterior_weights_row_v).
   Real mx[L];  // the first logit, then the larger of it and each next one (as the scalar loop)
@@ -493,7 +504,9 @@ GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, i
     for (int l = 0; l < L; ++l) {
       const Real y = yt[j * L + l];
       const Real sco = detail::score_coord<Real>(y, acc[l], s2);
-      yt[j * L + l] = detail::update_coord<Real>(y, sco, bj, xi[l * xi_stride + j], z[l * z_stride + j], sc);
+      // Without the score error's noise its row is the zero row: +0, as the tiles read it.
+      const Real x = xi_stride == 0 ? Real(0) : xi[l * xi_stride + j];
+      yt[j * L + l] = detail::update_coord<Real>(y, sco, bj, x, zt[j * L + l], sc);
     }
   }
   for (int l = 0; l < nr; ++l)
