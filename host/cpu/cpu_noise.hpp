@@ -25,9 +25,14 @@ void block_normals_avx512(uint64_t seed, uint32_t stream, uint64_t first, uint32
 void block_normals_avx512(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E, const uint32_t* erow,
                           const uint32_t* eblk, double* out);
 
+/// The normals detail::philox_normal4<float> gives for the same E pairs, bit for bit: Box-Muller
+/// with the scalar libm's logf and sincosf (the rounding the initial Y_T's pinned streams carry;
+/// libmvec's differs), everything else (Philox, the uniforms, the square roots and products) 16
+/// lanes at a time. Same layout and alignment as block_normals_avx512.
+void block_normals_libm_avx512(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E,
+                               const uint32_t* erow, const uint32_t* eblk, float* out);
 /// The raw Philox words of the same E pairs: out[4 e + c] is word c of pair e (what
-/// detail::philox_bits returns). Same layout and alignment as block_normals_avx512; for normals
-/// that must come from the scalar libm (detail::box_muller4: the initial Y_T's pinned streams).
+/// detail::philox_bits returns), for detail::box_muller4 (fp64's Y_T).
 void block_words_avx512(uint64_t seed, uint32_t stream, uint64_t first, uint32_t step, int E, const uint32_t* erow,
                         const uint32_t* eblk, uint32_t* out);
 

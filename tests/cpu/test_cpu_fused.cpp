@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -390,5 +391,31 @@ TEST(CpuInit, StreamChunkHandsTheChunkItself) {
     EXPECT_EQ(calls, 1);
     EXPECT_TRUE(scratch.empty()) << "no copy";
     EXPECT_THROW(be.stream_chunk(row_bytes + 1, scratch, [](const void*, std::size_t, std::size_t) {}), Error);
+  }
+}
+
+/// count_nonfinite_rows counts rows holding a NaN or an infinity, once per row, over every block
+/// and a partial one; the largest finite values, subnormals and -0 are finite.
+TEST(CpuInit, CountsRowsWithNanOrInf) {
+  for (Precision prec : {Precision::FP32, Precision::FP64}) {
+    SCOPED_TRACE(to_string(prec));
+    const int d = 3;
+    const std::size_t rows = 700;  // two blocks of 256 and a part
+    const Mixture m = make_model(Cov::IsoUniform, d, 2);
+    std::vector<double> y(rows * d, 0.5);
+    const double big = prec == Precision::FP32 ? double(std::numeric_limits<float>::max()) : 1.7e308;
+    const double tiny = prec == Precision::FP32 ? double(std::numeric_limits<float>::denorm_min()) : 4.9e-324;
+    y[0 * d + 0] = big;
+    y[1 * d + 1] = -big;
+    y[2 * d + 2] = tiny;
+    y[3 * d + 0] = -0.0;
+    y[10 * d + 1] = NAN;
+    y[300 * d + 0] = INFINITY;
+    y[300 * d + 2] = NAN;  // the same row again: counted once
+    y[699 * d + 2] = -INFINITY;
+    CpuBackend be(2);
+    be.begin(run_shape(m, prec, 1, rows), m);
+    be.upload_chunk(y.data(), 0, rows);
+    EXPECT_EQ(be.count_nonfinite_rows(), 3u);
   }
 }
