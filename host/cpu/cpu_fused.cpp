@@ -426,6 +426,12 @@ GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, i
   // The noise rows likewise (stride 0: the zero row), so that the update reads whole vectors.
   if (z_stride == 0) {
     for (int i = 0; i < d * L; ++i) zt[i] = Real(0);
+  } else if (nr == L && kD > 0) {
+    // A noise row's stride is dz = d rounded up to 4: known here, so GCC vectorises the transpose
+    // (with the stride a run-time value it loaded the 16 x d values one by one).
+    constexpr int kDz = (kD + 3) / 4 * 4;
+    for (int l = 0; l < L; ++l)
+      for (int j = 0; j < kD; ++j) zt[j * L + l] = z[l * kDz + j];
   } else if (nr == L) {
     for (int l = 0; l < L; ++l)
       for (int j = 0; j < d; ++j) zt[j * L + l] = z[l * z_stride + j];
