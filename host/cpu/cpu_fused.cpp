@@ -467,7 +467,15 @@ GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, i
   if (K < Kp)
     for (int l = 0; l < L; ++l) mx[l] = lpad > mx[l] ? lpad : mx[l];
   const vm::Exp exp_fn;
-  for (int i = 0; i < 16 * L; ++i) part[i] = Real(0);
+  // The padding's weight exp(lpad - max) is exactly +0 in every lane where lpad - max is below
+  // the exp's cut (always, unless a row's logits are near kPadLogit, or NaN): adding it changes no
+  // partial sum, and the partial sums only it feeds (k mod 16 >= K) stay +0, which adds nothing
+  // to the fold either. Then those are neither computed nor folded: the same bits.
+  bool pad_zero = K < Kp;
+  const Real cut = sizeof(Real) == sizeof(float) ? Real(vm::Exp::kCutF) : Real(vm::Exp::kCutD);
+  for (int l = 0; l < L; ++l) pad_zero &= lpad - mx[l] < cut;
+  const int live = pad_zero ? std::min(K, 16) : 16;  // partial sums that can be nonzero
+  for (int i = 0; i < live * L; ++i) part[i] = Real(0);
   for (int k = 0; k < K; ++k) {
     Real* __restrict__ pv = part + (k & 15) * L;
 #pragma omp simd
@@ -477,7 +485,7 @@ GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, i
       pv[l] += e;
     }
   }
-  if (K < Kp) {
+  if (K < Kp && !pad_zero) {
     Real epad[L];
 #pragma omp simd
     for (int l = 0; l < L; ++l) epad[l] = exp_fn(lpad - mx[l]);
@@ -488,7 +496,7 @@ GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, i
   }
   Real inv[L];
   for (int l = 0; l < L; ++l) inv[l] = Real(0);
-  for (int v = 0; v < 16; ++v)
+  for (int v = 0; v < live; ++v)
     for (int l = 0; l < L; ++l) inv[l] += part[v * L + l];
   for (int l = 0; l < L; ++l) inv[l] = Real(1) / inv[l];
   for (int k = 0; k < K; ++k)
