@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -119,10 +118,10 @@ void CpuBackend::init_impl(uint64_t first, std::size_t rows) {
   const int d = shape_.d;
   const uint64_t seed = shape_.seed;
   const int nblk = (d + 3) / 4;  // Philox blocks per row
-  // Y_T keeps the scalar libm's Box-Muller (the pinned streams; libmvec rounds differently), but
-  // on AVX-512 the Philox words come 16 at a time from cpu_noise: the scalar Philox was as costly
-  // as the libm calls. Blocks of kCpuBlock rows on the pool, pair e = row * nblk + block as in
-  // the step; a row's values depend on the row only, whichever thread draws them.
+  // Y_T keeps the scalar libm's logf and sincosf (the pinned streams; libmvec rounds differently).
+  // On AVX-512 everything else comes 16 lanes at a time from cpu_noise (fp32: Philox and the
+  // Box-Muller arithmetic; fp64: the Philox words). Blocks of kCpuBlock rows on the pool, pair
+  // e = row * nblk + block as in the step; a row's values depend on the row only.
   const bool wide = cpu_noise::have_avx512();
   const int E = static_cast<int>((kCpuBlock * nblk + 15) / 16 * 16);
   std::vector<AlignedBuffer> mem(static_cast<std::size_t>(threads_));
