@@ -8,6 +8,7 @@
 
 #include "gmmdiff/error.hpp"
 #include "gmmdiff/sampler.hpp"
+#include "util/model_util.hpp"
 
 using namespace gmmdiff;
 
@@ -19,15 +20,6 @@ Schedule lcw(int T) {
   ScheduleParams p;
   p.T = T;
   return make_schedule(p);
-}
-
-Mixture preset(const std::string& name, int d, int K, double radius = 2.0) {
-  PresetParams pp;
-  pp.name = name;
-  pp.d = d;
-  pp.K = K;
-  pp.radius = radius;
-  return make_preset(pp);
 }
 
 }  // namespace
@@ -59,7 +51,7 @@ TEST(ScoreErrorProfile, BuiltInProfilesHaveUnitMeanSquareOverTheStepsTaken) {
 }
 
 TEST(ScoreErrorProfile, StepCoefficientsAndEpsScoreFollowTheProfile) {
-  const Mixture m = preset("two-point", 3, 2);
+  const Mixture m = test::preset("two-point", 3, 2, 2.0);
   const Schedule s = lcw(40);
   SampleOptions o;
   o.eps_samples = 64;
@@ -95,7 +87,7 @@ TEST(ScoreErrorProfile, StepCoefficientsAndEpsScoreFollowTheProfile) {
 }
 
 TEST(ScoreErrorProfile, PerturbedMixturesScaleWithTheFactorOfTheirStep) {
-  const Mixture m = preset("random-sphere", 4, 3);
+  const Mixture m = test::preset("random-sphere", 4, 3, 2.0);
   const Schedule s = lcw(30);
   SampleOptions o;
   o.score_error.kind = ScoreErrorKind::Means;
@@ -118,7 +110,7 @@ TEST(ScoreErrorProfile, PerturbedMixturesScaleWithTheFactorOfTheirStep) {
 
 TEST(BiasDirection, AlongTheMeansRandomAndGiven) {
   // two-point: means +-r e along one line: "means" is that line, its largest coordinate positive.
-  Mixture m = preset("two-point", 5, 2, 3.0);
+  Mixture m = test::preset("two-point", 5, 2, 3.0);
   ScoreError e;
   e.kind = ScoreErrorKind::Bias;
   e.eps = 0.1;
@@ -152,7 +144,7 @@ TEST(BiasDirection, AlongTheMeansRandomAndGiven) {
 }
 
 TEST(ScoreErrorProfile, BadProfilesAndDirectionsAreErrors) {
-  const Mixture m = preset("two-point", 3, 2);
+  const Mixture m = test::preset("two-point", 3, 2, 2.0);
   const Schedule s = lcw(10);
   ScoreError e;
   e.kind = ScoreErrorKind::Bias;
@@ -173,7 +165,7 @@ TEST(ScoreErrorProfile, BadProfilesAndDirectionsAreErrors) {
   e.direction_vector = {1, 0};
   EXPECT_THROW(check_score_error(m, s, e), Error);
   e.direction = BiasDirection::Means;
-  const Mixture g = preset("gaussian", 3, 1, 0.0);  // its one mean is 0
+  const Mixture g = test::preset("gaussian", 3, 1, 0.0);  // its one mean is 0
   EXPECT_THROW(check_score_error(g, s, e), Error);
   EXPECT_EQ(parse_error_profile("front-loaded"), ErrorProfile::FrontLoaded);
   EXPECT_THROW(parse_error_profile("middle"), Error);
@@ -183,7 +175,7 @@ TEST(ScoreErrorProfile, BadProfilesAndDirectionsAreErrors) {
 // overflows (1e308, 1e308) was normalised to the zero vector (no bias at all, silently), and one
 // whose |v|^2 underflows (1e-200, 0) was refused as "the vector is 0".
 TEST(ScoreErrorProfile, BiasDirectionsOfExtremeNormAreStillDirections) {
-  const Mixture m = preset("two-point", 2, 2);
+  const Mixture m = test::preset("two-point", 2, 2, 2.0);
   ScoreError e;
   e.kind = ScoreErrorKind::Bias;
   e.eps = 0.1;
