@@ -26,9 +26,17 @@ if [ -x /usr/bin/python3 ] && [[ "${GMMDIFF_CMAKE_ARGS:-}" != *Python3_EXECUTABL
   PY_ARGS=(-DPython3_EXECUTABLE=/usr/bin/python3)
 fi
 
+# ccache when it is there, as pip's build does (setup.py): a rebuild after a clean, or pip's build
+# of the same sources, then compiles nothing twice.
+LAUNCHER=()
+if command -v ccache >/dev/null 2>&1 && [[ "${GMMDIFF_CMAKE_ARGS:-}" != *COMPILER_LAUNCHER* ]]; then
+  LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+fi
+
 BUILD=${GMMDIFF_BUILD_DIR:-build}
 # shellcheck disable=SC2086  # GMMDIFF_CMAKE_ARGS is a list of arguments
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "${PY_ARGS[@]}" ${GMMDIFF_CMAKE_ARGS:-} >/dev/null
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "${PY_ARGS[@]}" "${LAUNCHER[@]}" \
+      ${GMMDIFF_CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD" -j "$(nproc)"
 
 # `import gmmdiff` from any directory with the interpreter the module was built for: a one-line .pth
