@@ -19,11 +19,9 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC target("arch=x86-64-v4")
 // Everything up to pop_options is compiled for x86-64-v4 and runs only where have_avx512().
-// glibc's libmvec, AVX-512 variants (the x86-64-v4 clone of the fused step calls these same symbols).
+// glibc's libmvec, AVX-512 variants (the x86-64-v4 clone of the fused step calls these same symbols;
+// fp32's are copied inline below).
 extern "C" {
-__m512 _ZGVeN16v_logf(__m512);
-__m512 _ZGVeN16v_cosf(__m512);
-__m512 _ZGVeN16v_sinf(__m512);
 __m512d _ZGVeN8v_log(__m512d);
 __m512d _ZGVeN8v_cos(__m512d);
 __m512d _ZGVeN8v_sin(__m512d);
@@ -100,6 +98,66 @@ GMMDIFF_AVX512 __m512d u01d(__m256i x) {
   return _mm512_mul_pd(_mm512_add_pd(_mm512_cvtepu32_pd(x), _mm512_set1_pd(0.5)), _mm512_set1_pd(2.3283064365386963e-10));
 }
 
+/// Box-Muller's logf, cosf and sinf on the fused step's input ranges, bit for bit what glibc
+/// 2.36's libmvec returns (_ZGVeN16v_logf, _cosf, _sinf, the variants the fused step's
+/// x86-64-v4 clone calls and today's streams carry): the same operations in the same order,
+/// here inline. Calling libmvec spilled every live zmm register around six calls per 64 normals
+/// and reloaded the functions' constants each time. The inputs are u01f's uniforms, in
+/// [2^-25, 1), and 2 pi times them, in [0, 2 pi): libmvec's path for the other inputs (subnormals,
+/// infinities, |x| > 10000) is never taken there and is left out. Checked against libmvec on every
+/// one of the 2^24 inputs of each (tests/cpu/test_cpu_noise.cpp, CpuNoise.*MatchesLibmvec*).
+GMMDIFF_AVX512 __m512 f32(uint32_t bits) { return _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(bits))); }
+
+/// log(x) = k ln 2 + log1p(m - 1): m the mantissa scaled into [2/3, 4/3), a degree-8 polynomial.
+GMMDIFF_AVX512 __m512 logf16(__m512 x) {
+  const __m512i two_thirds = _mm512_set1_epi32(0x3f2aaaab);
+  const __m512i t = _mm512_sub_epi32(_mm512_castps_si512(x), two_thirds);
+  const __m512i k = _mm512_srai_epi32(t, 23);
+  const __m512i m = _mm512_add_epi32(_mm512_and_si512(t, _mm512_set1_epi32(0x007fffff)), two_thirds);
+  const __m512 r = _mm512_sub_ps(_mm512_castsi512_ps(m), f32(0x3f800000));
+  __m512 p = _mm512_fmadd_ps(r, f32(0xbe1b6a22), f32(0x3e2db86b));
+  p = _mm512_fmadd_ps(r, p, f32(0xbe289358));
+  p = _mm512_fmadd_ps(r, p, f32(0x3e4afb81));
+  p = _mm512_fmadd_ps(r, p, f32(0xbe80061d));
+  p = _mm512_fmadd_ps(r, p, f32(0x3eaaaee7));
+  p = _mm512_fmadd_ps(r, p, f32(0xbf000000));
+  const __m512 l1p = _mm512_fmadd_ps(r, _mm512_mul_ps(p, r), r);
+  return _mm512_fmadd_ps(_mm512_cvt_roundepi32_ps(k, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f32(0x3f317218),
+                         l1p);
+}
+
+/// sin's and cos's shared tail: r = x - n pi in three parts (n's parity flips the sign), then
+/// r + r^3 q(r^2) with q of degree 3.
+GMMDIFF_AVX512 __m512 trig_tail(__m512 x, __m512 n, __m512i odd, __m512 q3, __m512 q2, __m512 q1) {
+  __m512 r = _mm512_fnmadd_ps(f32(0x40490fdb), n, x);
+  r = _mm512_fnmadd_ps(n, f32(0xb3bbbd2e), r);
+  r = _mm512_fnmadd_ps(n, f32(0xa7772ced), r);
+  const __m512 r2 = _mm512_mul_ps(r, r);
+  const __m512 rs = _mm512_xor_ps(r, _mm512_castsi512_ps(_mm512_slli_epi32(odd, 31)));
+  __m512 q = _mm512_fmadd_ps(r2, q3, q2);
+  q = _mm512_fmadd_ps(r2, q, q1);
+  q = _mm512_fmadd_ps(r2, q, f32(0xbe2aaaa6));
+  return _mm512_fmadd_ps(rs, _mm512_mul_ps(q, r2), rs);
+}
+constexpr uint32_t kInvPi = 0x3ea2f983, kShifter = 0x4b400000;  // 1/pi; 1.5 2^23 rounds to an integer
+
+/// sin(x) = sign(x) sin(|x|), n = round(|x| / pi).
+GMMDIFF_AVX512 __m512 sinf16(__m512 x) {
+  const __m512 ax = _mm512_abs_ps(x);
+  const __m512 sign = _mm512_andnot_ps(f32(0x7fffffff), x);
+  const __m512 ns = _mm512_fmadd_ps(ax, f32(kInvPi), f32(kShifter));
+  const __m512 n = _mm512_sub_ps(ns, f32(kShifter));
+  const __m512 s = trig_tail(ax, n, _mm512_castps_si512(ns), f32(0x362edef8), f32(0xb94fb7ff), f32(0x3c08876a));
+  return _mm512_xor_ps(s, sign);
+}
+
+/// cos(x) = sin(x + pi/2) with n = round((x + pi/2) / pi) - 1/2, its own polynomial.
+GMMDIFF_AVX512 __m512 cosf16(__m512 x) {
+  const __m512 ns = _mm512_fmadd_ps(_mm512_add_ps(x, f32(0x3fc90fdb)), f32(kInvPi), f32(kShifter));
+  const __m512 n = _mm512_sub_ps(_mm512_sub_ps(ns, f32(kShifter)), f32(0x3f000000));
+  return trig_tail(x, n, _mm512_castps_si512(ns), f32(0x362ec335), f32(0xb94fb6cf), f32(0x3c088768));
+}
+
 /// 16 lanes x 4 values -> o[4 lane + c]: a 4 x 4 transpose within each 128-bit lane, then of the lanes.
 GMMDIFF_AVX512 void store_transposed(__m512 o0, __m512 o1, __m512 o2, __m512 o3, float* o) {
   const __m512 t0 = _mm512_unpacklo_ps(o0, o1), t1 = _mm512_unpackhi_ps(o0, o1);
@@ -168,14 +226,14 @@ void block_normals_avx512(uint64_t seed, uint32_t stream, uint64_t first,
     __m512i c0, c1, c2, c3;
     counters16(first, stream, step, erow + e, eblk + e, c0, c1, c2, c3);
     philox16(c0, c1, c2, c3, k0, k1);
-    const __m512 r0 = _mm512_sqrt_ps(_mm512_mul_ps(m2, _ZGVeN16v_logf(u01f(c0))));
+    const __m512 r0 = _mm512_sqrt_ps(_mm512_mul_ps(m2, logf16(u01f(c0))));
     const __m512 a0 = _mm512_mul_ps(two_pi, u01f(c1));
-    const __m512 r1 = _mm512_sqrt_ps(_mm512_mul_ps(m2, _ZGVeN16v_logf(u01f(c2))));
+    const __m512 r1 = _mm512_sqrt_ps(_mm512_mul_ps(m2, logf16(u01f(c2))));
     const __m512 a1 = _mm512_mul_ps(two_pi, u01f(c3));
-    const __m512 o0 = _mm512_mul_ps(r0, _ZGVeN16v_cosf(a0));
-    const __m512 o1 = _mm512_mul_ps(r0, _ZGVeN16v_sinf(a0));
-    const __m512 o2 = _mm512_mul_ps(r1, _ZGVeN16v_cosf(a1));
-    const __m512 o3 = _mm512_mul_ps(r1, _ZGVeN16v_sinf(a1));
+    const __m512 o0 = _mm512_mul_ps(r0, cosf16(a0));
+    const __m512 o1 = _mm512_mul_ps(r0, sinf16(a0));
+    const __m512 o2 = _mm512_mul_ps(r1, cosf16(a1));
+    const __m512 o3 = _mm512_mul_ps(r1, sinf16(a1));
     store_transposed(o0, o1, o2, o3, out + 4 * static_cast<std::size_t>(e));
   }
 }
@@ -212,6 +270,15 @@ void block_normals_avx512(uint64_t seed, uint32_t stream, uint64_t first,
       _mm512_store_pd(o + 16, _mm512_shuffle_f64x2(cc, dd, 0x88));
       _mm512_store_pd(o + 24, _mm512_shuffle_f64x2(cc, dd, 0xDD));
     }
+  }
+}
+
+void box_muller_functions_avx512(const float* x, std::size_t n, float* log_x, float* sin_x, float* cos_x) {
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __m512 v = _mm512_load_ps(x + i);
+    _mm512_store_ps(log_x + i, logf16(v));
+    _mm512_store_ps(sin_x + i, sinf16(v));
+    _mm512_store_ps(cos_x + i, cosf16(v));
   }
 }
 
@@ -258,6 +325,9 @@ void block_normals_libm_avx512(uint64_t, uint32_t, uint64_t, uint32_t, int, cons
   throw std::logic_error("cpu_noise: no AVX-512 path in this build");
 }
 void block_words_avx512(uint64_t, uint32_t, uint64_t, uint32_t, int, const uint32_t*, const uint32_t*, uint32_t*) {
+  throw std::logic_error("cpu_noise: no AVX-512 path in this build");
+}
+void box_muller_functions_avx512(const float*, std::size_t, float*, float*, float*) {
   throw std::logic_error("cpu_noise: no AVX-512 path in this build");
 }
 uint32_t philox_only_avx512(uint64_t, uint64_t) { throw std::logic_error("cpu_noise: no AVX-512 path in this build"); }
