@@ -449,19 +449,20 @@ std::string BenchReport::table_row(const BenchResult& r) const {
                   r.failure.c_str());
     return buf;
   }
-  auto pct = [](double x) {
-    char b[16];
-    if (std::isfinite(x)) std::snprintf(b, sizeof b, "%.1f", x);
-    else std::snprintf(b, sizeof b, "-");
-    return std::string(b);
-  };
   std::snprintf(buf, sizeof buf,
                 "%10llu %6d %6d %5s %-9s %-10s %9.1e %10.4g %12.4g %8.3g %6s %9.4g %6s %12.4g %6s %6s",
                 static_cast<unsigned long long>(c.n), c.d, c.K, to_string(c.precision), c.path.c_str(),
                 r.path_taken.c_str(), r.check_max_abs_diff, r.seconds_median, r.elt_steps_per_s, r.gb_per_s,
-                pct(r.pct_memory_limit).c_str(), r.gflop_per_s, pct(r.pct_flop_limit).c_str(),
-                r.roofline_elt_steps_per_s, pct(r.pct_roofline).c_str(), pct(r.pct_steal).c_str());
+                percent(r.pct_memory_limit).c_str(), r.gflop_per_s, percent(r.pct_flop_limit).c_str(),
+                r.roofline_elt_steps_per_s, percent(r.pct_roofline).c_str(), percent(r.pct_steal).c_str());
   return buf;
+}
+
+std::string BenchReport::percent(double x) {
+  if (!std::isfinite(x)) return "-";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", x);
+  return b;
 }
 
 std::string BenchReport::to_json() const {

@@ -91,12 +91,6 @@ Runner setup(CLI::App& sub) {
     GMMDIFF_EXPECTS(o.bounds_M >= 1, "bench: --bounds-M = ", o.bounds_M, " (need >= 1)");
     if (!st->json.empty()) check_output_file(st->json, "--json");
     bool header = false;
-    auto pct_or_dash = [](double x) {
-      if (!std::isfinite(x)) return std::string("-");
-      char b[32];
-      std::snprintf(b, sizeof b, "%.1f", x);
-      return std::string(b);
-    };
     auto ns = [](double sec) {
       if (!(sec > 0)) return std::string("-");
       char b[32];
@@ -124,7 +118,7 @@ Runner setup(CLI::App& sub) {
                   << "  roofline: 1 / max(bytes / bandwidth, 4K / FLOP limit + 1 normal + K/d weights) per "
                      "elt-step; identity steps (1 - alpha_t = 0) are skipped and not counted\n"
                   << "  %steal: of all CPUs' time during the timed passes, what the hypervisor took (/proc/stat); "
-                     "above ~1% a figure shared its cores (" << pct_or_dash(r.limits_pct_steal)
+                     "above ~1% a figure shared its cores (" << BenchReport::percent(r.limits_pct_steal)
                   << "% while the limits were measured)\n"
                   << "  check: max |y - y_oracle| over " << o.check_rows
                   << " rows against the cpu products path in fp64 (a FAILED row is not timed)\n"

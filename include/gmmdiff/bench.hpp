@@ -158,6 +158,8 @@ struct BenchReport {
   std::string table_row(const BenchResult& r) const;
   /// The bounds' rows (empty when there are none), with their header.
   std::string bounds_table() const;
+  /// A percentage as the table prints it: one decimal, or "-" when unknown (not finite).
+  static std::string percent(double x);
 };
 
 /// Runs the grid (n x d x K x precision x path, in that nesting). on_result, when set, is called
