@@ -5,8 +5,9 @@
 #   3. the old build's embedded default sweep, run by both builds: wall time, new against old, and
 #      whether its figures agree;
 #   4. against the NumPy peer (bench/run_peers.py, same configurations, same run): bench figures,
-#      and whole `gmmdiff sample` processes against whole peer processes (wall time, best of 5, with
-#      the hypervisor's steal during each best run).
+#      and whole `gmmdiff sample` processes against whole peer processes in 5 rounds of one each
+#      (wall times, the hypervisor's steal during each; each round's ratio, their median, and the
+#      ratio of the best times).
 # Figures measured while the 1-minute load is well above 0 share the cores with other work: say so
 # beside them (bench/RESULTS.md only carries figures from a quiet machine).
 #
@@ -33,19 +34,10 @@ out=${out:-$(mktemp -d /tmp/gmmdiff-cpu-targets.XXXXXX)}
 mkdir -p "$out"
 T=64
 ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $9; exit}' /proc/stat 2>/dev/null || echo "0 0"; }
-best_of() {  # best_of N CMD...: the best wall time of N runs, and the steal (% of all CPUs' time) during it
-  local n=$1 best="" best_steal="-" t
-  shift
-  for _ in $(seq "$n"); do
-    local s e a b
-    a=$(ticks); s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); b=$(ticks)
-    t=$(echo "$e - $s" | bc)
-    if [[ -z $best ]] || (( $(echo "$t < $best" | bc) )); then
-      best=$t
-      best_steal=$(echo "$a $b" | awk '{dt = $3 - $1; printf (dt > 0 ? "%.1f" : "-"), (dt > 0 ? 100 * ($4 - $2) / dt : 0)}')
-    fi
-  done
-  echo "$best $best_steal"
+timed() {  # timed CMD...: the wall time of one run, and the steal (% of all CPUs' time) during it
+  local s e a b
+  a=$(ticks); s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); b=$(ticks)
+  echo "$(echo "$e - $s" | bc) $(echo "$a $b" | awk '{dt = $3 - $1; printf (dt > 0 ? "%.1f" : "-"), (dt > 0 ? 100 * ($4 - $2) / dt : 0)}')"
 }
 
 echo "== measure_cpu_targets $(date -u +%FT%TZ) on $(hostname): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
@@ -163,14 +155,26 @@ echo "== 4. against the NumPy peer ($py), same run: bench figures (run_peers.py)
 "$py" "$here/run_peers.py" --gmmdiff "$new" --backend cpu --n "$n" --d 64,2 --K 8 --T $T --repeats 5 --warmup 1 \
     --peers numpy --python "$py" --out "$out/peers.json"
 runs=5
-echo "whole processes, best of $runs (gmmdiff sample writes its .npy; the peer runs one pass, no warm-up);"
-echo "steal: of all CPUs' time during that run, what the hypervisor took (/proc/stat)"
-printf "%4s %4s %10s %7s %10s %7s %8s\n" d K "gmmdiff_s" "steal%" "numpy_s" "steal%" "ratio"
+echo "whole processes, $runs rounds, each a gmmdiff sample (writes its .npy) then a peer process (one pass, no"
+echo "warm-up), so that each round's ratio compares two runs a few seconds apart; steal: of all CPUs' time"
+echo "during that run, what the hypervisor took (/proc/stat)"
+printf "%4s %4s %6s %10s %7s %10s %7s %8s\n" d K round "gmmdiff_s" "steal%" "numpy_s" "steal%" "ratio"
 for d in 64 2; do
-  read -r g gs < <(best_of $runs "$new" sample --preset random-sphere --d $d --K 8 --radius 2 --sd 1 --n "$n" --T $T \
-      --seed 0 --backend cpu -q -o "$out/sample.npy")
-  read -r p ps < <(cd "$here/peers" && best_of $runs "$py" numpy_peer.py --n "$n" --d $d --K 8 --T $T --repeats 1 --warmup 0)
-  printf "%4d %4d %10.3f %7s %10.3f %7s %7.1fx\n" $d 8 "$g" "$gs" "$p" "$ps" "$(echo "$p / $g" | bc -l)"
+  ratios=() gs=() ps=()
+  for r in $(seq $runs); do
+    read -r g gst < <(timed "$new" sample --preset random-sphere --d $d --K 8 --radius 2 --sd 1 --n "$n" --T $T \
+        --seed 0 --backend cpu -q -o "$out/sample.npy")
+    read -r p pst < <(cd "$here/peers" && timed "$py" numpy_peer.py --n "$n" --d $d --K 8 --T $T --repeats 1 --warmup 0)
+    ratio=$(echo "$p / $g" | bc -l)
+    ratios+=("$ratio") gs+=("$g") ps+=("$p")
+    printf "%4d %4d %6d %10.3f %7s %10.3f %7s %7.1fx\n" $d 8 "$r" "$g" "$gst" "$p" "$pst" "$ratio"
+  done
+  printf "%s\n" "${ratios[@]}" | sort -g | awk -v d=$d -v runs=$runs '{r[NR] = $1}
+      END {printf "d = %d, K = 8: median of the %d rounds'"'"' ratios %.1fx (lowest %.1fx, highest %.1fx)\n", d, runs, r[int((NR + 1) / 2)], r[1], r[NR]}'
+  gbest=$(printf "%s\n" "${gs[@]}" | sort -g | head -1)
+  pbest=$(printf "%s\n" "${ps[@]}" | sort -g | head -1)
+  printf "d = %d, K = 8: best of %d, gmmdiff %.3f s, numpy %.3f s: %.1fx\n" $d $runs "$gbest" "$pbest" \
+      "$(echo "$pbest / $gbest" | bc -l)"
 done
 rm -f "$out/sample.npy"
 echo
