@@ -23,7 +23,7 @@ constexpr int kChains = 12;
 // The chains are 12 named variables, each named in the empty asm (which also keeps the compiler
 // from reasoning about the loop), so that they live in registers. Kept as an array, with 4 of them
 // in the asm, GCC 12 left the others on the stack, and the "peak" read a third of the unit's
-// (85-110 against 285-295 GFLOP/s fp32 on the 2-core VM, 2026-11-29).
+// (72-110 against 256-295 GFLOP/s fp32 on the 2-core VM, 2026-11-29).
 static_assert(kChains == 12, "GMMDIFF_FMA_LOOP has 12 chains");
 #define GMMDIFF_FMA_LOOP(VEC, SET1, FMA, ADD, STORE, LANES, T)                                         \
   VEC a0 = SET1(T(1)), a1 = SET1(T(1) + T(1) / T(64)), a2 = SET1(T(1) + T(2) / T(64)),                   \
