@@ -9,8 +9,8 @@
 #include <iomanip>
 #include <sstream>
 #include <string>
-#include <vector>
 
+#include "cpu/cpu_backend.hpp"
 #include "cpu/cpu_noise.hpp"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
@@ -48,14 +48,12 @@ namespace {
 constexpr const char* kCopiedGlibc = "2.36";
 constexpr std::size_t kInputs = std::size_t{1} << 24;
 
-template <typename T>
-struct Aligned64 {
-  explicit Aligned64(std::size_t n) : v(n + 16) {}
-  T* data() {
-    auto p = reinterpret_cast<std::uintptr_t>(v.data());
-    return reinterpret_cast<T*>((p + 63) & ~std::uintptr_t{63});
-  }
-  std::vector<T> v;
+// A float array of kInputs, 64-byte aligned (the functions' contract), in the backend's buffer.
+struct Floats {
+  Floats() : p(static_cast<float*>(buf.reserve(kInputs * sizeof(float)))) {}
+  float* data() const { return p; }
+  AlignedBuffer buf;
+  float* p;
 };
 
 uint32_t bits(float f) {
@@ -94,8 +92,7 @@ TEST(CpuNoise, InlineLogSinCosMatchLibmvecOnEveryBoxMullerInput) {
   if (!cpu_noise::have_avx512()) GTEST_SKIP() << "no AVX-512 noise path in this build or on this CPU";
   if (std::string(gnu_get_libc_version()) != kCopiedGlibc)
     GTEST_SKIP() << "glibc " << gnu_get_libc_version() << ": the copy is of glibc " << kCopiedGlibc << "'s libmvec";
-  Aligned64<float> u(kInputs), angle(kInputs), got_log(kInputs), got_sin(kInputs), got_cos(kInputs),
-      want_log(kInputs), want_sin(kInputs), want_cos(kInputs);
+  Floats u, angle, got_log, got_sin, got_cos, want_log, want_sin, want_cos;
   box_muller_inputs(u.data(), angle.data());
   std::string first;
   // logf sees the uniforms; sinf and cosf the angles.

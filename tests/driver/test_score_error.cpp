@@ -16,12 +16,6 @@ namespace {
 
 constexpr double kExactTol = 1e-12;
 
-Schedule lcw(int T) {
-  ScheduleParams p;
-  p.T = T;
-  return make_schedule(p);
-}
-
 }  // namespace
 
 TEST(ScoreErrorProfile, BuiltInProfilesHaveUnitMeanSquareOverTheStepsTaken) {
@@ -52,7 +46,7 @@ TEST(ScoreErrorProfile, BuiltInProfilesHaveUnitMeanSquareOverTheStepsTaken) {
 
 TEST(ScoreErrorProfile, StepCoefficientsAndEpsScoreFollowTheProfile) {
   const Mixture m = test::preset("two-point", 3, 2, 2.0);
-  const Schedule s = lcw(40);
+  const Schedule s = test::schedule("lcw", 40);
   SampleOptions o;
   o.eps_samples = 64;
   o.score_error.kind = ScoreErrorKind::Bias;
@@ -88,7 +82,7 @@ TEST(ScoreErrorProfile, StepCoefficientsAndEpsScoreFollowTheProfile) {
 
 TEST(ScoreErrorProfile, PerturbedMixturesScaleWithTheFactorOfTheirStep) {
   const Mixture m = test::preset("random-sphere", 4, 3, 2.0);
-  const Schedule s = lcw(30);
+  const Schedule s = test::schedule("lcw", 30);
   SampleOptions o;
   o.score_error.kind = ScoreErrorKind::Means;
   o.score_error.eps = 0.4;
@@ -145,7 +139,7 @@ TEST(BiasDirection, AlongTheMeansRandomAndGiven) {
 
 TEST(ScoreErrorProfile, BadProfilesAndDirectionsAreErrors) {
   const Mixture m = test::preset("two-point", 3, 2, 2.0);
-  const Schedule s = lcw(10);
+  const Schedule s = test::schedule("lcw", 10);
   ScoreError e;
   e.kind = ScoreErrorKind::Bias;
   e.eps = 0.1;
@@ -188,7 +182,7 @@ TEST(ScoreErrorProfile, BiasDirectionsOfExtremeNormAreStillDirections) {
   u = bias_unit_vector(m, e, 0);
   EXPECT_EQ(u[0], -1.0);
   EXPECT_EQ(u[1], 0.0);
-  EXPECT_NO_THROW(check_score_error(m, lcw(8), e));
+  EXPECT_NO_THROW(check_score_error(m, test::schedule("lcw", 8), e));
   e.direction_vector = {0, -0.0};
-  EXPECT_THROW(check_score_error(m, lcw(8), e), Error);
+  EXPECT_THROW(check_score_error(m, test::schedule("lcw", 8), e), Error);
 }
