@@ -129,8 +129,8 @@ template <typename Real>
 struct Scratch {
   Real* z;        // [kCpuBlock, dz]  normals of the step
   Real* xi;       // [kCpuBlock, dz]  normals of the score error
-  Real* G1;       // [kTileRows, Kp]  logits, then weights
-  Real* G2;       // [kTileRows, Kp]  diagonal: (y*y) Q^T
+  Real* G1;       // [2 kTileRows, Kp]  logits, then weights
+  Real* G2;       // [2 kTileRows, Kp]  diagonal: (y*y) Q^T
   uint32_t* erow; // [E]  the noise loop's (row, coordinate block) pairs
   uint32_t* eblk; // [E]
   Real* work;     // [(2 d + Kp + kRowLanes) * kRowLanes]  the row-parallel kernel's group
@@ -141,7 +141,7 @@ struct Scratch {
   }
   static std::size_t bytes(const FusedPlan<Real>& p) {
     const std::size_t E = round_up(static_cast<int>(kCpuBlock) * p.nblk, kNoiseLanes);
-    return (2 * kCpuBlock * p.dz + 2 * std::size_t(kTileRows) * p.Kp + work_values(p)) * sizeof(Real) +
+    return (2 * kCpuBlock * p.dz + 4 * std::size_t(kTileRows) * p.Kp + work_values(p)) * sizeof(Real) +
            2 * E * sizeof(uint32_t) + 7 * 64;
   }
   Scratch(void* mem, const FusedPlan<Real>& p) {
@@ -154,8 +154,8 @@ struct Scratch {
     };
     z = reinterpret_cast<Real*>(take(kCpuBlock * p.dz * sizeof(Real)));
     xi = reinterpret_cast<Real*>(take(kCpuBlock * p.dz * sizeof(Real)));
-    G1 = reinterpret_cast<Real*>(take(std::size_t(kTileRows) * p.Kp * sizeof(Real)));
-    G2 = reinterpret_cast<Real*>(take(std::size_t(kTileRows) * p.Kp * sizeof(Real)));
+    G1 = reinterpret_cast<Real*>(take(2 * std::size_t(kTileRows) * p.Kp * sizeof(Real)));
+    G2 = reinterpret_cast<Real*>(take(2 * std::size_t(kTileRows) * p.Kp * sizeof(Real)));
     erow = reinterpret_cast<uint32_t*>(take(E * sizeof(uint32_t)));
     eblk = reinterpret_cast<uint32_t*>(take(E * sizeof(uint32_t)));
     work = reinterpret_cast<Real*>(take(work_values(p) * sizeof(Real)));
@@ -252,17 +252,25 @@ GMMDIFF_INLINE void score_update_cols(const FusedPlan<Real>& p, Real* __restrict
   }
   for (int c = 0; c < C; ++c) {
     const int jc = j0 + c * V;
-    const int jn = std::min(V, d - jc);
+    const int jn = C > 1 ? V : std::min(V, d - jc);
     for (int r = 0; r < R; ++r) {
       Real* __restrict__ y = Y + std::size_t(r) * d + jc;
       const Real* __restrict__ zr = z + r * z_stride + jc;
       const Real* __restrict__ xr = xi + r * xi_stride + jc;
       const Real* __restrict__ bj = p.bdir + jc;
       const Real s2 = s2row[r];
+      if (jn == V) {  // always where C > 1: a whole vector, a loop of constant length
 #pragma omp simd
-      for (int v = 0; v < jn; ++v) {
-        const Real s = detail::score_coord<Real>(y[v], acc[r][c][v], kDiag ? acc2[r][c][v] : s2);
-        y[v] = detail::update_coord<Real>(y[v], s, bj[v], xr[v], zr[v], sc);
+        for (int v = 0; v < V; ++v) {
+          const Real s = detail::score_coord<Real>(y[v], acc[r][c][v], kDiag ? acc2[r][c][v] : s2);
+          y[v] = detail::update_coord<Real>(y[v], s, bj[v], xr[v], zr[v], sc);
+        }
+      } else {
+#pragma omp simd
+        for (int v = 0; v < jn; ++v) {
+          const Real s = detail::score_coord<Real>(y[v], acc[r][c][v], kDiag ? acc2[r][c][v] : s2);
+          y[v] = detail::update_coord<Real>(y[v], s, bj[v], xr[v], zr[v], sc);
+        }
       }
     }
   }
@@ -358,11 +366,12 @@ GMMDIFF_INLINE void softmax_tile(const FusedPlan<Real>& p, Real* __restrict__ G1
   }
 }
 
-/// R rows of the block (row i0 of it onwards), all three phases.
+/// R rows of the block (row i0 of it onwards) whose logits' products are in G1 (and G2): the
+/// weights, the score and the update.
 template <typename Real, int R, bool kDiag>
-GMMDIFF_INLINE void rows_tile(const FusedPlan<Real>& p, Real* Yb, int i0, const Scratch<Real>& s) {
+GMMDIFF_INLINE void rows_tile_rest(const FusedPlan<Real>& p, Real* Yb, int i0, const Scratch<Real>& s, Real* G1,
+                                   Real* G2) {
   Real* Y = Yb + std::size_t(i0) * p.d;
-  logits_tile<Real, R, kDiag>(p, Y, s.G1, s.G2);
   Real s2row[R], rsq[R];
   for (int r = 0; r < R; ++r) {
     rsq[r] = 0;
@@ -377,10 +386,10 @@ GMMDIFF_INLINE void rows_tile(const FusedPlan<Real>& p, Real* Yb, int i0, const 
   // Over all Kp columns: the padding columns have logit kPadLogit, so weight exactly 0, and the
   // loops run whole vectors (with K = 8 and 16 lanes, a K-long loop would be all remainder).
   if (p.wide) {
-    softmax_tile<Real, R, kDiag>(p, s.G1, s.G2, rsq, s2row);
+    softmax_tile<Real, R, kDiag>(p, G1, G2, rsq, s2row);
   } else {
     for (int r = 0; r < R; ++r) {
-      const Real wq = detail::posterior_weights_row_v<Real>(s.G1 + r * p.Kp, kDiag ? s.G2 + r * p.Kp : nullptr,
+      const Real wq = detail::posterior_weights_row_v<Real>(G1 + r * p.Kp, kDiag ? G2 + r * p.Kp : nullptr,
                                                             rsq[r], p.bias, p.Q, p.Kp, p.mode, vm::Exp());
       s2row[r] = p.mode == detail::QMode::Uniform ? p.Q[0] : wq;
     }
@@ -389,7 +398,26 @@ GMMDIFF_INLINE void rows_tile(const FusedPlan<Real>& p, Real* Yb, int i0, const 
   const std::size_t dz = static_cast<std::size_t>(p.dz);
   const Real* z = p.noise ? s.z + i0 * dz : p.zeros;
   const Real* xi = p.score_noise ? s.xi + i0 * dz : p.zeros;
-  score_update_tile<Real, R, kDiag>(p, Y, s.G1, s2row, z, p.noise ? dz : 0, xi, p.score_noise ? dz : 0);
+  score_update_tile<Real, R, kDiag>(p, Y, G1, s2row, z, p.noise ? dz : 0, xi, p.score_noise ? dz : 0);
+}
+
+/// R rows of the block (row i0 of it onwards), all three phases.
+template <typename Real, int R, bool kDiag>
+GMMDIFF_INLINE void rows_tile(const FusedPlan<Real>& p, Real* Yb, int i0, const Scratch<Real>& s) {
+  logits_tile<Real, R, kDiag>(p, Yb + std::size_t(i0) * p.d, s.G1, s.G2);
+  rows_tile_rest<Real, R, kDiag>(p, Yb, i0, s, s.G1, s.G2);
+}
+
+/// 2 kTileRows rows where all K columns fit one vector (K <= 16 in fp32, 8 in fp64): one register
+/// tile of logits' products for all of them (a tile of kTileRows rows would be kTileRows chains of
+/// d dependent FMAs, bound by the FMA's latency), then the rest by tiles of kTileRows. Each G1[r, k]
+/// is the same sum over j in the same order as logits_tile's: the same bits.
+template <typename Real, bool kDiag>
+GMMDIFF_INLINE void rows_tile_narrow(const FusedPlan<Real>& p, Real* Yb, int i0, const Scratch<Real>& s) {
+  constexpr int R = kTileRows;
+  logits_cols<Real, 2 * R, 1, kDiag>(p, Yb + std::size_t(i0) * p.d, s.G1, s.G2, 0);
+  rows_tile_rest<Real, R, kDiag>(p, Yb, i0, s, s.G1, s.G2);
+  rows_tile_rest<Real, R, kDiag>(p, Yb, i0 + R, s, s.G1 + R * p.Kp, s.G2 + R * p.Kp);
 }
 
 /// The row-parallel kernel for small d (uniform Q, fp32, x86-64-v4): kRowLanes particles of the
@@ -552,6 +580,8 @@ GMMDIFF_INLINE void block_rows_parallel(const FusedPlan<Real>& p, Real* Yb, int 
 template <typename Real, bool kDiag>
 GMMDIFF_INLINE void block_rows(const FusedPlan<Real>& p, Real* Yb, int nb, const Scratch<Real>& s) {
   int i = 0;
+  if (p.wide && p.Kp == kLanes<Real>)
+    for (; i + 2 * kTileRows <= nb; i += 2 * kTileRows) rows_tile_narrow<Real, kDiag>(p, Yb, i, s);
   for (; i + kTileRows <= nb; i += kTileRows) rows_tile<Real, kTileRows, kDiag>(p, Yb, i, s);
   for (; i < nb; ++i) rows_tile<Real, 1, kDiag>(p, Yb, i, s);
 }
