@@ -9,7 +9,9 @@
 //      diagonal), vectorised across k; the posterior weights (posterior_weights_row_v of
 //      detail/step_math.hpp, its exp vectorised); the score by products with P (and Q) vectorised
 //      across coordinates, and the update (detail::score_coord, detail::update_coord) in the same
-//      loop, so each coordinate is read and written once.
+//      loop, so each coordinate is read and written once. Where all K columns fit one vector the
+//      logits take 8 rows per tile, and with one shared variance in fp32 the weights of 16 rows are
+//      computed with the rows across the lanes (rows_tile_lanes), the same bits.
 // Napkin maths per elt-step (one coordinate of one particle, one step): 8 (fp32) or 16 (fp64)
 // bytes of memory traffic when the chunk exceeds the caches, 4K FLOP of products (2K logits, 2K
 // score; twice that diagonal), one Box-Muller normal (half a log, a cos or sin) and a quarter of a
@@ -95,6 +97,9 @@ constexpr int kNoiseLanes = 16;  // the noise loop's length is padded to a multi
 constexpr int kRowLanes = 16;
 template <typename Real>
 constexpr int kLanes = 64 / sizeof(Real);  // columns per register tile: one 64-byte vector
+// Rows of logits a block keeps at once: rows_tile_narrow's 2 kTileRows, rows_tile_lanes's kRowLanes.
+constexpr int kG1Rows = kRowLanes;
+static_assert(kG1Rows >= 2 * kTileRows, "rows_tile_narrow's logits must fit");
 
 constexpr int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
@@ -114,6 +119,7 @@ struct FusedPlan {
   bool noise = false, score_noise = false;
   bool rows = false;  ///< the row-parallel block kernel (rows_group) instead of the register tiles
   bool wide = false;  ///< tiles of kWide vectors (AVX-512's 32 registers), where K or d allows
+  bool lanes = false; ///< rows_tile_lanes: uniform Q, fp32, wide, K <= 16
   detail::StepScalars<Real> sc{};
   const Real* PT = nullptr;    // [d, Kp]   P transposed (logits)
   const Real* QT = nullptr;    // [d, Kp]   Q transposed (logits, diagonal)
@@ -129,8 +135,8 @@ template <typename Real>
 struct Scratch {
   Real* z;        // [kCpuBlock, dz]  normals of the step
   Real* xi;       // [kCpuBlock, dz]  normals of the score error
-  Real* G1;       // [2 kTileRows, Kp]  logits, then weights
-  Real* G2;       // [2 kTileRows, Kp]  diagonal: (y*y) Q^T
+  Real* G1;       // [kG1Rows, Kp]  logits, then weights
+  Real* G2;       // [kG1Rows, Kp]  diagonal: (y*y) Q^T
   uint32_t* erow; // [E]  the noise loop's (row, coordinate block) pairs
   uint32_t* eblk; // [E]
   Real* work;     // [(2 d + Kp + kRowLanes) * kRowLanes]  the row-parallel kernel's group
@@ -141,7 +147,7 @@ struct Scratch {
   }
   static std::size_t bytes(const FusedPlan<Real>& p) {
     const std::size_t E = round_up(static_cast<int>(kCpuBlock) * p.nblk, kNoiseLanes);
-    return (2 * kCpuBlock * p.dz + 4 * std::size_t(kTileRows) * p.Kp + work_values(p)) * sizeof(Real) +
+    return (2 * kCpuBlock * p.dz + 2 * std::size_t(kG1Rows) * p.Kp + work_values(p)) * sizeof(Real) +
            2 * E * sizeof(uint32_t) + 7 * 64;
   }
   Scratch(void* mem, const FusedPlan<Real>& p) {
@@ -154,8 +160,8 @@ struct Scratch {
     };
     z = reinterpret_cast<Real*>(take(kCpuBlock * p.dz * sizeof(Real)));
     xi = reinterpret_cast<Real*>(take(kCpuBlock * p.dz * sizeof(Real)));
-    G1 = reinterpret_cast<Real*>(take(2 * std::size_t(kTileRows) * p.Kp * sizeof(Real)));
-    G2 = reinterpret_cast<Real*>(take(2 * std::size_t(kTileRows) * p.Kp * sizeof(Real)));
+    G1 = reinterpret_cast<Real*>(take(std::size_t(kG1Rows) * p.Kp * sizeof(Real)));
+    G2 = reinterpret_cast<Real*>(take(std::size_t(kG1Rows) * p.Kp * sizeof(Real)));
     erow = reinterpret_cast<uint32_t*>(take(E * sizeof(uint32_t)));
     eblk = reinterpret_cast<uint32_t*>(take(E * sizeof(uint32_t)));
     work = reinterpret_cast<Real*>(take(work_values(p) * sizeof(Real)));
@@ -223,13 +229,14 @@ GMMDIFF_INLINE void logits_tile(const FusedPlan<Real>& p, const Real* __restrict
 
 /// Score's products and the update of R rows, coordinates j0 .. j0 + C kLanes - 1 (the last vector
 /// may be partial when C = 1): s = W P - (W Q) * y (diagonal) or W P - s2row * y, then y' by
-/// detail::update_coord.
+/// detail::update_coord. Row r's weight k is W[r wr + k wk].
 template <typename Real, int R, int C, bool kDiag>
 GMMDIFF_INLINE void score_update_cols(const FusedPlan<Real>& p, Real* __restrict__ Y, const Real* __restrict__ W,
-                                      const Real* s2row, const Real* __restrict__ z, std::size_t z_stride,
-                                      const Real* __restrict__ xi, std::size_t xi_stride, int j0) {
+                                      int wr, int wk, const Real* s2row, const Real* __restrict__ z,
+                                      std::size_t z_stride, const Real* __restrict__ xi, std::size_t xi_stride,
+                                      int j0) {
   constexpr int V = kLanes<Real>;
-  const int d = p.d, dp = p.dp, K = p.K, Kp = p.Kp;
+  const int d = p.d, dp = p.dp, K = p.K;
   const detail::StepScalars<Real> sc = p.sc;
   Real acc[R][C][V], acc2[R][C][V];
   for (int r = 0; r < R; ++r)
@@ -239,7 +246,7 @@ GMMDIFF_INLINE void score_update_cols(const FusedPlan<Real>& p, Real* __restrict
   const Real* __restrict__ qk = kDiag ? p.Q + j0 : nullptr;
   for (int k = 0; k < K; ++k) {
     for (int r = 0; r < R; ++r) {
-      const Real w = W[r * Kp + k];
+      const Real w = W[r * wr + k * wk];
       for (int c = 0; c < C; ++c) {
 #pragma omp simd
         for (int v = 0; v < V; ++v) acc[r][c][v] += w * pk[std::size_t(k) * dp + c * V + v];
@@ -280,14 +287,15 @@ GMMDIFF_INLINE void score_update_cols(const FusedPlan<Real>& p, Real* __restrict
 /// sums over k in the same order whatever the tile).
 template <typename Real, int R, bool kDiag>
 GMMDIFF_INLINE void score_update_tile(const FusedPlan<Real>& p, Real* __restrict__ Y, const Real* __restrict__ W,
-                                      const Real* s2row, const Real* __restrict__ z, std::size_t z_stride,
-                                      const Real* __restrict__ xi, std::size_t xi_stride) {
+                                      int wr, int wk, const Real* s2row, const Real* __restrict__ z,
+                                      std::size_t z_stride, const Real* __restrict__ xi, std::size_t xi_stride) {
   constexpr int V = kLanes<Real>;
   int j0 = 0;
   if (!kDiag && p.wide)
     for (; j0 + kWide * V <= p.d; j0 += kWide * V)
-      score_update_cols<Real, R, kWide, kDiag>(p, Y, W, s2row, z, z_stride, xi, xi_stride, j0);
-  for (; j0 < p.d; j0 += V) score_update_cols<Real, R, 1, kDiag>(p, Y, W, s2row, z, z_stride, xi, xi_stride, j0);
+      score_update_cols<Real, R, kWide, kDiag>(p, Y, W, wr, wk, s2row, z, z_stride, xi, xi_stride, j0);
+  for (; j0 < p.d; j0 += V)
+    score_update_cols<Real, R, 1, kDiag>(p, Y, W, wr, wk, s2row, z, z_stride, xi, xi_stride, j0);
 }
 
 /// posterior_weights_row_v for the R rows of a tile at once, as the x86-64-v4 clone computes it,
@@ -398,7 +406,7 @@ GMMDIFF_INLINE void rows_tile_rest(const FusedPlan<Real>& p, Real* Yb, int i0, c
   const std::size_t dz = static_cast<std::size_t>(p.dz);
   const Real* z = p.noise ? s.z + i0 * dz : p.zeros;
   const Real* xi = p.score_noise ? s.xi + i0 * dz : p.zeros;
-  score_update_tile<Real, R, kDiag>(p, Y, G1, s2row, z, p.noise ? dz : 0, xi, p.score_noise ? dz : 0);
+  score_update_tile<Real, R, kDiag>(p, Y, G1, p.Kp, 1, s2row, z, p.noise ? dz : 0, xi, p.score_noise ? dz : 0);
 }
 
 /// R rows of the block (row i0 of it onwards), all three phases.
@@ -418,6 +426,105 @@ GMMDIFF_INLINE void rows_tile_narrow(const FusedPlan<Real>& p, Real* Yb, int i0,
   logits_cols<Real, 2 * R, 1, kDiag>(p, Yb + std::size_t(i0) * p.d, s.G1, s.G2, 0);
   rows_tile_rest<Real, R, kDiag>(p, Yb, i0, s, s.G1, s.G2);
   rows_tile_rest<Real, R, kDiag>(p, Yb, i0 + R, s, s.G1 + R * p.Kp, s.G2 + R * p.Kp);
+}
+
+/// The weights of kRowLanes rows with the rows across the lanes: et[k L + l] (k < K) holds row l's
+/// logits bias_k + G1[l, k], mx[l] their running max as the scalar loop takes it (the first logit,
+/// then the larger of it and each next). On return et holds the weights, as softmax_tile and
+/// posterior_weights_row_v compute them for each row, bit for bit (see rows_group). part: [16][L].
+template <typename Real>
+GMMDIFF_INLINE void softmax_lanes(const FusedPlan<Real>& p, Real* __restrict__ et, Real* __restrict__ mx,
+                                  Real* __restrict__ part) {
+  constexpr int L = kRowLanes;
+  const int K = p.K, Kp = p.Kp;
+  // The padding columns k = K..Kp-1 take part in the max and the sum as there: their G1 is +0,
+  // their logit bias[k] + 0 = kPadLogit.
+  const Real lpad = K < Kp ? p.bias[K] + Real(0) : Real(0);
+  if (K < Kp)
+    for (int l = 0; l < L; ++l) mx[l] = lpad > mx[l] ? lpad : mx[l];
+  const vm::Exp exp_fn;
+  // The padding's weight exp(lpad - max) is exactly +0 in every lane where lpad - max is below
+  // the exp's cut (always, unless a row's logits are near kPadLogit, or NaN): adding it changes no
+  // partial sum, and the partial sums only it feeds (k mod 16 >= K) stay +0, which adds nothing
+  // to the fold either. Then those are neither computed nor folded: the same bits.
+  bool pad_zero = K < Kp;
+  const Real cut = sizeof(Real) == sizeof(float) ? Real(vm::Exp::kCutF) : Real(vm::Exp::kCutD);
+  for (int l = 0; l < L; ++l) pad_zero &= lpad - mx[l] < cut;
+  const int live = pad_zero ? std::min(K, 16) : 16;  // partial sums that can be nonzero
+  for (int i = 0; i < live * L; ++i) part[i] = Real(0);
+  for (int k = 0; k < K; ++k) {
+    Real* __restrict__ pv = part + (k & 15) * L;
+#pragma omp simd
+    for (int l = 0; l < L; ++l) {
+      const Real e = exp_fn(et[k * L + l] - mx[l]);
+      et[k * L + l] = e;
+      pv[l] += e;
+    }
+  }
+  if (K < Kp && !pad_zero) {
+    Real epad[L];
+#pragma omp simd
+    for (int l = 0; l < L; ++l) epad[l] = exp_fn(lpad - mx[l]);
+    for (int k = K; k < Kp; ++k) {
+      Real* __restrict__ pv = part + (k & 15) * L;
+      for (int l = 0; l < L; ++l) pv[l] += epad[l];
+    }
+  }
+  Real inv[L];
+  for (int l = 0; l < L; ++l) inv[l] = Real(0);
+  for (int v = 0; v < live; ++v)
+    for (int l = 0; l < L; ++l) inv[l] += part[v * L + l];
+  for (int l = 0; l < L; ++l) inv[l] = Real(1) / inv[l];
+  for (int k = 0; k < K; ++k)
+#pragma omp simd
+    for (int l = 0; l < L; ++l) et[k * L + l] *= inv[l];
+}
+
+/// kRowLanes rows where all K columns fit one vector, with one shared variance (uniform Q, fp32,
+/// x86-64-v4): the logits' products by tiles of 2 kTileRows rows (rows_tile_narrow), the weights
+/// with the rows across the lanes (softmax_lanes: the tiles' bits), then the score and the update
+/// by tiles of kTileRows rows reading the weights in that layout. With K <= 16 a tile's softmax
+/// spends a whole 16-lane vector, a horizontal max, an exp call and a fold of 16 dependent adds on
+/// each row; here each vector operation and exp call serves 16 rows.
+template <typename Real>
+GMMDIFF_INLINE void rows_tile_lanes(const FusedPlan<Real>& p, Real* Yb, int i0, int nb, const Scratch<Real>& s) {
+  constexpr int L = kRowLanes, R = kTileRows;
+  const int d = p.d, K = p.K, Kp = p.Kp;
+  Real* Y = Yb + std::size_t(i0) * d;
+  for (int h = 0; h < L; h += 2 * R)
+    logits_cols<Real, 2 * R, 1, false>(p, Y + std::size_t(h) * d, s.G1 + h * Kp, s.G2, 0);
+  Real* __restrict__ et = s.work;                           // [K][L] logits, then weights
+  Real* __restrict__ part = s.work + std::size_t(Kp) * L;   // [16][L]
+  const Real* __restrict__ g1 = s.G1;
+  Real mx[L];
+  for (int k = 0; k < K; ++k) {
+    const Real b = p.bias[k];
+    for (int l = 0; l < L; ++l) et[k * L + l] = b + g1[l * Kp + k];
+    if (k == 0)
+      for (int l = 0; l < L; ++l) mx[l] = et[l];
+    else
+#pragma omp simd
+      for (int l = 0; l < L; ++l) mx[l] = et[k * L + l] > mx[l] ? et[k * L + l] : mx[l];
+  }
+  softmax_lanes<Real>(p, et, mx, part);
+  Real s2row[R];
+  for (int r = 0; r < R; ++r) s2row[r] = p.Q[0];
+  const std::size_t dz = static_cast<std::size_t>(p.dz);
+  // The next tile's rows, a quarter before each of the R-row tiles below: the logits read them
+  // first, a float at a time from 2 R rows at once, which the hardware prefetchers do not follow
+  // (measured at d = 64, K = 8: the logits' products took half as long again with the rows in
+  // memory as in L2). A few lines at a time, so that the prefetches do not wait for fill buffers.
+  const char* next = reinterpret_cast<const char*>(Y + std::size_t(L) * d);
+  const std::size_t next_bytes = std::size_t(std::max(0, std::min(L, nb - i0 - L))) * d * sizeof(Real);
+  const std::size_t quarter = (next_bytes / (L / R) + 63) / 64 * 64;
+  for (int r0 = 0; r0 < L; r0 += R) {
+    for (std::size_t b = quarter * (r0 / R); b < std::min(next_bytes, quarter * (r0 / R + 1)); b += 64)
+      __builtin_prefetch(next + b, 1, 3);
+    const Real* z = p.noise ? s.z + (i0 + r0) * dz : p.zeros;
+    const Real* xi = p.score_noise ? s.xi + (i0 + r0) * dz : p.zeros;
+    score_update_tile<Real, R, false>(p, Y + std::size_t(r0) * d, et + r0, 1, L, s2row, z, p.noise ? dz : 0, xi,
+                                      p.score_noise ? dz : 0);
+  }
 }
 
 /// The row-parallel kernel for small d (uniform Q, fp32, x86-64-v4): kRowLanes particles of the
@@ -489,47 +596,7 @@ GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, i
 #pragma omp simd
       for (int l = 0; l < L; ++l) mx[l] = et[k * L + l] > mx[l] ? et[k * L + l] : mx[l];
   }
-  // The padding columns k = K..Kp-1 take part in the max and the sum as there: their G1 is +0,
-  // their logit bias[k] + 0 = kPadLogit.
-  const Real lpad = K < Kp ? p.bias[K] + Real(0) : Real(0);
-  if (K < Kp)
-    for (int l = 0; l < L; ++l) mx[l] = lpad > mx[l] ? lpad : mx[l];
-  const vm::Exp exp_fn;
-  // The padding's weight exp(lpad - max) is exactly +0 in every lane where lpad - max is below
-  // the exp's cut (always, unless a row's logits are near kPadLogit, or NaN): adding it changes no
-  // partial sum, and the partial sums only it feeds (k mod 16 >= K) stay +0, which adds nothing
-  // to the fold either. Then those are neither computed nor folded: the same bits.
-  bool pad_zero = K < Kp;
-  const Real cut = sizeof(Real) == sizeof(float) ? Real(vm::Exp::kCutF) : Real(vm::Exp::kCutD);
-  for (int l = 0; l < L; ++l) pad_zero &= lpad - mx[l] < cut;
-  const int live = pad_zero ? std::min(K, 16) : 16;  // partial sums that can be nonzero
-  for (int i = 0; i < live * L; ++i) part[i] = Real(0);
-  for (int k = 0; k < K; ++k) {
-    Real* __restrict__ pv = part + (k & 15) * L;
-#pragma omp simd
-    for (int l = 0; l < L; ++l) {
-      const Real e = exp_fn(et[k * L + l] - mx[l]);
-      et[k * L + l] = e;
-      pv[l] += e;
-    }
-  }
-  if (K < Kp && !pad_zero) {
-    Real epad[L];
-#pragma omp simd
-    for (int l = 0; l < L; ++l) epad[l] = exp_fn(lpad - mx[l]);
-    for (int k = K; k < Kp; ++k) {
-      Real* __restrict__ pv = part + (k & 15) * L;
-      for (int l = 0; l < L; ++l) pv[l] += epad[l];
-    }
-  }
-  Real inv[L];
-  for (int l = 0; l < L; ++l) inv[l] = Real(0);
-  for (int v = 0; v < live; ++v)
-    for (int l = 0; l < L; ++l) inv[l] += part[v * L + l];
-  for (int l = 0; l < L; ++l) inv[l] = Real(1) / inv[l];
-  for (int k = 0; k < K; ++k)
-#pragma omp simd
-    for (int l = 0; l < L; ++l) et[k * L + l] *= inv[l];
+  softmax_lanes<Real>(p, et, mx, part);
   // Score and update, coordinate by coordinate: S1 = sum_k w_k P_kj from 0 in order (score_update_tile).
   const Real s2 = p.Q[0];
   const detail::StepScalars<Real> sc = p.sc;
@@ -580,6 +647,8 @@ GMMDIFF_INLINE void block_rows_parallel(const FusedPlan<Real>& p, Real* Yb, int 
 template <typename Real, bool kDiag>
 GMMDIFF_INLINE void block_rows(const FusedPlan<Real>& p, Real* Yb, int nb, const Scratch<Real>& s) {
   int i = 0;
+  if (!kDiag && p.lanes)
+    for (; i + kRowLanes <= nb; i += kRowLanes) rows_tile_lanes<Real>(p, Yb, i, nb, s);
   if (p.wide && p.Kp == kLanes<Real>)
     for (; i + 2 * kTileRows <= nb; i += 2 * kTileRows) rows_tile_narrow<Real, kDiag>(p, Yb, i, s);
   for (; i + kTileRows <= nb; i += kTileRows) rows_tile<Real, kTileRows, kDiag>(p, Yb, i, s);
@@ -745,6 +814,7 @@ void CpuBackend::fused_step_impl(const StepCoeffs& c) {
   p.score_noise = c.noise_sd != 0;
   p.rows = use_rows() && p.mode == detail::QMode::Uniform;
   p.wide = cpu_noise::have_avx512();
+  p.lanes = p.wide && sizeof(Real) == sizeof(float) && p.Kp == V && p.mode == detail::QMode::Uniform;
   last_path_ = p.rows ? "cpu-fused-rows" : "cpu-fused";
   p.sc = detail::StepScalars<Real>{static_cast<Real>(c.kappa),       static_cast<Real>(c.inv_sqrt_alpha),
                                    static_cast<Real>(c.sigma),       static_cast<Real>(c.score_scale),

@@ -160,6 +160,12 @@ const std::vector<PinCase>& pin_cases() {
        E::None, 0, 1},
       {"d7_K6_diag_products_f32", "products", "random-sphere", 7, 6, {1.0}, true, "li-yan", 15, SK::DDPM, V::Posterior,
        f32, E::Bias, 0.1, 1},
+      // The tiles with the weights across the lanes (K <= 16, one shared variance): K = 16 fills the
+      // vector, K = 3 pads it; n = 300 leaves rows for the smaller tiles.
+      {"d40_K16_ddpm_f32", "auto", "random-sphere", 40, 16, {1.0}, false, "lcw", 20, SK::DDPM, V::Beta, f32, E::None,
+       0, 1},
+      {"d13_K3_ddim_gauss_f32", "auto", "random-sphere", 13, 3, {1.0}, false, "lcw", 20, SK::DDIM, V::Beta, f32,
+       E::Gaussian, 0.3, 1},
   };
   return cases;
 }
@@ -188,6 +194,10 @@ const Pin kPins[] = {
     {"d33_K130_iso_weights_f32", "x86-64-v4", "2.36", "", 0x790663b302134d3bull, 0x48b367fc5f4d69b5ull},
     {"d1_K2_twopoint_f32", "x86-64-v4", "2.36", "", 0xbd65924440e3b6f3ull, 0x47fe0d7eaf8e51e3ull},
     {"d3_K1_gauss_f64", "x86-64-v4", "2.36", "", 0xbce177ac13918ea3ull, 0x47fe0d7eaf8e51e3ull},
+    // Added with the weights-across-lanes tiles, from that build, after `gmmdiff sample` of 5176ff2 and of
+    // that build gave the same bytes for these two cases (and 125 other shapes).
+    {"d40_K16_ddpm_f32", "x86-64-v4", "2.36", "", 0xedb6f4b658b00cbbull, 0x47fe0d7eaf8e51e3ull},
+    {"d13_K3_ddim_gauss_f32", "x86-64-v4", "2.36", "", 0x1aa83fd7ce21f6dbull, 0xcc864f5cce789c3dull},
     {"d17_K5_iso_f64_ddim", "x86-64-v4", "2.36", "", 0xcf6fc00003a7590bull, 0xfd0c9db50c7a5dcfull},
     {"d16_K4_products_f64", "x86-64-v4", "2.36", "Prescott", 0xa1572db10695b01bull, 0xd72aebc4bcbb9159ull},
     {"d64_K8_products_f32", "x86-64-v4", "2.36", "Prescott", 0xe812a5bba889c67full, 0x47fe0d7eaf8e51e3ull},
