@@ -115,6 +115,9 @@ Runner setup(CLI::App& sub) {
                   << "  noise: " << ns(r.normal_seconds_fp32) << " fp32, " << ns(r.normal_seconds_fp64)
                   << " fp64 per normal; softmax: " << ns(r.weight_seconds_fp32) << " fp32, "
                   << ns(r.weight_seconds_fp64) << " fp64 per posterior weight (whole backend, measured now)\n"
+                  << "  the FLOP limit, noise and softmax: the best of a measurement before the first row and one "
+                     "after each row's timed passes (so far: the first row's); each row's roofline uses the best "
+                     "up to its own\n"
                   << "  roofline: 1 / max(bytes / bandwidth, 4K / FLOP limit + 1 normal + K/d weights) per "
                      "elt-step; identity steps (1 - alpha_t = 0) are skipped and not counted\n"
                   << "  %steal: of all CPUs' time during the timed passes, what the hypervisor took (/proc/stat); "
@@ -127,6 +130,13 @@ Runner setup(CLI::App& sub) {
       }
       std::cout << r.table_row(res) << std::endl;
     });
+    if (!rep.results.empty())
+      std::cout << "  limits after the last row (best of " << rep.limit_measurements_fp32 << " fp32, "
+                << rep.limit_measurements_fp64 << " fp64 measurements): FLOP "
+                << (rep.flop_limit_fp32 > 0 ? std::to_string(rep.flop_limit_fp32 / 1e9) : "-") << " GFLOP/s fp32, "
+                << (rep.flop_limit_fp64 > 0 ? std::to_string(rep.flop_limit_fp64 / 1e9) : "-") << " fp64; noise "
+                << ns(rep.normal_seconds_fp32) << " fp32, " << ns(rep.normal_seconds_fp64) << " fp64; softmax "
+                << ns(rep.weight_seconds_fp32) << " fp32, " << ns(rep.weight_seconds_fp64) << " fp64\n";
     if (!rep.bounds.empty()) std::cout << rep.bounds_table() << std::endl;
     if (!st->json.empty()) write_file_atomic(st->json, rep.to_json());
     int failed = 0, resources = 0;

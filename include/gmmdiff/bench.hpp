@@ -144,6 +144,10 @@ struct BenchReport {
   double normal_seconds_fp32 = 0, normal_seconds_fp64 = 0;  ///< per normal, whole backend (0: unknown)
   double weight_seconds_fp32 = 0, weight_seconds_fp64 = 0;  ///< per posterior weight, whole backend
   double limits_pct_steal = NAN;           ///< steal (as BenchResult::pct_steal) while the limits were measured
+  /// The FLOP limit, noise and softmax figures above are the best of this many measurements of
+  /// each precision: one before the first configuration and one after each configuration's timed
+  /// passes (each row's roofline uses the best up to its own).
+  int limit_measurements_fp32 = 0, limit_measurements_fp64 = 0;
   std::vector<BenchResult> results;
   std::vector<BoundsBenchResult> bounds;   ///< empty when BenchOptions::bounds_outer is 0
   double cpu_flop_limit_fp64 = 0;          ///< the CPU's fp64 FLOP limit (bounds rows on the cpu kernels)

@@ -35,7 +35,7 @@ BenchOptions tiny() {
 const char* kTopFields[] = {"tool", "version", "date", "host", "backend", "device", "cpu_model", "threads", "model",
                             "schedule", "sampler", "steps_per_pass", "repeats", "warmup", "conventions",
                             "copy_bandwidth_bytes_per_s", "memory_limit_elt_steps_per_s", "flop_limit_flop_per_s",
-                            "results"};
+                            "limit_measurements", "results"};
 const char* kResultFields[] = {"n", "d", "K", "precision", "path", "path_taken", "status", "failure", "check",
                                "steps_per_pass", "seconds", "seconds_median", "elt_steps_per_s", "gb_per_s",
                                "gflop_per_s", "pct_memory_limit", "pct_flop_limit", "pct_steal"};
@@ -81,6 +81,20 @@ TEST(Bench, TinyGridRunsAndJsonHasEveryField) {
     }
   }
   EXPECT_TRUE(j.contains("limits_pct_steal"));
+  // The limits: measured before the first row and after each row's timed passes, kept at the best,
+  // so no row's roofline is above the one from the final limits.
+  int rows32 = 0, rows64 = 0;
+  for (const BenchResult& r : rep.results) ++(r.config.precision == Precision::FP32 ? rows32 : rows64);
+  EXPECT_EQ(rep.limit_measurements_fp32, 1 + rows32);
+  EXPECT_EQ(rep.limit_measurements_fp64, 1 + rows64);
+  EXPECT_EQ(j["limit_measurements"]["fp32"], 1 + rows32);
+  for (const BenchResult& r : rep.results) {
+    const bool f32 = r.config.precision == Precision::FP32;
+    const double final_roof = bench_roofline_elt_steps(
+        r.config.d, r.config.K, r.config.precision, rep.copy_bandwidth, f32 ? rep.flop_limit_fp32 : rep.flop_limit_fp64,
+        f32 ? rep.normal_seconds_fp32 : rep.normal_seconds_fp64, f32 ? rep.weight_seconds_fp32 : rep.weight_seconds_fp64);
+    EXPECT_LE(r.roofline_elt_steps_per_s, final_roof * (1 + 1e-12)) << r.config.path << " " << to_string(r.config.precision);
+  }
   EXPECT_TRUE(j["flop_limit_flop_per_s"]["fp32"].is_number());
   EXPECT_EQ(j["conventions"]["bytes_per_elt_step"]["fp32"], 8);
   EXPECT_EQ(j["conventions"]["bytes_per_elt_step"]["fp64"], 16);
