@@ -97,7 +97,7 @@ constexpr int kNoiseLanes = 16;  // the noise loop's length is padded to a multi
 constexpr int kRowLanes = 16;
 template <typename Real>
 constexpr int kLanes = 64 / sizeof(Real);  // columns per register tile: one 64-byte vector
-// Rows of logits a block keeps at once: rows_tile_narrow's 2 kTileRows, rows_tile_lanes's kRowLanes.
+// Rows of logits a tile keeps at once: rows_tile_narrow's 2 kTileRows, rows_tile_lanes's kRowLanes.
 constexpr int kG1Rows = kRowLanes;
 static_assert(kG1Rows >= 2 * kTileRows, "rows_tile_narrow's logits must fit");
 
@@ -481,18 +481,17 @@ GMMDIFF_INLINE void softmax_lanes(const FusedPlan<Real>& p, Real* __restrict__ e
 }
 
 /// kRowLanes rows where all K columns fit one vector, with one shared variance (uniform Q, fp32,
-/// x86-64-v4): the logits' products by tiles of 2 kTileRows rows (rows_tile_narrow), the weights
-/// with the rows across the lanes (softmax_lanes: the tiles' bits), then the score and the update
-/// by tiles of kTileRows rows reading the weights in that layout. With K <= 16 a tile's softmax
-/// spends a whole 16-lane vector, a horizontal max, an exp call and a fold of 16 dependent adds on
-/// each row; here each vector operation and exp call serves 16 rows.
+/// x86-64-v4): the logits' products by one register tile of the 16 rows (16 independent chains of
+/// FMAs), the weights with the rows across the lanes (softmax_lanes: the tiles' bits), then the
+/// score and the update by tiles of kTileRows rows reading the weights in that layout. With
+/// K <= 16 a tile's softmax spends a whole 16-lane vector, a horizontal max, an exp call and a fold
+/// of 16 dependent adds on each row; here each vector operation and exp call serves 16 rows.
 template <typename Real>
 GMMDIFF_INLINE void rows_tile_lanes(const FusedPlan<Real>& p, Real* Yb, int i0, int nb, const Scratch<Real>& s) {
   constexpr int L = kRowLanes, R = kTileRows;
   const int d = p.d, K = p.K, Kp = p.Kp;
   Real* Y = Yb + std::size_t(i0) * d;
-  for (int h = 0; h < L; h += 2 * R)
-    logits_cols<Real, 2 * R, 1, false>(p, Y + std::size_t(h) * d, s.G1 + h * Kp, s.G2, 0);
+  logits_cols<Real, L, 1, false>(p, Y, s.G1, s.G2, 0);
   Real* __restrict__ et = s.work;                           // [K][L] logits, then weights
   Real* __restrict__ part = s.work + std::size_t(Kp) * L;   // [16][L]
   const Real* __restrict__ g1 = s.G1;
