@@ -429,14 +429,17 @@ GMMDIFF_INLINE void rows_tile_narrow(const FusedPlan<Real>& p, Real* Yb, int i0,
 }
 
 /// The weights of kRowLanes rows with the rows across the lanes: et[k L + l] (k < K) holds row l's
-/// logits bias_k + G1[l, k], mx[l] their running max as the scalar loop takes it (the first logit,
-/// then the larger of it and each next). On return et holds the weights, as softmax_tile and
+/// logits bias_k + G1[l, k]. On return et holds the weights, as softmax_tile and
 /// posterior_weights_row_v compute them for each row, bit for bit (see rows_group). part: [16][L].
 template <typename Real>
-GMMDIFF_INLINE void softmax_lanes(const FusedPlan<Real>& p, Real* __restrict__ et, Real* __restrict__ mx,
-                                  Real* __restrict__ part) {
+GMMDIFF_INLINE void softmax_lanes(const FusedPlan<Real>& p, Real* __restrict__ et, Real* __restrict__ part) {
   constexpr int L = kRowLanes;
   const int K = p.K, Kp = p.Kp;
+  Real mx[L];  // the first logit, then the larger of it and each next one (as the scalar loop)
+  for (int l = 0; l < L; ++l) mx[l] = et[l];
+  for (int k = 1; k < K; ++k)
+#pragma omp simd
+    for (int l = 0; l < L; ++l) mx[l] = et[k * L + l] > mx[l] ? et[k * L + l] : mx[l];
   // The padding columns k = K..Kp-1 take part in the max and the sum as there: their G1 is +0,
   // their logit bias[k] + 0 = kPadLogit.
   const Real lpad = K < Kp ? p.bias[K] + Real(0) : Real(0);
@@ -495,17 +498,11 @@ GMMDIFF_INLINE void rows_tile_lanes(const FusedPlan<Real>& p, Real* Yb, int i0, 
   Real* __restrict__ et = s.work;                           // [K][L] logits, then weights
   Real* __restrict__ part = s.work + std::size_t(Kp) * L;   // [16][L]
   const Real* __restrict__ g1 = s.G1;
-  Real mx[L];
   for (int k = 0; k < K; ++k) {
     const Real b = p.bias[k];
     for (int l = 0; l < L; ++l) et[k * L + l] = b + g1[l * Kp + k];
-    if (k == 0)
-      for (int l = 0; l < L; ++l) mx[l] = et[l];
-    else
-#pragma omp simd
-      for (int l = 0; l < L; ++l) mx[l] = et[k * L + l] > mx[l] ? et[k * L + l] : mx[l];
   }
-  softmax_lanes<Real>(p, et, mx, part);
+  softmax_lanes<Real>(p, et, part);
   Real s2row[R];
   for (int r = 0; r < R; ++r) s2row[r] = p.Q[0];
   const std::size_t dz = static_cast<std::size_t>(p.dz);
@@ -574,7 +571,6 @@ GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, i
       for (int l = 0; l < L; ++l) zt[j * L + l] = l < nr ? z[l * z_stride + j] : Real(0);
   }
   // Logits: G1 = sum_j y_j P_kj from 0 in order (logits_tile), l = bias + G1 (posterior_weights_row_v).
-  Real mx[L];  // the first logit, then the larger of it and each next one (as the scalar loop)
   for (int k = 0; k < K; ++k) {
     Real acc[L];
     for (int l = 0; l < L; ++l) acc[l] = Real(0);
@@ -589,13 +585,8 @@ GMMDIFF_INLINE void rows_group(const FusedPlan<Real>& p, Real* __restrict__ Y, i
       const Real lg = b + acc[l];
       et[k * L + l] = lg;
     }
-    if (k == 0)
-      for (int l = 0; l < L; ++l) mx[l] = et[l];
-    else
-#pragma omp simd
-      for (int l = 0; l < L; ++l) mx[l] = et[k * L + l] > mx[l] ? et[k * L + l] : mx[l];
   }
-  softmax_lanes<Real>(p, et, mx, part);
+  softmax_lanes<Real>(p, et, part);
   // Score and update, coordinate by coordinate: S1 = sum_k w_k P_kj from 0 in order (score_update_tile).
   const Real s2 = p.Q[0];
   const detail::StepScalars<Real> sc = p.sc;
