@@ -507,7 +507,7 @@ GMMDIFF_INLINE void rows_tile_lanes(const FusedPlan<Real>& p, Real* Yb, int i0, 
   for (int r = 0; r < R; ++r) s2row[r] = p.Q[0];
   const std::size_t dz = static_cast<std::size_t>(p.dz);
   // The next tile's rows, a quarter before each of the R-row tiles below: the logits read them
-  // first, a float at a time from 2 R rows at once, which the hardware prefetchers do not follow
+  // first, a float at a time from L rows at once, which the hardware prefetchers do not follow
   // (measured at d = 64, K = 8: the logits' products took half as long again with the rows in
   // memory as in L2). A few lines at a time, so that the prefetches do not wait for fill buffers.
   const char* next = reinterpret_cast<const char*>(Y + std::size_t(L) * d);
