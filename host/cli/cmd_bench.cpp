@@ -91,6 +91,7 @@ Runner setup(CLI::App& sub) {
     GMMDIFF_EXPECTS(o.bounds_M >= 1, "bench: --bounds-M = ", o.bounds_M, " (need >= 1)");
     if (!st->json.empty()) check_output_file(st->json, "--json");
     bool header = false;
+    auto gflops = [](double flops) { return flops > 0 ? std::to_string(flops / 1e9) : std::string("-"); };
     auto ns = [](double sec) {
       if (!(sec > 0)) return std::string("-");
       char b[32];
@@ -109,8 +110,7 @@ Runner setup(CLI::App& sub) {
                   << "  memory limit: copy bandwidth " << r.copy_bandwidth / 1e9 << " GB/s measured now -> "
                   << r.memory_limit_elt_steps(Precision::FP32) << " elt-steps/s fp32, "
                   << r.memory_limit_elt_steps(Precision::FP64) << " fp64\n"
-                  << "  FLOP limit: " << (r.flop_limit_fp32 > 0 ? std::to_string(r.flop_limit_fp32 / 1e9) : "-")
-                  << " GFLOP/s fp32, " << (r.flop_limit_fp64 > 0 ? std::to_string(r.flop_limit_fp64 / 1e9) : "-")
+                  << "  FLOP limit: " << gflops(r.flop_limit_fp32) << " GFLOP/s fp32, " << gflops(r.flop_limit_fp64)
                   << " fp64 (" << (r.flop_unit.empty() ? "the device's peak" : r.flop_unit) << ", measured now)\n"
                   << "  noise: " << ns(r.normal_seconds_fp32) << " fp32, " << ns(r.normal_seconds_fp64)
                   << " fp64 per normal; softmax: " << ns(r.weight_seconds_fp32) << " fp32, "
@@ -133,8 +133,7 @@ Runner setup(CLI::App& sub) {
     if (!rep.results.empty())
       std::cout << "  limits after the last row (best of " << rep.limit_measurements_fp32 << " fp32, "
                 << rep.limit_measurements_fp64 << " fp64 measurements): FLOP "
-                << (rep.flop_limit_fp32 > 0 ? std::to_string(rep.flop_limit_fp32 / 1e9) : "-") << " GFLOP/s fp32, "
-                << (rep.flop_limit_fp64 > 0 ? std::to_string(rep.flop_limit_fp64 / 1e9) : "-") << " fp64; noise "
+                << gflops(rep.flop_limit_fp32) << " GFLOP/s fp32, " << gflops(rep.flop_limit_fp64) << " fp64; noise "
                 << ns(rep.normal_seconds_fp32) << " fp32, " << ns(rep.normal_seconds_fp64) << " fp64; softmax "
                 << ns(rep.weight_seconds_fp32) << " fp32, " << ns(rep.weight_seconds_fp64) << " fp64\n";
     if (!rep.bounds.empty()) std::cout << rep.bounds_table() << std::endl;
